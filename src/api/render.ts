@@ -1,0 +1,252 @@
+// Docker-shaped JSON for containers, images and networks (keys and casing as the Engine API has them).
+import type { ContainerRecord, EndpointRecord, ImageRecord, NetworkRecord } from '../core/types.ts';
+import { ZERO_TIME } from '../core/names.ts';
+
+export function humanDuration(ms: number): string {
+  const s = Math.round(ms / 1000);
+  if (s < 1) return 'Less than a second';
+  if (s === 1) return '1 second';
+  if (s < 60) return `${s} seconds`;
+  const m = Math.round(s / 60);
+  if (m === 1) return 'About a minute';
+  if (m < 60) return `${m} minutes`;
+  const h = Math.round(s / 3600);
+  if (h === 1) return 'About an hour';
+  if (h < 48) return `${h} hours`;
+  const d = Math.round(h / 24);
+  if (d < 14) return `${d} days`;
+  if (d < 60) return `${Math.round(d / 7)} weeks`;
+  if (d < 730) return `${Math.round(d / 30)} months`;
+  return `${Math.round(d / 365)} years`;
+}
+
+export function statusText(c: ContainerRecord): string {
+  const st = c.state;
+  if (st.Running) {
+    const up = `Up ${humanDuration(Date.now() - Date.parse(st.StartedAt))}`;
+    return st.Paused ? `${up} (Paused)` : up;
+  }
+  if (st.Status === 'exited' || (st.FinishedAt !== ZERO_TIME && st.StartedAt !== ZERO_TIME)) {
+    return `Exited (${st.ExitCode}) ${humanDuration(Date.now() - Date.parse(st.FinishedAt))} ago`;
+  }
+  return 'Created';
+}
+
+function endpointSettings(c: ContainerRecord, netName: string, net: NetworkRecord | undefined, ep: EndpointRecord | undefined) {
+  const req = c.networkRequests[netName];
+  const ipam = req && (req.ipv4 || req.ipv6) ? { IPv4Address: req.ipv4 ?? '', IPv6Address: req.ipv6 ?? '' } : null;
+  return {
+    IPAMConfig: ipam,
+    Links: null,
+    Aliases: req?.aliases.length ? req.aliases : null,
+    MacAddress: ep?.mac ?? '',
+    DriverOpts: null,
+    GwPriority: 0,
+    NetworkID: net?.id ?? '',
+    EndpointID: ep?.id ?? '',
+    Gateway: ep?.gateway4 ?? '',
+    IPAddress: ep?.ipv4 ?? '',
+    IPPrefixLen: ep?.prefix4 ?? 0,
+    IPv6Gateway: ep?.gateway6 ?? '',
+    GlobalIPv6Address: ep?.ipv6 ?? '',
+    GlobalIPv6PrefixLen: ep?.prefix6 ?? 0,
+    DNSNames: net && !net.isDefault ? [c.name, c.id.slice(0, 12), ...(req?.aliases ?? [])] : null,
+  };
+}
+
+export function containerNetworks(c: ContainerRecord, netByName: (n: string) => NetworkRecord | undefined): Record<string, ReturnType<typeof endpointSettings>> {
+  const out: Record<string, ReturnType<typeof endpointSettings>> = {};
+  const mode = c.networkMode;
+  if (mode === 'host' || mode === 'none') {
+    out[mode] = endpointSettings(c, mode, netByName(mode), undefined);
+    return out;
+  }
+  if (mode.startsWith('container:')) return out;
+  for (const name of Object.keys(c.networkRequests)) out[name] = endpointSettings(c, name, netByName(name), c.endpoints[name]);
+  return out;
+}
+
+export function portsMap(c: ContainerRecord): Record<string, { HostIp: string; HostPort: string }[] | null> {
+  const out: Record<string, { HostIp: string; HostPort: string }[] | null> = {};
+  for (const k of Object.keys(c.config.ExposedPorts ?? {})) out[k] = null;
+  const published = (c as { published?: Record<string, { HostIp: string; HostPort: string }[]> }).published ?? {};
+  for (const [k, v] of Object.entries(published)) out[k] = v;
+  return out;
+}
+
+export function inspectContainer(c: ContainerRecord, img: ImageRecord | undefined, netByName: (n: string) => NetworkRecord | undefined) {
+  const networks = containerNetworks(c, netByName);
+  const primary = c.endpoints['bridge'] && netByName('bridge')?.isDefault ? c.endpoints['bridge'] : undefined;
+  return {
+    Id: c.id,
+    Created: c.created,
+    Path: c.path,
+    Args: c.args,
+    State: {
+      Status: c.state.Status,
+      Running: c.state.Running,
+      Paused: c.state.Paused,
+      Restarting: c.state.Restarting,
+      OOMKilled: c.state.OOMKilled,
+      Dead: c.state.Dead,
+      Pid: c.state.Pid,
+      ExitCode: c.state.ExitCode,
+      Error: c.state.Error,
+      StartedAt: c.state.StartedAt,
+      FinishedAt: c.state.FinishedAt,
+    },
+    Image: c.imageId,
+    ResolvConfPath: c.resolvConfPath,
+    HostnamePath: c.hostnamePath,
+    HostsPath: c.hostsPath,
+    LogPath: c.logPath,
+    Name: `/${c.name}`,
+    RestartCount: c.restartCount,
+    Driver: 'overlay2',
+    Platform: 'linux',
+    MountLabel: '',
+    ProcessLabel: '',
+    AppArmorProfile: '',
+    ExecIDs: null,
+    HostConfig: {
+      Binds: null,
+      ContainerIDFile: '',
+      LogConfig: { Type: 'json-file', Config: {} },
+      VolumeDriver: '',
+      VolumesFrom: null,
+      CapAdd: null,
+      CapDrop: null,
+      CgroupnsMode: 'private',
+      GroupAdd: null,
+      IpcMode: 'private',
+      Cgroup: '',
+      OomScoreAdj: 0,
+      PidMode: '',
+      ReadonlyRootfs: false,
+      SecurityOpt: null,
+      UTSMode: '',
+      UsernsMode: '',
+      ShmSize: 67108864,
+      Runtime: 'runc',
+      Isolation: '',
+      ...c.hostConfig,
+      Dns: c.hostConfig.Dns,
+      DnsOptions: c.hostConfig.DnsOptions,
+      DnsSearch: c.hostConfig.DnsSearch,
+      ExtraHosts: c.hostConfig.ExtraHosts,
+      PortBindings: c.hostConfig.PortBindings ?? {},
+      NetworkMode: c.hostConfig.NetworkMode,
+      RestartPolicy: c.hostConfig.RestartPolicy,
+      AutoRemove: c.hostConfig.AutoRemove,
+      Links: c.hostConfig.Links,
+    },
+    GraphDriver: { Data: { LowerDir: img?.rootfs ?? '', UpperDir: `${c.stateDir}/upper`, WorkDir: `${c.stateDir}/work`, MergedDir: `${c.stateDir}/rootfs` }, Name: 'overlay2' },
+    Mounts: [],
+    Config: c.config,
+    NetworkSettings: {
+      Bridge: '',
+      SandboxID: c.netnsPath ? c.id : '',
+      SandboxKey: c.netnsPath ?? '',
+      Ports: portsMap(c),
+      HairpinMode: false,
+      LinkLocalIPv6Address: '',
+      LinkLocalIPv6PrefixLen: 0,
+      SecondaryIPAddresses: null,
+      SecondaryIPv6Addresses: null,
+      EndpointID: primary?.id ?? '',
+      Gateway: primary?.gateway4 ?? '',
+      GlobalIPv6Address: primary?.ipv6 ?? '',
+      GlobalIPv6PrefixLen: primary?.prefix6 ?? 0,
+      IPAddress: primary?.ipv4 ?? '',
+      IPPrefixLen: primary?.prefix4 ?? 0,
+      IPv6Gateway: primary?.gateway6 ?? '',
+      MacAddress: primary?.mac ?? '',
+      Networks: networks,
+    },
+  };
+}
+
+export function listContainer(c: ContainerRecord, img: ImageRecord | undefined, netByName: (n: string) => NetworkRecord | undefined) {
+  const ports: { IP?: string; PrivatePort: number; PublicPort?: number; Type: string }[] = [];
+  for (const [k, v] of Object.entries(portsMap(c))) {
+    const [p, proto] = k.split('/');
+    if (!v) ports.push({ PrivatePort: Number(p), Type: proto ?? 'tcp' });
+    else for (const b of v) ports.push({ IP: b.HostIp || '0.0.0.0', PrivatePort: Number(p), PublicPort: Number(b.HostPort), Type: proto ?? 'tcp' });
+  }
+  return {
+    Id: c.id,
+    Names: [`/${c.name}`],
+    Image: c.config.Image,
+    ImageID: img?.id ?? c.imageId,
+    Command: [c.path, ...c.args].map((a) => (/\s/.test(a) ? JSON.stringify(a) : a)).join(' '),
+    Created: Math.floor(Date.parse(c.created) / 1000),
+    Ports: ports,
+    Labels: c.config.Labels ?? {},
+    State: c.state.Status,
+    Status: statusText(c),
+    HostConfig: { NetworkMode: c.hostConfig.NetworkMode },
+    NetworkSettings: { Networks: containerNetworks(c, netByName) },
+    Mounts: [],
+  };
+}
+
+export function inspectImage(i: ImageRecord, tags: string[]) {
+  return {
+    Id: i.id,
+    RepoTags: tags,
+    RepoDigests: [],
+    Parent: '',
+    Comment: i.comment,
+    Created: i.created,
+    DockerVersion: '',
+    Author: '',
+    Config: { ...i.config, Hostname: '', Domainname: '', User: '', AttachStdin: false, AttachStdout: false, AttachStderr: false, Tty: false, OpenStdin: false, StdinOnce: false, Image: '', Volumes: null, OnBuild: null },
+    Architecture: 'amd64',
+    Os: 'linux',
+    Size: i.size,
+    GraphDriver: { Data: { MergedDir: i.rootfs }, Name: 'overlay2' },
+    RootFS: { Type: 'layers', Layers: [i.id] },
+    Metadata: { LastTagTime: i.created },
+  };
+}
+
+export function listImage(i: ImageRecord, tags: string[]) {
+  return {
+    Id: i.id, ParentId: '', RepoTags: tags, RepoDigests: [], Created: Math.floor(Date.parse(i.created) / 1000),
+    Size: i.size, SharedSize: -1, Labels: i.config.Labels ?? {}, Containers: -1,
+  };
+}
+
+export function inspectNetwork(n: NetworkRecord, members: ContainerRecord[], verbose = false) {
+  const containers: Record<string, { Name: string; EndpointID: string; MacAddress: string; IPv4Address: string; IPv6Address: string }> = {};
+  for (const c of members) {
+    const ep = c.endpoints[n.name];
+    if (!ep) continue;
+    containers[c.id] = {
+      Name: c.name,
+      EndpointID: ep.id,
+      MacAddress: ep.mac,
+      IPv4Address: ep.ipv4 ? `${ep.ipv4}/${ep.prefix4}` : '',
+      IPv6Address: ep.ipv6 ? `${ep.ipv6}/${ep.prefix6}` : '',
+    };
+  }
+  void verbose;
+  return {
+    Name: n.name,
+    Id: n.id,
+    Created: n.created,
+    Scope: n.scope,
+    Driver: n.driver,
+    EnableIPv4: true,
+    EnableIPv6: n.enableIPv6,
+    IPAM: { Driver: n.ipam.driver, Options: n.driver === 'bridge' ? n.ipam.options : null, Config: n.ipam.config.length || n.driver === 'bridge' ? n.ipam.config : null },
+    Internal: n.internal,
+    Attachable: n.attachable,
+    Ingress: false,
+    ConfigFrom: { Network: '' },
+    ConfigOnly: false,
+    Containers: containers,
+    Options: n.options,
+    Labels: n.labels,
+  };
+}

@@ -1,0 +1,628 @@
+// The Docker Engine API (the subset loom implements) over a unix socket, with node:http.
+// Streams (attach, exec, logs) use Docker's framing: an 8-byte header [stream, 0, 0, 0, size32be] per
+// chunk when the container has no TTY, raw bytes otherwise. attach and exec start hijack the connection
+// (HTTP 101 Upgrade: tcp), as the docker CLI expects.
+import http from 'node:http';
+import fs from 'node:fs';
+import os from 'node:os';
+import type net from 'node:net';
+import type { Daemon } from '../daemon.ts';
+import { LoomError, invalidParameter, messageOf, notFound, statusOf } from '../util/errors.ts';
+import { inspectContainer, inspectImage, inspectNetwork, listContainer, listImage } from './render.ts';
+import { followLogs, readLogs } from './logs.ts';
+import type { ContainerRecord } from '../core/types.ts';
+
+export const API_VERSION = '1.50';
+export const MIN_API_VERSION = '1.24';
+export const LOOM_VERSION = '0.1.0';
+
+type Params = Record<string, string>;
+interface Ctx {
+  req: http.IncomingMessage;
+  res: http.ServerResponse;
+  params: Params;
+  query: URLSearchParams;
+  body: () => Promise<any>;
+  /** set for requests that arrived as HTTP Upgrade (hijack) */
+  socket?: net.Socket;
+  head?: Buffer;
+}
+type Handler = (d: Daemon, ctx: Ctx) => Promise<unknown> | unknown;
+
+const routes: { method: string; re: RegExp; keys: string[]; fn: Handler }[] = [];
+function route(method: string, pattern: string, fn: Handler): void {
+  const keys: string[] = [];
+  const re = new RegExp('^' + pattern.replace(/\{(\w+)(\*)?\}/g, (_, k, star) => {
+    keys.push(k);
+    return star ? '(.+)' : '([^/]+)';
+  }) + '$');
+  routes.push({ method, re, keys, fn });
+}
+
+const bool = (q: URLSearchParams, k: string) => ['1', 'true', 'True'].includes(q.get(k) ?? '');
+function filters(q: URLSearchParams): Record<string, string[]> {
+  const raw = q.get('filters');
+  if (!raw) return {};
+  let f: Record<string, string[] | Record<string, boolean>>;
+  try {
+    f = JSON.parse(raw);
+  } catch {
+    throw invalidParameter(`invalid filter: ${raw}`);
+  }
+  const out: Record<string, string[]> = {};
+  for (const [k, v] of Object.entries(f)) out[k] = Array.isArray(v) ? v : Object.keys(v).filter((x) => v[x]);
+  return out;
+}
+
+function json(res: http.ServerResponse, status: number, value: unknown): void {
+  const body = JSON.stringify(value) + '\n';
+  res.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body) });
+  res.end(body);
+}
+
+function noContent(res: http.ServerResponse, status = 204): void {
+  res.writeHead(status);
+  res.end();
+}
+
+export function frame(stream: 0 | 1 | 2, data: Buffer): Buffer {
+  const h = Buffer.alloc(8);
+  h[0] = stream;
+  h.writeUInt32BE(data.length, 4);
+  return Buffer.concat([h, data]);
+}
+
+// ---------------------------------------------------------------------------- system
+
+route('GET', '/_ping', (_d, { res }) => {
+  res.writeHead(200, { 'Content-Type': 'text/plain; charset=utf-8', 'Cache-Control': 'no-cache, no-store, must-revalidate', Pragma: 'no-cache' });
+  res.end('OK');
+});
+route('HEAD', '/_ping', (_d, { res }) => {
+  res.writeHead(200, { 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': '0' });
+  res.end();
+});
+
+route('GET', '/version', (d) => versionInfo(d));
+
+function versionInfo(_d: Daemon) {
+  return {
+    Platform: { Name: 'loom' },
+    Components: [{ Name: 'Engine', Version: LOOM_VERSION, Details: { ApiVersion: API_VERSION, MinAPIVersion: MIN_API_VERSION, Os: 'linux', Arch: 'amd64', KernelVersion: os.release() } }],
+    Version: LOOM_VERSION,
+    ApiVersion: API_VERSION,
+    MinAPIVersion: MIN_API_VERSION,
+    GitCommit: 'loom',
+    GoVersion: `node ${process.version}`,
+    Os: 'linux',
+    Arch: 'amd64',
+    KernelVersion: os.release(),
+    BuildTime: '2026-11-22T00:00:00.000000000+00:00',
+  };
+}
+
+route('GET', '/info', (d) => {
+  const cs = d.containers.list();
+  const running = cs.filter((c) => c.state.Running && !c.state.Paused).length;
+  const paused = cs.filter((c) => c.state.Paused).length;
+  return {
+    ID: d.id,
+    Containers: cs.length,
+    ContainersRunning: running,
+    ContainersPaused: paused,
+    ContainersStopped: cs.length - running - paused,
+    Images: d.images.list().length,
+    Driver: 'overlay2',
+    DriverStatus: [['Backing Filesystem', 'overlay']],
+    Plugins: { Volume: [], Network: ['bridge', 'host', 'null'], Authorization: null, Log: ['json-file'] },
+    MemoryLimit: false, SwapLimit: false, CpuCfsPeriod: false, CpuCfsQuota: false, CPUShares: false, CPUSet: false, PidsLimit: false,
+    IPv4Forwarding: true, BridgeNfIptables: false, BridgeNfIp6tables: false, Debug: d.opts.logLevel === 'debug',
+    NFd: 0, OomKillDisable: false, NGoroutines: 0, SystemTime: new Date().toISOString(), LoggingDriver: 'json-file',
+    CgroupDriver: 'cgroupfs', CgroupVersion: '1', NEventsListener: 0, KernelVersion: os.release(),
+    OperatingSystem: 'loom on Linux', OSVersion: '', OSType: 'linux', Architecture: 'x86_64', IndexServerAddress: '',
+    RegistryConfig: { IndexConfigs: {}, InsecureRegistryCIDRs: [], Mirrors: [] },
+    NCPU: os.cpus().length, MemTotal: os.totalmem(), GenericResources: null, DockerRootDir: d.opts.dataRoot,
+    HttpProxy: '', HttpsProxy: '', NoProxy: '', Name: os.hostname(), Labels: [], ExperimentalBuild: false,
+    ServerVersion: LOOM_VERSION, Runtimes: { runc: { path: 'runc' } }, DefaultRuntime: 'runc',
+    Swarm: { NodeID: '', NodeAddr: '', LocalNodeState: 'inactive', ControlAvailable: false, Error: '', RemoteManagers: null },
+    LiveRestoreEnabled: true, Isolation: '', InitBinary: '', ContainerdCommit: { ID: '' }, RuncCommit: { ID: '' }, InitCommit: { ID: '' },
+    SecurityOptions: [], Warnings: null,
+    DefaultAddressPools: d.opts.pools.map((p) => ({ Base: p.base, Size: p.size })),
+  };
+});
+
+route('GET', '/events', (d, { req, res, query }) => {
+  const f = filters(query);
+  const since = query.get('since');
+  const until = query.get('until');
+  const untilSec = until ? Number(until) : undefined;
+  const match = (e: { Type: string; Action: string; Actor: { ID: string; Attributes: Record<string, string> } }) =>
+    (!f.type || f.type.includes(e.Type)) &&
+    (!f.event || f.event.some((x) => e.Action === x || e.Action.startsWith(`${x}:`))) &&
+    (!f.container || (e.Type === 'container' && f.container.some((x) => e.Actor.ID.startsWith(x) || e.Actor.Attributes.name === x))) &&
+    (!f.network || (e.Type === 'network' && f.network.some((x) => e.Actor.ID.startsWith(x) || e.Actor.Attributes.name === x)));
+  res.writeHead(200, { 'Content-Type': 'application/json' });
+  res.flushHeaders();
+  if (since) for (const e of d.events.since(Number(since))) if (match(e) && (!untilSec || e.time <= untilSec)) res.write(JSON.stringify(e) + '\n');
+  if (untilSec !== undefined && untilSec * 1000 <= Date.now()) {
+    res.end();
+    return STREAMED;
+  }
+  const off = d.events.subscribe((e) => {
+    if (match(e)) res.write(JSON.stringify(e) + '\n');
+  });
+  let timer: NodeJS.Timeout | undefined;
+  if (untilSec !== undefined) timer = setTimeout(() => res.end(), untilSec * 1000 - Date.now());
+  req.socket.on('close', () => {
+    off();
+    if (timer) clearTimeout(timer);
+  });
+  return STREAMED;
+});
+
+// ---------------------------------------------------------------------------- containers
+
+const netLookup = (d: Daemon) => (n: string) => d.networks.find(n);
+
+route('GET', '/containers/json', (d, { query }) => {
+  const f = filters(query);
+  const all = bool(query, 'all') || !!f.status || !!f.exited;
+  let cs = d.containers.list().reverse();
+  if (!all) cs = cs.filter((c) => c.state.Running);
+  cs = cs.filter((c) => matchContainer(d, c, f));
+  const limit = Number(query.get('limit') ?? -1);
+  if (limit > 0) cs = cs.slice(0, limit);
+  return cs.map((c) => listContainer(c, d.images.find(c.imageId), netLookup(d)));
+});
+
+function matchContainer(d: Daemon, c: ContainerRecord, f: Record<string, string[]>): boolean {
+  for (const [k, vals] of Object.entries(f)) {
+    const ok = vals.some((v) => {
+      switch (k) {
+        case 'name': return new RegExp(v).test(c.name) || new RegExp(v).test(`/${c.name}`);
+        case 'id': return c.id.startsWith(v);
+        case 'status': return c.state.Status === v;
+        case 'exited': return !c.state.Running && c.state.Status === 'exited' && String(c.state.ExitCode) === v;
+        case 'label': {
+          const [lk, lv] = v.split('=', 2);
+          return lk! in (c.config.Labels ?? {}) && (lv === undefined || c.config.Labels[lk!] === lv);
+        }
+        case 'network': {
+          const n = d.networks.find(v);
+          return c.networkMode === v || (!!n && (n.name in c.networkRequests || c.networkMode === n.name));
+        }
+        case 'ancestor': {
+          const img = d.images.find(v);
+          return c.config.Image === v || (!!img && img.id === c.imageId);
+        }
+        case 'publish': case 'expose': {
+          const key = v.includes('/') ? v : `${v}/tcp`;
+          return key in (c.config.ExposedPorts ?? {}) || key in (c.hostConfig.PortBindings ?? {});
+        }
+        default: throw invalidParameter(`invalid filter '${k}'`);
+      }
+    });
+    if (!ok) return false;
+  }
+  return true;
+}
+
+route('POST', '/containers/create', async (d, { query, body, res }) => {
+  const b = await body();
+  const c = d.containers.create(b ?? {}, query.get('name') ?? undefined);
+  json(res, 201, { Id: c.id, Warnings: [] });
+  return STREAMED;
+});
+
+route('GET', '/containers/{id}/json', (d, { params }) => {
+  const c = d.containers.get(params.id!);
+  return inspectContainer(c, d.images.find(c.imageId), netLookup(d));
+});
+
+route('POST', '/containers/{id}/start', async (d, { params, res }) => {
+  await d.containers.start(params.id!);
+  noContent(res);
+  return STREAMED;
+});
+
+route('POST', '/containers/{id}/stop', async (d, { params, query, res }) => {
+  const t = query.get('t') ?? query.get('timeout');
+  await d.containers.stop(params.id!, t !== null ? Number(t) : undefined, query.get('signal') ?? undefined);
+  noContent(res);
+  return STREAMED;
+});
+
+route('POST', '/containers/{id}/restart', async (d, { params, query, res }) => {
+  const t = query.get('t') ?? query.get('timeout');
+  await d.containers.restart(params.id!, t !== null ? Number(t) : undefined);
+  noContent(res);
+  return STREAMED;
+});
+
+route('POST', '/containers/{id}/kill', async (d, { params, query, res }) => {
+  await d.containers.kill(params.id!, query.get('signal') || 'SIGKILL');
+  noContent(res);
+  return STREAMED;
+});
+
+route('POST', '/containers/{id}/pause', async (d, { params, res }) => {
+  await d.containers.pause(params.id!);
+  noContent(res);
+  return STREAMED;
+});
+
+route('POST', '/containers/{id}/unpause', async (d, { params, res }) => {
+  await d.containers.unpause(params.id!);
+  noContent(res);
+  return STREAMED;
+});
+
+route('POST', '/containers/{id}/wait', async (d, { params, query, res }) => {
+  const cond = (query.get('condition') || 'not-running') as 'not-running' | 'next-exit' | 'removed';
+  if (!['not-running', 'next-exit', 'removed'].includes(cond)) throw invalidParameter(`invalid condition: ${cond}`);
+  const p = d.containers.wait(params.id!, cond);
+  // Headers go out at once so the client knows the wait is registered before it starts the container.
+  res.writeHead(200, { 'Content-Type': 'application/json' });
+  res.flushHeaders();
+  const r = await p;
+  res.end(JSON.stringify(r) + '\n');
+  return STREAMED;
+});
+
+route('DELETE', '/containers/{id}', async (d, { params, query, res }) => {
+  await d.containers.remove(params.id!, bool(query, 'force'));
+  noContent(res);
+  return STREAMED;
+});
+
+route('POST', '/containers/{id}/resize', (_d, { res }) => {
+  noContent(res, 200);
+  return STREAMED;
+});
+
+route('GET', '/containers/{id}/logs', async (d, { params, query, req, res }) => {
+  const c = d.containers.get(params.id!);
+  const stdout = bool(query, 'stdout');
+  const stderr = bool(query, 'stderr');
+  if (!stdout && !stderr) throw invalidParameter('Bad parameters: you must choose at least one stream');
+  const tty = c.config.Tty;
+  res.writeHead(200, { 'Content-Type': tty ? 'application/vnd.docker.raw-stream' : 'application/vnd.docker.multiplexed-stream' });
+  const paths = d.containers.runc.logPaths(c.stateDir);
+  const write = (stream: 1 | 2, data: Buffer) => res.write(tty ? data : frame(stream, data));
+  const tail = query.get('tail');
+  const opts = { stdout: stdout ? paths.stdout : undefined, stderr: stderr ? paths.stderr : undefined, tail: tail && tail !== 'all' ? Number(tail) : undefined };
+  const offsets = readLogs(opts, write);
+  if (bool(query, 'follow') && d.containers.get(c.id).state.Running) {
+    await followLogs(d, c.id, opts, offsets, write, req.socket);
+  }
+  res.end();
+  return STREAMED;
+});
+
+route('POST', '/containers/{id}/attach', async (d, ctx) => {
+  const c = d.containers.get(ctx.params.id!);
+  const { query } = ctx;
+  const sock = hijack(ctx, c.config.Tty);
+  const paths = d.containers.runc.logPaths(c.stateDir);
+  const write = (stream: 1 | 2, data: Buffer) => {
+    if (!sock.destroyed) sock.write(c.config.Tty ? data : frame(stream, data));
+  };
+  if (bool(query, 'stdin') && c.config.OpenStdin) {
+    try {
+      const stdin = d.containers.runc.openStdin(c.stateDir);
+      stdin.on('error', () => {});
+      sock.pipe(stdin);
+    } catch (e) {
+      d.log.warn({ id: c.id, err: messageOf(e) }, 'cannot open container stdin');
+    }
+  }
+  if (bool(query, 'logs')) readLogs({ stdout: bool(query, 'stdout') ? paths.stdout : undefined, stderr: bool(query, 'stderr') ? paths.stderr : undefined }, write);
+  if (!bool(query, 'stream')) {
+    sock.end();
+    return STREAMED;
+  }
+  // Stream from the current end of the logs until the container's process ends.
+  const offsets = { stdout: fileSize(paths.stdout), stderr: fileSize(paths.stderr) };
+  await followLogs(d, c.id, { stdout: bool(query, 'stdout') ? paths.stdout : undefined, stderr: bool(query, 'stderr') ? paths.stderr : undefined }, offsets, write, sock, true);
+  sock.end();
+  return STREAMED;
+});
+
+function fileSize(p: string): number {
+  try {
+    return fs.statSync(p).size;
+  } catch {
+    return 0;
+  }
+}
+
+/** Takes over the connection as Docker does for attach/exec: 101 when the client asked to upgrade. */
+function hijack(ctx: Ctx, tty: boolean): net.Socket {
+  const type = tty ? 'application/vnd.docker.raw-stream' : 'application/vnd.docker.multiplexed-stream';
+  if (ctx.socket) {
+    ctx.socket.write(`HTTP/1.1 101 UPGRADED\r\nContent-Type: ${type}\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n`);
+    if (ctx.head?.length) ctx.socket.unshift(ctx.head);
+    return ctx.socket;
+  }
+  const sock = ctx.req.socket;
+  ctx.res.detachSocket?.(sock);
+  sock.write(`HTTP/1.1 200 OK\r\nContent-Type: ${type}\r\n\r\n`);
+  return sock;
+}
+
+// ---------------------------------------------------------------------------- exec
+
+route('POST', '/containers/{id}/exec', async (d, { params, body, res }) => {
+  const id = d.containers.execCreate(params.id!, (await body()) ?? {});
+  json(res, 201, { Id: id });
+  return STREAMED;
+});
+
+route('POST', '/exec/{id}/start', async (d, ctx) => {
+  const ex = d.containers.getExec(ctx.params.id!);
+  const b = (await ctx.body()) ?? {};
+  if (ex.Running || ex.ExitCode !== null) throw new LoomError(409, `Error: Exec command ${ex.ID} has already run`);
+  const c = d.containers.get(ex.containerId);
+  if (!c.state.Running) throw new LoomError(409, `container ${c.id} is not running`);
+  const tty = b.Tty ?? ex.Tty;
+  const child = d.containers.runc.exec(c.id, { args: ex.Cmd, env: ex.Env, cwd: ex.WorkingDir || undefined, user: ex.User || undefined, tty, stdin: ex.AttachStdin, detach: !!b.Detach });
+  ex.Running = true;
+  ex.Pid = child.pid ?? 0;
+  const finished = new Promise<void>((resolve) => {
+    child.on('close', (code: number | null, signal: NodeJS.Signals | null) => {
+      ex.Running = false;
+      ex.ExitCode = code ?? (signal ? 128 + (os.constants.signals[signal as keyof typeof os.constants.signals] ?? 0) : 255);
+      d.events.publish('container', 'exec_die', c.id, { name: c.name, execID: ex.ID, exitCode: String(ex.ExitCode) });
+      resolve();
+    });
+    child.on('error', () => {
+      ex.Running = false;
+      ex.ExitCode = 126;
+      resolve();
+    });
+  });
+  d.events.publish('container', `exec_start: ${ex.Cmd.join(' ')}`, c.id, { name: c.name, execID: ex.ID });
+  if (b.Detach) {
+    child.stdout?.resume();
+    child.stderr?.resume();
+    noContent(ctx.res, 200);
+    return STREAMED;
+  }
+  const sock = hijack(ctx, tty);
+  child.stdout?.on('data', (chunk: Buffer) => !sock.destroyed && sock.write(tty ? chunk : frame(1, chunk)));
+  child.stderr?.on('data', (chunk: Buffer) => !sock.destroyed && sock.write(tty ? chunk : frame(2, chunk)));
+  if (ex.AttachStdin && child.stdin) {
+    sock.pipe(child.stdin);
+    child.stdin.on('error', () => {});
+  } else child.stdin?.end();
+  sock.on('error', () => {});
+  await finished;
+  sock.end();
+  return STREAMED;
+});
+
+route('GET', '/exec/{id}/json', (d, { params }) => {
+  const ex = d.containers.getExec(params.id!);
+  return {
+    ID: ex.ID, Running: ex.Running, ExitCode: ex.ExitCode, ProcessConfig: { tty: ex.Tty, entrypoint: ex.Cmd[0], arguments: ex.Cmd.slice(1), privileged: ex.Privileged, user: ex.User },
+    OpenStdin: ex.AttachStdin, OpenStderr: ex.AttachStderr, OpenStdout: ex.AttachStdout, CanRemove: false, ContainerID: ex.containerId, DetachKeys: '', Pid: ex.Pid,
+  };
+});
+
+route('POST', '/exec/{id}/resize', (_d, { res }) => {
+  noContent(res, 200);
+  return STREAMED;
+});
+
+// ---------------------------------------------------------------------------- images
+
+route('POST', '/images/create', async (d, { query, req, res }) => {
+  const src = query.get('fromSrc');
+  if (!src) {
+    const from = query.get('fromImage') ?? '';
+    throw notFound(`pull access denied for ${from}: loom has no registry access; import a root filesystem with 'loom import' instead`);
+  }
+  if (src !== '-') throw invalidParameter(`importing from a URL is not supported: ${src}`);
+  const img = await d.images.import(req, { repo: query.get('repo') ?? undefined, tag: query.get('tag') ?? undefined, changes: query.getAll('changes'), message: query.get('message') ?? undefined });
+  d.events.publish('image', 'import', img.id, { name: img.name });
+  res.writeHead(200, { 'Content-Type': 'application/json' });
+  res.end(JSON.stringify({ status: img.id }) + '\n');
+  return STREAMED;
+});
+
+route('GET', '/images/json', (d, { query }) => {
+  const f = filters(query);
+  return d.images.list().map((i) => listImage(i, d.images.tagsOf(i.id)))
+    .filter((i) => !f.reference || f.reference.some((r) => i.RepoTags.some((t) => t === r || t.startsWith(`${r}:`))))
+    .reverse();
+});
+
+route('GET', '/images/{name*}/json', (d, { params }) => {
+  const i = d.images.get(params.name!);
+  return inspectImage(i, d.images.tagsOf(i.id));
+});
+
+route('POST', '/images/{name*}/tag', (d, { params, query, res }) => {
+  const i = d.images.get(params.name!);
+  const repo = query.get('repo');
+  if (!repo) throw invalidParameter('repository name must have at least one component');
+  d.images.tag(i.id, `${repo}:${query.get('tag') || 'latest'}`);
+  noContent(res, 201);
+  return STREAMED;
+});
+
+route('DELETE', '/images/{name*}', (d, { params, query }) => {
+  return d.images.remove(params.name!, (id) => d.containers.usesImage(id), bool(query, 'force'));
+});
+
+// ---------------------------------------------------------------------------- networks
+
+route('GET', '/networks', (d, { query }) => {
+  const f = filters(query);
+  return d.networks.list().filter((n) => Object.entries(f).every(([k, vals]) => vals.some((v) => {
+    switch (k) {
+      case 'name': return n.name.includes(v);
+      case 'id': return n.id.startsWith(v);
+      case 'driver': return n.driver === v;
+      case 'type': return v === 'custom' ? !['bridge', 'host', 'none'].includes(n.name) : v === 'builtin' ? ['bridge', 'host', 'none'].includes(n.name) : false;
+      case 'label': {
+        const [lk, lv] = v.split('=', 2);
+        return lk! in n.labels && (lv === undefined || n.labels[lk!] === lv);
+      }
+      case 'scope': return n.scope === v;
+      case 'dangling': return (v === 'true' || v === '1') === (d.containers.attachedTo(n.id).length === 0 && !['bridge', 'host', 'none'].includes(n.name));
+      default: throw invalidParameter(`invalid filter '${k}'`);
+    }
+  }))).map((n) => inspectNetwork(n, d.containers.attachedTo(n.id)));
+});
+
+route('GET', '/networks/{id}', (d, { params, query }) => {
+  const n = d.networks.get(params.id!);
+  return inspectNetwork(n, d.containers.attachedTo(n.id), bool(query, 'verbose'));
+});
+
+route('POST', '/networks/create', async (d, { body, res }) => {
+  const n = await d.networks.create((await body()) ?? {});
+  d.events.publish('network', 'create', n.id, { name: n.name, type: n.driver });
+  json(res, 201, { Id: n.id, Warning: '' });
+  return STREAMED;
+});
+
+route('DELETE', '/networks/{id}', async (d, { params, res }) => {
+  const n = d.networks.get(params.id!);
+  await d.networks.remove(n, d.containers.attachedTo(n.id).map((c) => c.id));
+  d.events.publish('network', 'destroy', n.id, { name: n.name, type: n.driver });
+  noContent(res);
+  return STREAMED;
+});
+
+route('POST', '/networks/prune', async (d) => {
+  const deleted: string[] = [];
+  for (const n of d.networks.list()) {
+    if (['bridge', 'host', 'none'].includes(n.name)) continue;
+    if (d.containers.list().some((c) => n.name in c.networkRequests)) continue;
+    await d.networks.remove(n, []);
+    d.events.publish('network', 'destroy', n.id, { name: n.name, type: n.driver });
+    deleted.push(n.name);
+  }
+  return { NetworksDeleted: deleted };
+});
+
+// ---------------------------------------------------------------------------- dispatch
+
+const STREAMED = Symbol('streamed');
+
+async function readBody(req: http.IncomingMessage): Promise<any> {
+  const chunks: Buffer[] = [];
+  for await (const c of req) chunks.push(c as Buffer);
+  const s = Buffer.concat(chunks).toString('utf8');
+  if (!s.trim()) return undefined;
+  try {
+    return JSON.parse(s);
+  } catch {
+    throw invalidParameter('invalid JSON in request body');
+  }
+}
+
+/** A hijacked request's body arrives with the raw stream: take Content-Length bytes, keep the rest. */
+async function readUpgradeBody(ctx: Ctx): Promise<any> {
+  const len = Number(ctx.req.headers['content-length'] ?? 0);
+  let buf = ctx.head ?? Buffer.alloc(0);
+  while (buf.length < len) {
+    const chunk = await new Promise<Buffer | null>((resolve) => {
+      const onData = (b: Buffer) => { cleanup(); resolve(b); };
+      const onEnd = () => { cleanup(); resolve(null); };
+      const cleanup = () => { ctx.socket!.off('data', onData); ctx.socket!.off('end', onEnd); ctx.socket!.pause(); };
+      ctx.socket!.on('data', onData);
+      ctx.socket!.on('end', onEnd);
+      ctx.socket!.resume();
+    });
+    if (!chunk) break;
+    buf = Buffer.concat([buf, chunk]);
+  }
+  ctx.head = buf.subarray(len);
+  const s = buf.subarray(0, len).toString('utf8');
+  if (!s.trim()) return undefined;
+  try {
+    return JSON.parse(s);
+  } catch {
+    throw invalidParameter('invalid JSON in request body');
+  }
+}
+
+async function dispatch(d: Daemon, req: http.IncomingMessage, res: http.ServerResponse, socket?: net.Socket, head?: Buffer): Promise<void> {
+  const url = new URL(req.url ?? '/', 'http://loom');
+  let p = url.pathname;
+  const vm = /^\/v(\d+\.\d+)(\/.*)$/.exec(p);
+  if (vm) {
+    if (Number(vm[1]) < Number(MIN_API_VERSION)) {
+      return fail(res, socket, 400, `client version ${vm[1]} is too old. Minimum supported API version is ${MIN_API_VERSION}, please upgrade your client to a newer version`);
+    }
+    p = vm[2]!;
+  }
+  const method = req.method === 'HEAD' && p !== '/_ping' ? 'GET' : req.method!;
+  let found: { fn: Handler; params: Params } | undefined;
+  let pathMatched = false;
+  for (const r of routes) {
+    const m = r.re.exec(p);
+    if (!m) continue;
+    pathMatched = true;
+    if (r.method !== method) continue;
+    const params: Params = {};
+    r.keys.forEach((k, i) => (params[k] = decodeURIComponent(m[i + 1]!)));
+    found = { fn: r.fn, params };
+    break;
+  }
+  if (!found) return fail(res, socket, pathMatched ? 405 : 404, pathMatched ? 'method not allowed' : `page not found`);
+  const ctx: Ctx = { req, res, params: found.params, query: url.searchParams, body: () => readBody(req), socket, head };
+  if (socket) ctx.body = () => readUpgradeBody(ctx);
+  const t0 = process.hrtime.bigint();
+  try {
+    const out = await found.fn(d, ctx);
+    if (out !== STREAMED && !res.headersSent) json(res, 200, out);
+    d.log.debug({ method: req.method, path: p, ms: Number(process.hrtime.bigint() - t0) / 1e6 }, 'api');
+  } catch (e) {
+    const status = statusOf(e);
+    if (status >= 500) d.log.error({ method: req.method, path: p, err: messageOf(e), stack: (e as Error).stack }, 'api error');
+    else d.log.debug({ method: req.method, path: p, status, err: messageOf(e) }, 'api refused');
+    if (status === 304) {
+      if (!res.headersSent) noContent(res, 304);
+      return;
+    }
+    fail(res, socket, status, messageOf(e));
+  }
+}
+
+function fail(res: http.ServerResponse, socket: net.Socket | undefined, status: number, message: string): void {
+  const body = JSON.stringify({ message }) + '\n';
+  if (socket) {
+    socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status] ?? 'Error'}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+    return;
+  }
+  if (res.headersSent) {
+    res.end();
+    return;
+  }
+  res.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body) });
+  res.end(body);
+}
+
+export function createApiServer(d: Daemon): http.Server {
+  const server = http.createServer({ keepAliveTimeout: 5000 }, (req, res) => {
+    res.setHeader('Api-Version', API_VERSION);
+    res.setHeader('Docker-Experimental', 'false');
+    res.setHeader('Ostype', 'linux');
+    res.setHeader('Server', `loom/${LOOM_VERSION} (linux)`);
+    void dispatch(d, req, res);
+  });
+  server.on('upgrade', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => {
+    socket.on('error', () => {});
+    const res = new http.ServerResponse(req);
+    void dispatch(d, req, res, socket, head);
+  });
+  server.requestTimeout = 0;
+  server.headersTimeout = 60_000;
+  return server;
+}
+
+export { STREAMED };

@@ -1,0 +1,120 @@
+// loom's command line: Docker's syntax, a client of the daemon's Engine API (plus `loom daemon`).
+import { Client, ApiError } from './client.ts';
+import { UsageError } from './flags.ts';
+import { containerCommands } from './container.ts';
+import { systemCommands } from './system.ts';
+import { networkCommand } from './network.ts';
+
+export interface Cli {
+  client: Client;
+  out: (s: string) => void;
+  err: (s: string) => void;
+}
+
+export type Command = (cli: Cli, argv: string[]) => Promise<number>;
+
+const USAGE = `Usage:  loom [OPTIONS] COMMAND
+
+Container networking for Linux, with Docker's commands.
+
+Options:
+  -H, --host string   Daemon socket to connect to (default unix:///run/loom/loom.sock; env LOOM_HOST)
+
+Commands:
+  daemon      Run the loom daemon
+  run         Create and run a new container from an image
+  create      Create a new container
+  start       Start one or more stopped containers
+  stop        Stop one or more running containers
+  restart     Restart one or more containers
+  kill        Kill one or more running containers
+  rm          Remove one or more containers
+  ps          List containers
+  logs        Fetch the logs of a container
+  exec        Execute a command in a running container
+  inspect     Return low-level information on loom objects
+  wait        Block until one or more containers stop, then print their exit codes
+  pause       Pause all processes within one or more containers
+  unpause     Unpause all processes within one or more containers
+  import      Import the contents from a tarball to create a filesystem image
+  images      List images
+  rmi         Remove one or more images
+  tag         Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
+  network     Manage networks
+  events      Get real time events from the server
+  version     Show the loom version information
+  info        Display system-wide information
+`;
+
+function socketFrom(h: string): string {
+  if (h.startsWith('unix://')) return h.slice('unix://'.length);
+  if (h.startsWith('/')) return h;
+  throw new UsageError(`unsupported host ${h}: loom listens on a unix socket (unix:///path)`);
+}
+
+async function main(argv: string[]): Promise<number> {
+  let host = process.env.LOOM_HOST || 'unix:///run/loom/loom.sock';
+  let i = 0;
+  for (; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '-H' || a === '--host') host = argv[++i] ?? '';
+    else if (a.startsWith('--host=')) host = a.slice(7);
+    else if (a === '-D' || a === '--debug') continue;
+    else if (a === '--log-level') i++;
+    else if (a === '-v' || a === '--version') {
+      process.stdout.write('loom version 0.1.0\n');
+      return 0;
+    } else break;
+  }
+  const cmd = argv[i];
+  const rest = argv.slice(i + 1);
+  if (!cmd || cmd === 'help' || cmd === '--help' || cmd === '-h') {
+    process.stdout.write(USAGE);
+    return cmd ? 0 : 0;
+  }
+  if (cmd === 'daemon') {
+    const { daemonCommand } = await import('./daemon-cmd.ts');
+    return daemonCommand(rest, host);
+  }
+  const cli: Cli = {
+    client: new Client(socketFrom(host)),
+    out: (s) => process.stdout.write(s),
+    err: (s) => process.stderr.write(s),
+  };
+  const table: Record<string, Command> = { ...containerCommands, ...systemCommands, network: networkCommand };
+  // `loom container ls`, `loom image ls` and friends, as docker has them
+  if (cmd === 'container' || cmd === 'image') {
+    const sub = rest[0];
+    const alias: Record<string, string> = { ls: cmd === 'container' ? 'ps' : 'images', list: cmd === 'container' ? 'ps' : 'images', rm: cmd === 'container' ? 'rm' : 'rmi', remove: cmd === 'container' ? 'rm' : 'rmi' };
+    const target = sub ? alias[sub] ?? sub : undefined;
+    if (!target || !table[target]) {
+      process.stderr.write(`loom: '${cmd} ${sub ?? ''}' is not a loom command.\n`);
+      return 1;
+    }
+    return table[target]!(cli, rest.slice(1));
+  }
+  const fn = table[cmd];
+  if (!fn) {
+    process.stderr.write(`loom: unknown command: loom ${cmd}\n\nRun 'loom --help' for more information\n`);
+    return 1;
+  }
+  return fn(cli, rest);
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (e) => {
+    if (e instanceof UsageError) {
+      process.stderr.write(`loom: ${e.message}\n\nRun 'loom --help' for more information\n`);
+      process.exitCode = 125;
+    } else if (e instanceof ApiError) {
+      process.stderr.write(e.status === 0 ? `${e.message}\n` : `Error response from daemon: ${e.message}\n`);
+      process.exitCode = 1;
+    } else {
+      process.stderr.write(`loom: ${(e as Error)?.stack ?? e}\n`);
+      process.exitCode = 1;
+    }
+  },
+);

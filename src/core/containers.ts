@@ -1,0 +1,713 @@
+// Containers: the controller that owns the order of steps (namespace → endpoints → etc files → runc) and
+// their rollback. Every step that fails undoes the earlier ones; a crash between steps is repaired at the
+// next startup (see restore()). Networking exists exactly while a container runs, as in Docker.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { Store } from '../store/sqlite.ts';
+import type { Networks } from './networks.ts';
+import type { Images } from './images.ts';
+import type { Events } from './events.ts';
+import type { ContainerConfig, ContainerRecord, EndpointRecord, HostConfig, ContainerState } from './types.ts';
+import { Runc, type ExitStatus } from '../runtime/runc.ts';
+import { createNetns, deleteNetns, netnsExists } from '../kernel/netns.ts';
+import { configureInterface } from '../kernel/rtnl.ts';
+import { parseResolvConf, renderHosts, renderResolvConf, type HostsEntry } from './etcfiles.ts';
+import { newId, nowIso, randomName, shortId, validateContainerName, ZERO_TIME } from './names.ts';
+import { conflict, invalidParameter, LoomError, messageOf, notFound, notModified, systemError } from '../util/errors.ts';
+import type { Logger } from '../util/log.ts';
+
+export interface ContainerOptions {
+  dataRoot: string;
+  execRoot: string;
+  netnsDir: string;
+  netnsPrefix: string;
+  resolvConf: string;
+  hostsFile: string;
+}
+
+export interface CreateBody extends Partial<ContainerConfig> {
+  HostConfig?: Partial<HostConfig>;
+  NetworkingConfig?: { EndpointsConfig?: Record<string, EndpointSettingsIn | null> | null } | null;
+  MacAddress?: string;
+}
+
+interface EndpointSettingsIn {
+  IPAMConfig?: { IPv4Address?: string; IPv6Address?: string } | null;
+  Aliases?: string[] | null;
+  MacAddress?: string;
+  Links?: string[] | null;
+}
+
+type WaitCondition = 'not-running' | 'next-exit' | 'removed';
+interface Waiter {
+  cond: WaitCondition;
+  resolve: (r: { StatusCode: number; Error: { Message: string } | null }) => void;
+}
+
+export interface ExecRecord {
+  ID: string;
+  containerId: string;
+  Cmd: string[];
+  Env: string[];
+  WorkingDir: string;
+  User: string;
+  Tty: boolean;
+  AttachStdin: boolean;
+  AttachStdout: boolean;
+  AttachStderr: boolean;
+  Privileged: boolean;
+  Running: boolean;
+  ExitCode: number | null;
+  Pid: number;
+}
+
+const DEFAULT_ENV_PATH = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+
+export function emptyState(): ContainerState {
+  return { Status: 'created', Running: false, Paused: false, Restarting: false, OOMKilled: false, Dead: false, Pid: 0, ExitCode: 0, Error: '', StartedAt: ZERO_TIME, FinishedAt: ZERO_TIME };
+}
+
+export class Containers {
+  readonly runc: Runc;
+  private readonly store: Store;
+  private readonly nets: Networks;
+  private readonly images: Images;
+  private readonly events: Events;
+  private readonly log: Logger;
+  private readonly opts: ContainerOptions;
+  private readonly locks = new Map<string, Promise<unknown>>();
+  /** per running container: settles once its exit has been fully handled */
+  private readonly exited = new Map<string, Promise<void>>();
+  private readonly waiters = new Map<string, Set<Waiter>>();
+  readonly execs = new Map<string, ExecRecord>();
+  /** listeners for "this container's process ended" (attach/log followers) */
+  private readonly exitListeners = new Map<string, Set<() => void>>();
+
+  constructor(store: Store, nets: Networks, images: Images, events: Events, log: Logger, opts: ContainerOptions) {
+    this.store = store;
+    this.nets = nets;
+    this.images = images;
+    this.events = events;
+    this.log = log;
+    this.opts = opts;
+    this.runc = new Runc({ root: path.join(opts.execRoot, 'runc'), log });
+    fs.mkdirSync(path.join(opts.dataRoot, 'containers'), { recursive: true });
+  }
+
+  // ------------------------------------------------------------------ lookup
+
+  list(): ContainerRecord[] {
+    return this.store.all<ContainerRecord>('containers');
+  }
+
+  /** Docker's lookup order: full id, exact name, unique id prefix. */
+  find(ref: string): ContainerRecord | undefined {
+    const name = ref.startsWith('/') ? ref.slice(1) : ref;
+    const all = this.list();
+    const exact = all.find((c) => c.id === ref) ?? all.find((c) => c.name === name);
+    if (exact) return exact;
+    if (!/^[0-9a-f]+$/.test(ref)) return undefined;
+    const m = all.filter((c) => c.id.startsWith(ref));
+    if (m.length > 1) throw invalidParameter(`multiple IDs found with provided prefix: ${ref}`);
+    return m[0];
+  }
+
+  get(ref: string): ContainerRecord {
+    const c = this.find(ref);
+    if (!c) throw notFound(`No such container: ${ref}`);
+    return c;
+  }
+
+  private save(c: ContainerRecord): void {
+    this.store.put('containers', c);
+  }
+
+  private reload(id: string): ContainerRecord | undefined {
+    return this.store.get<ContainerRecord>('containers', id);
+  }
+
+  /** Serializes lifecycle operations on one container. */
+  private async locked<T>(id: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.locks.get(id) ?? Promise.resolve();
+    const run = prev.catch(() => {}).then(fn);
+    this.locks.set(id, run);
+    try {
+      return await run;
+    } finally {
+      if (this.locks.get(id) === run) this.locks.delete(id);
+    }
+  }
+
+  // ------------------------------------------------------------------ create
+
+  create(body: CreateBody, nameIn?: string): ContainerRecord {
+    if (!body.Image) throw invalidParameter('config.Image is required');
+    const img = this.images.get(body.Image);
+    const hc = body.HostConfig ?? {};
+    const id = newId();
+    const name = nameIn ? validateContainerName(nameIn) : randomName((n) => !!this.find(n));
+    const clash = this.list().find((c) => c.name === name);
+    if (clash) {
+      throw conflict(`Conflict. The container name "/${name}" is already in use by container "${clash.id}". You have to remove (or rename) that container to be able to reuse that name.`);
+    }
+
+    // Network mode and the networks to join.
+    let mode = hc.NetworkMode || 'default';
+    if (mode === 'default') mode = 'bridge';
+    const requests: ContainerRecord['networkRequests'] = {};
+    const endpointsIn = body.NetworkingConfig?.EndpointsConfig ?? {};
+    if (mode.startsWith('container:')) {
+      const target = mode.slice('container:'.length);
+      if (!target) throw invalidParameter(`invalid network mode: ${mode}`);
+      const other = this.get(target);
+      if (other.id === id) throw invalidParameter('cannot join own network namespace');
+      mode = `container:${other.id}`;
+      if (body.Hostname) throw invalidParameter('conflicting options: hostname and the network mode');
+    } else if (mode === 'host' || mode === 'none') {
+      // no endpoints
+    } else {
+      const net = this.nets.get(mode);
+      if (net.driver === 'host' || net.driver === 'null') {
+        mode = net.name;
+      } else {
+        const want = endpointsIn[mode] ?? endpointsIn[net.name] ?? endpointsIn[net.id] ?? {};
+        requests[net.name] = endpointRequest(want, body.MacAddress);
+        if (net.isDefault && requests[net.name]!.aliases.length) {
+          throw invalidParameter('network-scoped alias is supported only for containers in user defined networks');
+        }
+        if (net.isDefault && (requests[net.name]!.ipv4 || requests[net.name]!.ipv6)) {
+          throw invalidParameter('user specified IP address is supported on user defined networks only');
+        }
+        for (const [k, v] of Object.entries(endpointsIn)) {
+          if (k === mode || k === net.name || k === net.id) continue;
+          const other = this.nets.get(k);
+          requests[other.name] = endpointRequest(v ?? {}, undefined);
+        }
+      }
+    }
+    if (mode === 'host' && hc.PortBindings && Object.keys(hc.PortBindings).length) {
+      // Docker accepts and ignores them with a warning; keep them but they do nothing.
+    }
+
+    const entrypoint = body.Entrypoint ?? img.config.Entrypoint;
+    const cmd = body.Cmd && body.Cmd.length ? body.Cmd : body.Entrypoint ? null : img.config.Cmd;
+    const argv = [...(entrypoint ?? []), ...(cmd ?? [])];
+    if (argv.length === 0) throw invalidParameter('No command specified');
+
+    const env = mergeEnv(img.config.Env, body.Env ?? []);
+    const stateDir = path.join(this.opts.dataRoot, 'containers', id);
+    const hostname = body.Hostname || (mode === 'host' ? os.hostname() : id.slice(0, 12));
+    const config: ContainerConfig = {
+      Hostname: hostname,
+      Domainname: body.Domainname ?? '',
+      User: body.User ?? '',
+      AttachStdin: !!body.AttachStdin,
+      AttachStdout: body.AttachStdout ?? true,
+      AttachStderr: body.AttachStderr ?? true,
+      ...(body.ExposedPorts && Object.keys(body.ExposedPorts).length ? { ExposedPorts: body.ExposedPorts } : {}),
+      Tty: !!body.Tty,
+      OpenStdin: !!body.OpenStdin,
+      StdinOnce: !!body.StdinOnce,
+      Env: env,
+      Cmd: cmd,
+      Image: body.Image,
+      Volumes: null,
+      WorkingDir: body.WorkingDir || img.config.WorkingDir || '',
+      Entrypoint: entrypoint,
+      OnBuild: null,
+      Labels: body.Labels ?? {},
+      ...(body.StopSignal ? { StopSignal: body.StopSignal } : {}),
+      ...(body.StopTimeout !== undefined && body.StopTimeout !== null ? { StopTimeout: body.StopTimeout } : {}),
+    };
+    const restart = hc.RestartPolicy ?? { Name: 'no', MaximumRetryCount: 0 };
+    if (!['', 'no', 'always', 'unless-stopped', 'on-failure'].includes(restart.Name)) {
+      throw invalidParameter(`invalid restart policy '${restart.Name}'`);
+    }
+    if (hc.AutoRemove && restart.Name && restart.Name !== 'no') {
+      throw invalidParameter('can\'t create \'AutoRemove\' container with restart policy');
+    }
+    const hostConfig: HostConfig = {
+      ...hc,
+      NetworkMode: hc.NetworkMode || 'bridge',
+      PortBindings: hc.PortBindings ?? {},
+      RestartPolicy: { Name: restart.Name || 'no', MaximumRetryCount: restart.MaximumRetryCount ?? 0 },
+      AutoRemove: !!hc.AutoRemove,
+      Links: hc.Links ?? null,
+      Dns: hc.Dns ?? [],
+      DnsOptions: hc.DnsOptions ?? [],
+      DnsSearch: hc.DnsSearch ?? [],
+      ExtraHosts: hc.ExtraHosts ?? null,
+      PublishAllPorts: !!hc.PublishAllPorts,
+      Privileged: !!hc.Privileged,
+    };
+    for (const h of hostConfig.ExtraHosts ?? []) parseExtraHost(h);
+    const c: ContainerRecord = {
+      id, name, created: nowIso(), networkMode: mode, path: argv[0]!, args: argv.slice(1), imageId: img.id, config, hostConfig,
+      networkRequests: requests, state: emptyState(), restartCount: 0, endpoints: {},
+      hostnamePath: path.join(stateDir, 'hostname'), hostsPath: path.join(stateDir, 'hosts'),
+      resolvConfPath: path.join(stateDir, 'resolv.conf'), logPath: path.join(stateDir, 'stdout.log'), stateDir,
+    };
+    fs.mkdirSync(stateDir, { recursive: true });
+    try {
+      this.save(c);
+    } catch (e) {
+      fs.rmSync(stateDir, { recursive: true, force: true });
+      if (/UNIQUE/.test(messageOf(e))) throw conflict(`Conflict. The container name "/${name}" is already in use.`);
+      throw e;
+    }
+    this.events.publish('container', 'create', id, { name, image: body.Image });
+    return c;
+  }
+
+  /** 'bridge' | 'host' | 'none' | 'container:<id>' | <network name> */
+  networkMode(c: ContainerRecord): string {
+    return c.networkMode;
+  }
+
+  // ------------------------------------------------------------------ start
+
+  start(ref: string): Promise<void> {
+    const c0 = this.get(ref);
+    return this.locked(c0.id, async () => {
+      const c = this.reload(c0.id);
+      if (!c) throw notFound(`No such container: ${ref}`);
+      if (c.state.Running) throw notModified('container already started');
+      await this.startLocked(c);
+    });
+  }
+
+  private async startLocked(c: ContainerRecord): Promise<void> {
+    const undo: (() => Promise<void> | void)[] = [];
+    const mode = this.networkMode(c);
+    let netns: string | 'host';
+    let etc = { hosts: c.hostsPath, resolvConf: c.resolvConfPath, hostname: c.hostnamePath };
+    try {
+      if (mode === 'host') {
+        netns = 'host';
+        this.writeEtcFiles(c, 'host');
+      } else if (mode.startsWith('container:')) {
+        const other = this.find(mode.slice('container:'.length));
+        if (!other) throw notFound(`No such container: ${mode.slice('container:'.length)}`);
+        if (!other.state.Running) throw conflict(`cannot join network namespace of a non running container: ${other.name}`);
+        const otherMode = this.networkMode(other);
+        netns = otherMode === 'host' ? 'host' : other.netnsPath!;
+        // The joined container's view of the network: its hosts and resolv.conf; a hostname of our own.
+        c.config.Hostname = c.config.Hostname || other.config.Hostname;
+        fs.writeFileSync(c.hostnamePath, `${c.config.Hostname}\n`);
+        etc = { hosts: other.hostsPath, resolvConf: other.resolvConfPath, hostname: c.hostnamePath };
+      } else {
+        const nsPath = path.join(this.opts.netnsDir, `${this.opts.netnsPrefix}${c.name}`);
+        if (netnsExists(nsPath)) deleteNetns(nsPath); // a leftover of a crash: its endpoints were rolled back at restore
+        c.netnsPath = nsPath;
+        this.save(c);
+        createNetns(nsPath);
+        undo.push(() => {
+          deleteNetns(nsPath);
+          c.netnsPath = undefined;
+        });
+        netns = nsPath;
+        if (mode === 'none') {
+          await configureInterface(nsPath, { ifname: 'lo', addresses: [], loUp: true });
+        } else {
+          let first = true;
+          let idx = 0;
+          for (const netName of Object.keys(c.networkRequests)) {
+            const ep = await this.attachEndpoint(c, netName, `eth${idx++}`, first, undo);
+            if (ep.gateway4 && !this.nets.get(ep.networkId).internal) first = false;
+          }
+        }
+        this.writeEtcFiles(c, mode);
+      }
+      const img = this.store.get<{ rootfs: string }>('images', c.imageId);
+      if (!img) throw conflict(`image ${c.imageId} of container ${c.name} no longer exists`);
+      const { pid, startedAt } = await this.runc.start({
+        id: c.id,
+        rootfsLower: img.rootfs,
+        stateDir: c.stateDir,
+        args: [c.path, ...c.args],
+        env: ensurePath(c.config.Env),
+        cwd: c.config.WorkingDir || '/',
+        user: c.config.User || undefined,
+        hostname: c.config.Hostname,
+        tty: c.config.Tty,
+        openStdin: c.config.OpenStdin,
+        netns,
+        etcFiles: etc,
+        labels: c.config.Labels,
+      });
+      c.state = { ...emptyState(), Status: 'running', Running: true, Pid: pid, StartedAt: startedAt, FinishedAt: c.state.FinishedAt };
+      this.save(c);
+    } catch (e) {
+      for (const u of undo.reverse()) {
+        try {
+          await u();
+        } catch (ue) {
+          this.log.error({ id: c.id, err: messageOf(ue) }, 'rollback step failed');
+        }
+      }
+      c.state.Error = messageOf(e);
+      c.endpoints = {};
+      this.save(c);
+      if (e instanceof LoomError) throw e;
+      throw systemError(`failed to start container ${c.name}: ${messageOf(e)}`);
+    }
+    this.watchExit(c.id);
+    this.events.publish('container', 'start', c.id, { name: c.name, image: c.config.Image });
+  }
+
+  /** Allocates, records and plugs one endpoint; pushes its undo. */
+  private async attachEndpoint(c: ContainerRecord, netName: string, ifname: string, defaultRoute: boolean, undo: (() => Promise<void> | void)[]): Promise<EndpointRecord> {
+    const net = this.nets.get(netName);
+    const req = c.networkRequests[netName]!;
+    const ep = this.store.tx(() => {
+      const ep = this.nets.allocateEndpoint(this.nets.get(net.id), c.id, ifname, req);
+      c.endpoints[net.name] = ep;
+      this.save(c);
+      return ep;
+    });
+    undo.push(async () => {
+      await this.nets.leave(ep);
+      this.store.tx(() => {
+        this.nets.releaseEndpoint(ep);
+        delete c.endpoints[net.name];
+        this.save(c);
+      });
+    });
+    await this.nets.join(ep, c.netnsPath!, defaultRoute);
+    ep.phase = 'ready';
+    this.save(c);
+    this.events.publish('network', 'connect', net.id, { container: c.id, name: net.name, type: net.driver });
+    return ep;
+  }
+
+  private writeEtcFiles(c: ContainerRecord, mode: string): void {
+    const hostname = c.config.Hostname;
+    const fqdn = c.config.Domainname ? [`${hostname}.${c.config.Domainname}`, hostname] : [hostname];
+    fs.writeFileSync(c.hostnamePath, `${hostname}\n`);
+    const extra: HostsEntry[] = (c.hostConfig.ExtraHosts ?? []).map(parseExtraHost);
+    if (mode === 'host') {
+      let host = '';
+      try { host = fs.readFileSync(this.opts.hostsFile, 'utf8'); } catch { /* none */ }
+      fs.writeFileSync(c.hostsPath, host + extra.map((e) => `${e.ip}\t${e.names.join(' ')}\n`).join(''));
+    } else {
+      const self: HostsEntry[] = Object.values(c.endpoints).flatMap((ep) => [
+        ...(ep.ipv4 ? [{ ip: ep.ipv4, names: fqdn }] : []),
+        ...(ep.ipv6 ? [{ ip: ep.ipv6, names: fqdn }] : []),
+      ]);
+      fs.writeFileSync(c.hostsPath, renderHosts({ self, extra }));
+    }
+    let hostResolv = '';
+    try { hostResolv = fs.readFileSync(this.opts.resolvConf, 'utf8'); } catch { /* none */ }
+    fs.writeFileSync(c.resolvConfPath, renderResolvConf(parseResolvConf(hostResolv), {
+      dns: c.hostConfig.Dns, search: c.hostConfig.DnsSearch, options: c.hostConfig.DnsOptions,
+    }));
+  }
+
+  // ------------------------------------------------------------------ exit handling
+
+  private watchExit(id: string): void {
+    const c = this.reload(id);
+    if (!c) return;
+    const done = this.runc.waitExit(id, c.stateDir).then(
+      (st) => this.handleExit(id, st),
+      (e) => this.handleExit(id, { exitCode: 255, finishedAt: nowIso(), oomKilled: false, error: messageOf(e) }),
+    ).catch((e) => this.log.error({ id, err: messageOf(e) }, 'exit handling failed'));
+    this.exited.set(id, done);
+  }
+
+  /** Releases what a running container held (networking, runtime mounts), records the exit, tells waiters. */
+  private async handleExit(id: string, st: ExitStatus): Promise<void> {
+    const c = this.reload(id);
+    if (!c || !c.state.Running) return;
+    await this.releaseNetworking(c);
+    await this.runc.cleanup(id, c.stateDir).catch((e) => this.log.warn({ id, err: messageOf(e) }, 'runtime cleanup failed'));
+    c.state = { ...c.state, Status: 'exited', Running: false, Paused: false, Pid: 0, ExitCode: st.exitCode, FinishedAt: st.finishedAt, OOMKilled: st.oomKilled, Error: st.error ?? '' };
+    this.save(c);
+    this.events.publish('container', 'die', id, { name: c.name, image: c.config.Image, exitCode: String(st.exitCode) });
+    for (const fn of this.exitListeners.get(id) ?? []) fn();
+    this.settleWaiters(id, ['not-running', 'next-exit'], st.exitCode);
+    if (c.hostConfig.AutoRemove) {
+      void this.locked(id, () => this.removeLocked(id)).catch((e) => this.log.error({ id, err: messageOf(e) }, 'auto-remove failed'));
+    }
+  }
+
+  /** Leaves every endpoint and deletes the namespace; keeps going on errors and logs each. */
+  private async releaseNetworking(c: ContainerRecord): Promise<void> {
+    for (const ep of Object.values(c.endpoints).reverse()) {
+      try {
+        await this.nets.leave(ep);
+      } catch (e) {
+        this.log.error({ id: c.id, ep: ep.id, err: messageOf(e) }, 'endpoint leave failed');
+      }
+      this.store.tx(() => {
+        this.nets.releaseEndpoint(ep);
+        delete c.endpoints[ep.networkName];
+        this.save(c);
+      });
+      this.events.publish('network', 'disconnect', ep.networkId, { container: c.id, name: ep.networkName, type: 'bridge' });
+    }
+    if (c.netnsPath) {
+      try {
+        deleteNetns(c.netnsPath);
+      } catch (e) {
+        this.log.error({ id: c.id, err: messageOf(e) }, 'netns delete failed');
+      }
+      c.netnsPath = undefined;
+      this.save(c);
+    }
+  }
+
+  private settleWaiters(id: string, conds: WaitCondition[], code: number): void {
+    const set = this.waiters.get(id);
+    if (!set) return;
+    for (const w of [...set]) {
+      if (conds.includes(w.cond)) {
+        set.delete(w);
+        w.resolve({ StatusCode: code, Error: null });
+      }
+    }
+  }
+
+  onProcessExit(id: string, fn: () => void): () => void {
+    let set = this.exitListeners.get(id);
+    if (!set) this.exitListeners.set(id, (set = new Set()));
+    set.add(fn);
+    return () => set!.delete(fn);
+  }
+
+  // ------------------------------------------------------------------ stop / kill / restart / remove
+
+  stop(ref: string, timeoutSec?: number, signal?: string): Promise<void> {
+    const c0 = this.get(ref);
+    return this.locked(c0.id, async () => {
+      const c = this.reload(c0.id)!;
+      if (!c.state.Running) throw notModified('container already stopped');
+      await this.stopLocked(c, timeoutSec, signal);
+    });
+  }
+
+  private async stopLocked(c: ContainerRecord, timeoutSec?: number, signal?: string): Promise<void> {
+    const t = timeoutSec ?? c.config.StopTimeout ?? 10;
+    const sig = signal || c.config.StopSignal || 'SIGTERM';
+    const done = this.exited.get(c.id) ?? Promise.resolve();
+    this.events.publish('container', 'kill', c.id, { name: c.name, image: c.config.Image, signal: String(sig) });
+    await this.runc.kill(c.id, sig).catch(() => {});
+    const timedOut = t < 0 ? false : await Promise.race([done.then(() => false), new Promise<boolean>((r) => setTimeout(() => r(true), t * 1000).unref())]);
+    if (timedOut) {
+      this.events.publish('container', 'kill', c.id, { name: c.name, image: c.config.Image, signal: '9' });
+      await this.runc.kill(c.id, 'SIGKILL').catch(() => {});
+    }
+    await done;
+    this.events.publish('container', 'stop', c.id, { name: c.name, image: c.config.Image });
+  }
+
+  kill(ref: string, signal = 'SIGKILL'): Promise<void> {
+    const c = this.get(ref);
+    if (!c.state.Running) throw conflict(`Cannot kill container: ${ref}: Container ${c.id} is not running`);
+    const sig = normalizeSignal(signal);
+    this.events.publish('container', 'kill', c.id, { name: c.name, image: c.config.Image, signal: sig });
+    return this.runc.kill(c.id, sig).then(async () => {
+      if (sig === 'SIGKILL' || sig === '9') await (this.exited.get(c.id) ?? Promise.resolve());
+    });
+  }
+
+  restart(ref: string, timeoutSec?: number): Promise<void> {
+    const c0 = this.get(ref);
+    return this.locked(c0.id, async () => {
+      const c = this.reload(c0.id)!;
+      if (c.state.Running) await this.stopLocked(c, timeoutSec);
+      await this.startLocked(this.reload(c0.id)!);
+      this.events.publish('container', 'restart', c.id, { name: c.name, image: c.config.Image });
+    });
+  }
+
+  remove(ref: string, force: boolean): Promise<void> {
+    const c0 = this.get(ref);
+    return this.locked(c0.id, async () => {
+      const c = this.reload(c0.id);
+      if (!c) throw notFound(`No such container: ${ref}`);
+      if (c.state.Running) {
+        if (!force) {
+          throw conflict(`cannot remove container "/${c.name}": container is running: stop the container before removing or force remove`);
+        }
+        this.events.publish('container', 'kill', c.id, { name: c.name, image: c.config.Image, signal: '9' });
+        await this.runc.kill(c.id, 'SIGKILL').catch(() => {});
+        await (this.exited.get(c.id) ?? Promise.resolve());
+      }
+      await this.removeLocked(c.id);
+    });
+  }
+
+  private async removeLocked(id: string): Promise<void> {
+    const c = this.reload(id);
+    if (!c) return;
+    if (c.state.Running) return; // restarted meanwhile
+    await this.releaseNetworking(c);
+    await this.runc.remove(id, c.stateDir);
+    this.store.tx(() => {
+      this.store.releaseOwner(id);
+      this.store.delete('containers', id);
+    });
+    this.exited.delete(id);
+    this.events.publish('container', 'destroy', id, { name: c.name, image: c.config.Image });
+    this.settleWaiters(id, ['not-running', 'next-exit', 'removed'], c.state.ExitCode);
+  }
+
+  /** POST /containers/{id}/wait */
+  wait(ref: string, cond: WaitCondition = 'not-running'): Promise<{ StatusCode: number; Error: { Message: string } | null }> {
+    const c = this.get(ref);
+    if (cond === 'not-running' && !c.state.Running) return Promise.resolve({ StatusCode: c.state.ExitCode, Error: null });
+    return new Promise((resolve) => {
+      let set = this.waiters.get(c.id);
+      if (!set) this.waiters.set(c.id, (set = new Set()));
+      set.add({ cond, resolve });
+    });
+  }
+
+  async pause(ref: string): Promise<void> {
+    const c = this.get(ref);
+    if (!c.state.Running) throw conflict(`Container ${c.id} is not running`);
+    if (c.state.Paused) throw conflict(`Container ${c.id} is already paused`);
+    await this.runc.pause(c.id);
+    c.state = { ...c.state, Paused: true, Status: 'paused' };
+    this.save(c);
+    this.events.publish('container', 'pause', c.id, { name: c.name, image: c.config.Image });
+  }
+
+  async unpause(ref: string): Promise<void> {
+    const c = this.get(ref);
+    if (!c.state.Paused) throw conflict(`Container ${c.id} is not paused`);
+    await this.runc.resume(c.id);
+    c.state = { ...c.state, Paused: false, Status: 'running' };
+    this.save(c);
+    this.events.publish('container', 'unpause', c.id, { name: c.name, image: c.config.Image });
+  }
+
+  // ------------------------------------------------------------------ exec
+
+  execCreate(ref: string, body: { Cmd?: string[]; Env?: string[]; WorkingDir?: string; User?: string; Tty?: boolean; AttachStdin?: boolean; AttachStdout?: boolean; AttachStderr?: boolean; Privileged?: boolean }): string {
+    const c = this.get(ref);
+    if (!c.state.Running) throw conflict(`container ${c.id} is not running`);
+    if (c.state.Paused) throw conflict(`container ${c.id} is paused, unpause the container before exec`);
+    if (!body.Cmd || body.Cmd.length === 0) throw invalidParameter('No exec command specified');
+    const id = newId();
+    this.execs.set(id, {
+      ID: id, containerId: c.id, Cmd: body.Cmd, Env: body.Env ?? [], WorkingDir: body.WorkingDir ?? '', User: body.User ?? '',
+      Tty: !!body.Tty, AttachStdin: !!body.AttachStdin, AttachStdout: body.AttachStdout ?? true, AttachStderr: body.AttachStderr ?? true,
+      Privileged: !!body.Privileged, Running: false, ExitCode: null, Pid: 0,
+    });
+    this.events.publish('container', `exec_create: ${body.Cmd.join(' ')}`, c.id, { name: c.name, execID: id });
+    return id;
+  }
+
+  getExec(id: string): ExecRecord {
+    const e = this.execs.get(id);
+    if (!e) throw notFound(`No such exec instance: ${id}`);
+    return e;
+  }
+
+  // ------------------------------------------------------------------ restore after a daemon restart
+
+  /**
+   * Brings the model back in line with the kernel after a restart or crash: running containers are adopted
+   * (their networking is still in place), containers that exited meanwhile get their exit recorded and
+   * their networking released, and half-done work (endpoints still 'creating', namespaces of containers that
+   * never started) is rolled back.
+   */
+  async restore(): Promise<void> {
+    for (const c of this.list()) {
+      if (c.state.Running) {
+        const r = await this.runc.adopt(c.id, c.stateDir).catch((e) => ({ running: false as const, status: { exitCode: 255, finishedAt: nowIso(), oomKilled: false, error: messageOf(e) } }));
+        if (r.running) {
+          for (const ep of Object.values(c.endpoints)) {
+            if (ep.phase !== 'ready') this.log.warn({ id: c.id, ep: ep.id }, 'running container with an unfinished endpoint');
+          }
+          c.state.Pid = r.pid;
+          this.save(c);
+          this.watchExit(c.id);
+          this.log.info({ id: c.id, name: c.name, pid: r.pid }, 'adopted running container');
+          continue;
+        }
+        this.log.info({ id: c.id, name: c.name, exitCode: r.status.exitCode }, 'container exited while the daemon was down');
+        await this.handleExit(c.id, r.status);
+        continue;
+      }
+      // Not running: nothing of its networking may remain (a crash in the middle of start leaves some).
+      if (Object.keys(c.endpoints).length || c.netnsPath) {
+        this.log.info({ id: c.id, name: c.name }, 'rolling back networking of a container that is not running');
+        await this.releaseNetworking(c);
+        await this.runc.cleanup(c.id, c.stateDir).catch(() => {});
+      }
+    }
+    // Addresses owned by no endpoint that exists (a crash between reserve and record cannot happen: both
+    // are in one transaction; this guards against older records).
+    const live = new Set(this.list().flatMap((c) => Object.values(c.endpoints).map((e) => e.id)));
+    for (const a of this.store.allAllocations()) {
+      if (!live.has(a.owner)) this.store.releaseAddress(a.network_id, a.address);
+    }
+  }
+
+  usesImage(imageId: string): string | undefined {
+    return this.list().find((c) => c.imageId === imageId)?.id;
+  }
+
+  /** Containers attached to a network (running endpoints). */
+  attachedTo(netId: string): ContainerRecord[] {
+    return this.list().filter((c) => Object.values(c.endpoints).some((e) => e.networkId === netId));
+  }
+
+  /** Every container that names the network, running or not (Docker refuses rm for these). */
+  membersOf(netName: string): ContainerRecord[] {
+    return this.list().filter((c) => netName in c.networkRequests && c.state.Running);
+  }
+}
+
+function endpointRequest(e: EndpointSettingsIn, mac: string | undefined) {
+  return {
+    aliases: e.Aliases ?? [],
+    ...(e.IPAMConfig?.IPv4Address ? { ipv4: e.IPAMConfig.IPv4Address } : {}),
+    ...(e.IPAMConfig?.IPv6Address ? { ipv6: e.IPAMConfig.IPv6Address } : {}),
+    ...(e.MacAddress || mac ? { mac: validateMac(e.MacAddress || mac!) } : {}),
+  };
+}
+
+function validateMac(m: string): string {
+  if (!/^([0-9a-fA-F]{2}[:-]){5}[0-9a-fA-F]{2}$/.test(m)) throw invalidParameter(`invalid MAC address: ${m}`);
+  return m.toLowerCase().replace(/-/g, ':');
+}
+
+export function parseExtraHost(h: string): HostsEntry {
+  const i = h.indexOf(':');
+  const j = h.indexOf('=');
+  const cut = j > 0 ? j : i;
+  if (cut <= 0) throw invalidParameter(`invalid extra host: ${h}`);
+  const name = h.slice(0, cut);
+  let ip = h.slice(cut + 1);
+  if (ip.startsWith('[') && ip.endsWith(']')) ip = ip.slice(1, -1);
+  if (!ip) throw invalidParameter(`invalid extra host: ${h}`);
+  return { ip, names: [name] };
+}
+
+function mergeEnv(base: string[], over: string[]): string[] {
+  const m = new Map<string, string>();
+  for (const e of [...base, ...over]) {
+    const k = e.split('=', 1)[0]!;
+    m.set(k, e);
+  }
+  return [...m.values()];
+}
+
+function ensurePath(env: string[]): string[] {
+  return env.some((e) => e.startsWith('PATH=')) ? env : [DEFAULT_ENV_PATH, ...env];
+}
+
+export function normalizeSignal(s: string): string {
+  if (/^\d+$/.test(s)) return s;
+  const up = s.toUpperCase();
+  const name = up.startsWith('SIG') ? up : `SIG${up}`;
+  if (!(name in os.constants.signals)) throw invalidParameter(`Invalid signal: ${s}`);
+  return name;
+}
+
+export { shortId };

@@ -1,0 +1,143 @@
+// The persisted model. Field names follow Docker's API where a record is shown to users as-is.
+
+export interface IpamConfig {
+  Subnet: string;
+  Gateway?: string;
+  IPRange?: string;
+  AuxiliaryAddresses?: Record<string, string>;
+}
+
+export interface NetworkRecord {
+  id: string;
+  name: string;
+  driver: string; // 'bridge' | 'host' | 'null'
+  scope: 'local';
+  created: string;
+  enableIPv6: boolean;
+  ipam: { driver: string; options: Record<string, string>; config: IpamConfig[] };
+  internal: boolean;
+  attachable: boolean;
+  options: Record<string, string>;
+  labels: Record<string, string>;
+  /** kernel bridge device for bridge networks */
+  bridge?: string;
+  /** the daemon's default `bridge` network (docker0 model: no DNS, links allowed) */
+  isDefault?: boolean;
+  /** last address handed out, per subnet, for round-robin allocation */
+  lastAllocated?: Record<string, string>;
+}
+
+export interface EndpointRecord {
+  id: string;
+  networkId: string;
+  networkName: string;
+  ifname: string; // eth0, eth1, ...
+  hostVeth?: string;
+  mac: string;
+  ipv4?: string; // address only
+  prefix4?: number;
+  gateway4?: string;
+  ipv6?: string;
+  prefix6?: number;
+  gateway6?: string;
+  aliases: string[];
+  /** addresses the user asked for (--ip/--ip6), kept so a restart gets the same ones */
+  requestedIpv4?: string;
+  requestedIpv6?: string;
+  /** 'creating' until every kernel step is done: a record left 'creating' by a crash is rolled back at startup */
+  phase: 'creating' | 'ready';
+}
+
+export interface ContainerState {
+  Status: 'created' | 'running' | 'paused' | 'restarting' | 'removing' | 'exited' | 'dead';
+  Running: boolean;
+  Paused: boolean;
+  Restarting: boolean;
+  OOMKilled: boolean;
+  Dead: boolean;
+  Pid: number;
+  ExitCode: number;
+  Error: string;
+  StartedAt: string;
+  FinishedAt: string;
+}
+
+export interface ContainerConfig {
+  Hostname: string;
+  Domainname: string;
+  User: string;
+  AttachStdin: boolean;
+  AttachStdout: boolean;
+  AttachStderr: boolean;
+  ExposedPorts?: Record<string, object>;
+  Tty: boolean;
+  OpenStdin: boolean;
+  StdinOnce: boolean;
+  Env: string[];
+  Cmd: string[] | null;
+  Image: string;
+  Volumes: null;
+  WorkingDir: string;
+  Entrypoint: string[] | null;
+  OnBuild: null;
+  Labels: Record<string, string>;
+  StopSignal?: string;
+  StopTimeout?: number;
+}
+
+export interface PortBinding {
+  HostIp: string;
+  HostPort: string;
+}
+
+export interface HostConfig {
+  NetworkMode: string;
+  PortBindings: Record<string, PortBinding[] | null>;
+  RestartPolicy: { Name: string; MaximumRetryCount: number };
+  AutoRemove: boolean;
+  Links: string[] | null;
+  Dns: string[];
+  DnsOptions: string[];
+  DnsSearch: string[];
+  ExtraHosts: string[] | null;
+  PublishAllPorts: boolean;
+  Privileged: boolean;
+  Init?: boolean | null;
+  [k: string]: unknown;
+}
+
+export interface ContainerRecord {
+  id: string;
+  name: string; // without the leading slash
+  created: string;
+  path: string;
+  args: string[];
+  imageId: string;
+  config: ContainerConfig;
+  hostConfig: HostConfig;
+  /** 'bridge' | 'host' | 'none' | 'container:<id>' | a user-defined network's name */
+  networkMode: string;
+  /** endpoint settings asked for at create/connect time, per network name */
+  networkRequests: Record<string, { aliases: string[]; ipv4?: string; ipv6?: string; mac?: string }>;
+  state: ContainerState;
+  restartCount: number;
+  /** bind-mounted network namespace of this container (bridge/none/user networks) */
+  netnsPath?: string;
+  /** attached endpoints by network name */
+  endpoints: Record<string, EndpointRecord>;
+  hostnamePath: string;
+  hostsPath: string;
+  resolvConfPath: string;
+  logPath: string;
+  stateDir: string;
+}
+
+export interface ImageRecord {
+  id: string; // sha256:<hex>
+  name: string; // first repo:tag, for the store's name column
+  created: string;
+  size: number;
+  rootfs: string;
+  comment: string;
+  config: { Env: string[]; Cmd: string[] | null; Entrypoint: string[] | null; WorkingDir: string; Labels: Record<string, string> | null };
+}

@@ -1,0 +1,144 @@
+// The daemon: wires the store, firewall, networks, images and containers, restores state after a restart,
+// and serves the Docker Engine API on a unix socket.
+import fs from 'node:fs';
+import path from 'node:path';
+import type http from 'node:http';
+import { Store } from './store/sqlite.ts';
+import { Events } from './core/events.ts';
+import { Images } from './core/images.ts';
+import { Networks } from './core/networks.ts';
+import { Containers } from './core/containers.ts';
+import { Nft } from './firewall/nft.ts';
+import { Firewall } from './firewall/firewall.ts';
+import { createApiServer } from './api/server.ts';
+import { createLogger, type Logger } from './util/log.ts';
+import { newId } from './core/names.ts';
+import type { PoolSpec } from './ipam/ipam.ts';
+import { messageOf } from './util/errors.ts';
+
+export interface DaemonOptions {
+  dataRoot: string;
+  execRoot: string;
+  socket: string;
+  bip?: string;
+  icc: boolean;
+  ipMasq: boolean;
+  logLevel: string;
+  pools: PoolSpec[];
+  netnsDir: string;
+  netnsPrefix: string;
+  bridgeName: string;
+  resolvConf: string;
+  hostsFile: string;
+}
+
+export class Daemon {
+  readonly opts: DaemonOptions;
+  readonly log: Logger;
+  readonly store: Store;
+  readonly events = new Events();
+  readonly firewall: Firewall;
+  readonly images: Images;
+  readonly networks: Networks;
+  readonly containers: Containers;
+  readonly id: string;
+  private server?: http.Server;
+
+  private constructor(opts: DaemonOptions, log: Logger) {
+    this.opts = opts;
+    this.log = log;
+    this.store = new Store(opts.dataRoot);
+    let id = this.store.getMeta('daemon-id');
+    if (!id) {
+      id = newId();
+      this.store.setMeta('daemon-id', id);
+    }
+    this.id = id;
+    this.firewall = new Firewall(new Nft());
+    this.images = new Images(this.store, opts.dataRoot);
+    this.networks = new Networks(this.store, this.firewall, log, {
+      bip: opts.bip, defaultBridgeName: opts.bridgeName, pools: opts.pools, icc: opts.icc, ipMasq: opts.ipMasq,
+    });
+    this.containers = new Containers(this.store, this.networks, this.images, this.events, log, {
+      dataRoot: opts.dataRoot, execRoot: opts.execRoot, netnsDir: opts.netnsDir, netnsPrefix: opts.netnsPrefix,
+      resolvConf: opts.resolvConf, hostsFile: opts.hostsFile,
+    });
+  }
+
+  static async start(opts: DaemonOptions): Promise<Daemon> {
+    const log = createLogger(opts.logLevel);
+    fs.mkdirSync(opts.dataRoot, { recursive: true, mode: 0o710 });
+    fs.mkdirSync(opts.execRoot, { recursive: true, mode: 0o700 });
+    takePidFile(path.join(opts.execRoot, 'loom.pid'));
+    const d = new Daemon(opts, log);
+    const t0 = Date.now();
+    await d.networks.init();
+    d.firewall.reconcile({ networks: d.networks.firewallState(), ports: [], links: [] });
+    await d.containers.restore();
+    await d.listen();
+    log.info({ socket: opts.socket, ms: Date.now() - t0, containers: d.containers.list().length }, 'loom daemon ready');
+    return d;
+  }
+
+  private listen(): Promise<void> {
+    const sock = this.opts.socket;
+    fs.mkdirSync(path.dirname(sock), { recursive: true });
+    try {
+      fs.unlinkSync(sock);
+    } catch { /* absent */ }
+    this.server = createApiServer(this);
+    return new Promise((resolve, reject) => {
+      this.server!.once('error', reject);
+      this.server!.listen(sock, () => {
+        fs.chmodSync(sock, 0o660);
+        resolve();
+      });
+    });
+  }
+
+  /** Stops serving. Containers keep running (they are adopted again at the next start). */
+  async close(): Promise<void> {
+    await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
+    this.server?.closeAllConnections();
+    this.networks.driver.close();
+    this.store.close();
+    try {
+      fs.unlinkSync(path.join(this.opts.execRoot, 'loom.pid'));
+    } catch { /* gone */ }
+  }
+}
+
+/** One daemon per exec root: a live pid in the file means another daemon owns this state. */
+function takePidFile(p: string): void {
+  try {
+    const pid = Number(fs.readFileSync(p, 'utf8').trim());
+    if (pid && pid !== process.pid) {
+      try {
+        process.kill(pid, 0);
+        throw new Error(`another loom daemon (pid ${pid}) is running with this exec root (${p})`);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'ESRCH') throw e;
+      }
+    }
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+  }
+  fs.writeFileSync(p, String(process.pid));
+}
+
+export async function runDaemon(opts: DaemonOptions): Promise<void> {
+  let d: Daemon;
+  try {
+    d = await Daemon.start(opts);
+  } catch (e) {
+    process.stderr.write(`loom daemon: ${messageOf(e)}\n`);
+    process.exit(1);
+  }
+  const stop = async (sig: string) => {
+    d.log.info({ signal: sig }, 'shutting down (containers keep running)');
+    await d.close().catch(() => {});
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  process.on('SIGINT', () => void stop('SIGINT'));
+}

@@ -1,0 +1,153 @@
+// Pure address arithmetic and allocation: no I/O here, so it is unit-tested with plain data.
+// IPv4 as 32-bit numbers, IPv6 as bigint; ipaddr.js does the parsing.
+import ipaddr from 'ipaddr.js';
+import { invalidParameter, conflict } from '../util/errors.ts';
+
+export interface Cidr {
+  family: 4 | 6;
+  /** the network address as text (host bits cleared) */
+  network: string;
+  prefix: number;
+  /** address as written (host bits possibly set, e.g. a --bip 172.17.0.1/16) */
+  address: string;
+  base: bigint;
+  size: bigint;
+}
+
+export function parseIp(s: string): { family: 4 | 6; value: bigint; text: string } {
+  if (!ipaddr.isValid(s)) throw invalidParameter(`invalid IP address: ${s}`);
+  const a = ipaddr.parse(s);
+  if (a.kind() === 'ipv6' && (a as ipaddr.IPv6).isIPv4MappedAddress()) {
+    return parseIp((a as ipaddr.IPv6).toIPv4Address().toString());
+  }
+  const bytes = a.toByteArray();
+  let v = 0n;
+  for (const b of bytes) v = (v << 8n) | BigInt(b);
+  return { family: a.kind() === 'ipv4' ? 4 : 6, value: v, text: a.toString() };
+}
+
+export function ipToString(v: bigint, family: 4 | 6): string {
+  if (family === 4) return [24n, 16n, 8n, 0n].map((s) => Number((v >> s) & 255n)).join('.');
+  const bytes: number[] = [];
+  for (let i = 15; i >= 0; i--) bytes.push(Number((v >> BigInt(i * 8)) & 255n));
+  return ipaddr.fromByteArray(bytes).toString();
+}
+
+export function parseCidr(s: string): Cidr {
+  const m = /^([^/]+)\/(\d{1,3})$/.exec(s.trim());
+  if (!m) throw invalidParameter(`invalid CIDR address: ${s}`);
+  let ip;
+  try {
+    ip = parseIp(m[1]!);
+  } catch {
+    throw invalidParameter(`invalid CIDR address: ${s}`);
+  }
+  const prefix = Number(m[2]);
+  const bits = ip.family === 4 ? 32 : 128;
+  if (prefix > bits) throw invalidParameter(`invalid CIDR address: ${s}`);
+  const size = 1n << BigInt(bits - prefix);
+  const base = (ip.value / size) * size;
+  return { family: ip.family, network: ipToString(base, ip.family), prefix, address: ip.text, base, size };
+}
+
+export const cidrString = (c: Cidr) => `${c.network}/${c.prefix}`;
+
+export function contains(c: Cidr, ip: string): boolean {
+  const p = parseIp(ip);
+  return p.family === c.family && p.value >= c.base && p.value < c.base + c.size;
+}
+
+export function overlaps(a: Cidr, b: Cidr): boolean {
+  return a.family === b.family && a.base < b.base + b.size && b.base < a.base + a.size;
+}
+
+/** Sub-range containment: inner lies entirely within outer. */
+export function within(inner: Cidr, outer: Cidr): boolean {
+  return inner.family === outer.family && inner.base >= outer.base && inner.base + inner.size <= outer.base + outer.size;
+}
+
+/** The gateway Docker picks when none is given: the first host address. */
+export function firstHost(c: Cidr): string {
+  return ipToString(c.base + 1n, c.family);
+}
+
+/**
+ * Next free address in `subnet` (optionally restricted to `range`), searching round-robin after `after`
+ * as Docker's allocator does, so a just-released address is not handed out again at once.
+ * The network address and (IPv4) the broadcast address are never handed out.
+ */
+export function allocate(subnet: Cidr, taken: ReadonlySet<string>, opts: { range?: Cidr; after?: string } = {}): string | null {
+  const lo = subnet.base + 1n;
+  const hi = subnet.family === 4 && subnet.prefix < 31 ? subnet.base + subnet.size - 2n : subnet.base + subnet.size - 1n;
+  let first = lo;
+  let last = hi;
+  if (opts.range) {
+    first = opts.range.base > lo ? opts.range.base : lo;
+    const rEnd = opts.range.base + opts.range.size - 1n;
+    last = rEnd < hi ? rEnd : hi;
+  }
+  if (first > last) return null;
+  let start = first;
+  if (opts.after) {
+    const a = parseIp(opts.after);
+    if (a.family === subnet.family && a.value >= first && a.value < last) start = a.value + 1n;
+  }
+  // IPv6 subnets are huge; the walk is bounded by the number of taken addresses + 1 in practice.
+  for (let v = start; v <= last; v++) {
+    const s = ipToString(v, subnet.family);
+    if (!taken.has(s)) return s;
+  }
+  for (let v = first; v < start; v++) {
+    const s = ipToString(v, subnet.family);
+    if (!taken.has(s)) return s;
+  }
+  return null;
+}
+
+export interface PoolSpec {
+  base: string;
+  size: number;
+}
+
+/** Docker's default address pools (libnetwork ipamutils): 172.17-31.0.0/16 each, then 192.168.0.0/16 cut in /20s. */
+export const DOCKER_DEFAULT_POOLS: PoolSpec[] = [
+  ...Array.from({ length: 15 }, (_, i) => ({ base: `172.${17 + i}.0.0/16`, size: 16 })),
+  { base: '192.168.0.0/16', size: 20 },
+];
+
+/** Parses the daemon flag `--default-address-pool base=CIDR,size=N`. */
+export function parsePoolFlag(s: string): PoolSpec {
+  const kv = Object.fromEntries(s.split(',').map((p) => p.split('=', 2).map((x) => x.trim()) as [string, string]));
+  if (!kv.base || !kv.size || !/^\d+$/.test(kv.size)) throw invalidParameter(`invalid default address pool: ${s}`);
+  const c = parseCidr(kv.base);
+  const size = Number(kv.size);
+  if (size < c.prefix || size > (c.family === 4 ? 32 : 128)) throw invalidParameter(`invalid default address pool: ${s}`);
+  return { base: cidrString(c), size };
+}
+
+/** First subnet carved from the pools that overlaps none of `used`. */
+export function nextFreePool(pools: PoolSpec[], used: Cidr[]): Cidr | null {
+  for (const p of pools) {
+    const base = parseCidr(p.base);
+    const step = 1n << BigInt((base.family === 4 ? 32 : 128) - p.size);
+    for (let v = base.base; v < base.base + base.size; v += step) {
+      const cand = parseCidr(`${ipToString(v, base.family)}/${p.size}`);
+      if (!used.some((u) => overlaps(u, cand))) return cand;
+    }
+  }
+  return null;
+}
+
+/** Docker's container MAC: 02:42 followed by the four bytes of the IPv4 address. */
+export function macFromIpv4(ip: string): string {
+  const parts = ip.split('.').map(Number);
+  return ['02', '42', ...parts.map((b) => b.toString(16).padStart(2, '0'))].join(':');
+}
+
+export function requireAddressIn(subnet: Cidr, ip: string, what: string): void {
+  if (!contains(subnet, ip)) throw invalidParameter(`${what} ${ip} is not in subnet ${cidrString(subnet)}`);
+}
+
+export function exhausted(network: string): Error {
+  return conflict(`no available IPv4 addresses on this network's address pools: ${network}`);
+}
