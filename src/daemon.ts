@@ -59,7 +59,7 @@ export class Daemon {
     this.networks = new Networks(this.store, this.firewall, log, {
       bip: opts.bip, defaultBridgeName: opts.bridgeName, pools: opts.pools, icc: opts.icc, ipMasq: opts.ipMasq,
     });
-    this.containers = new Containers(this.store, this.networks, this.images, this.events, log, {
+    this.containers = new Containers(this.store, this.networks, this.images, this.events, this.firewall, log, {
       dataRoot: opts.dataRoot, execRoot: opts.execRoot, netnsDir: opts.netnsDir, netnsPrefix: opts.netnsPrefix,
       resolvConf: opts.resolvConf, hostsFile: opts.hostsFile,
     });
@@ -73,8 +73,11 @@ export class Daemon {
     const d = new Daemon(opts, log);
     const t0 = Date.now();
     await d.networks.init();
+    // The whole table first (networks only), so exits handled during restore find a consistent ruleset,
+    // then again with the port and link elements of the containers that are still running.
     d.firewall.reconcile({ networks: d.networks.firewallState(), ports: [], links: [] });
     await d.containers.restore();
+    d.firewall.reconcile({ networks: d.networks.firewallState(), ...d.containers.firewallElements() });
     await d.listen();
     log.info({ socket: opts.socket, ms: Date.now() - t0, containers: d.containers.list().length }, 'loom daemon ready');
     return d;

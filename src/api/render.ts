@@ -1,6 +1,7 @@
 // Docker-shaped JSON for containers, images and networks (keys and casing as the Engine API has them).
 import type { ContainerRecord, EndpointRecord, ImageRecord, NetworkRecord } from '../core/types.ts';
 import { ZERO_TIME } from '../core/names.ts';
+import { publishedView } from '../core/publish.ts';
 
 export function humanDuration(ms: number): string {
   const s = Math.round(ms / 1000);
@@ -69,8 +70,7 @@ export function containerNetworks(c: ContainerRecord, netByName: (n: string) => 
 export function portsMap(c: ContainerRecord): Record<string, { HostIp: string; HostPort: string }[] | null> {
   const out: Record<string, { HostIp: string; HostPort: string }[] | null> = {};
   for (const k of Object.keys(c.config.ExposedPorts ?? {})) out[k] = null;
-  const published = (c as { published?: Record<string, { HostIp: string; HostPort: string }[]> }).published ?? {};
-  for (const [k, v] of Object.entries(published)) out[k] = v;
+  for (const [k, v] of Object.entries(publishedView(c.published ?? []))) out[k] = v;
   return out;
 }
 

@@ -16,6 +16,11 @@ import { parseResolvConf, renderHosts, renderResolvConf, type HostsEntry } from 
 import { newId, nowIso, randomName, shortId, validateContainerName, ZERO_TIME } from './names.ts';
 import { conflict, invalidParameter, LoomError, messageOf, notFound, notModified, systemError } from '../util/errors.ts';
 import type { Logger } from '../util/log.ts';
+import type { Firewall } from '../firewall/firewall.ts';
+import type { FwLink, FwPort } from '../firewall/model.ts';
+import { PortHolder, type HeldPort } from './ports.ts';
+import { firewallPorts, linkEnv, linkRules, parseLinks, portRequests, type Mapping } from './publish.ts';
+import { OPT_HOST_BINDING } from '../drivers/bridge.ts';
 
 export interface ContainerOptions {
   dataRoot: string;
@@ -83,9 +88,14 @@ export class Containers {
   readonly execs = new Map<string, ExecRecord>();
   /** listeners for "this container's process ended" (attach/log followers) */
   private readonly exitListeners = new Map<string, Set<() => void>>();
+  private readonly fw: Firewall;
+  readonly ports = new PortHolder();
+  /** what a running container holds outside its namespace: host port sockets, firewall elements */
+  private readonly published = new Map<string, { held: HeldPort[]; fwPorts: FwPort[]; fwLinks: FwLink[] }>();
 
-  constructor(store: Store, nets: Networks, images: Images, events: Events, log: Logger, opts: ContainerOptions) {
+  constructor(store: Store, nets: Networks, images: Images, events: Events, fw: Firewall, log: Logger, opts: ContainerOptions) {
     this.store = store;
+    this.fw = fw;
     this.nets = nets;
     this.images = images;
     this.events = events;
@@ -186,8 +196,12 @@ export class Containers {
         }
       }
     }
-    if (mode === 'host' && hc.PortBindings && Object.keys(hc.PortBindings).length) {
-      // Docker accepts and ignores them with a warning; keep them but they do nothing.
+    if (mode.startsWith('container:') && ((hc.PortBindings && Object.keys(hc.PortBindings).length) || hc.PublishAllPorts)) {
+      throw invalidParameter('conflicting options: port publishing and the container type network mode');
+    }
+    if (mode.startsWith('container:') && hc.Links?.length) throw invalidParameter('conflicting options: container type network can\'t be used with links. This would result in undefined behavior');
+    for (const l of parseLinks(hc.Links ?? null)) {
+      if (!this.find(l.name)) throw notFound(`could not get container for ${l.name}`);
     }
 
     const entrypoint = body.Entrypoint ?? img.config.Entrypoint;
@@ -280,6 +294,7 @@ export class Containers {
   private async startLocked(c: ContainerRecord): Promise<void> {
     const undo: (() => Promise<void> | void)[] = [];
     const mode = this.networkMode(c);
+    let linkEnvs: string[] = [];
     let netns: string | 'host';
     let etc = { hosts: c.hostsPath, resolvConf: c.resolvConfPath, hostname: c.hostnamePath };
     try {
@@ -317,6 +332,7 @@ export class Containers {
             if (ep.gateway4 && !this.nets.get(ep.networkId).internal) first = false;
           }
         }
+        linkEnvs = await this.publishAndLink(c, undo);
         this.writeEtcFiles(c, mode);
       }
       const img = this.store.get<{ rootfs: string }>('images', c.imageId);
@@ -326,7 +342,7 @@ export class Containers {
         rootfsLower: img.rootfs,
         stateDir: c.stateDir,
         args: [c.path, ...c.args],
-        env: ensurePath(c.config.Env),
+        env: ensurePath(mergeEnv(linkEnvs, c.config.Env)),
         cwd: c.config.WorkingDir || '/',
         user: c.config.User || undefined,
         hostname: c.config.Hostname,
@@ -354,6 +370,67 @@ export class Containers {
     }
     this.watchExit(c.id);
     this.events.publish('container', 'start', c.id, { name: c.name, image: c.config.Image });
+    this.refreshParentsHosts(c);
+  }
+
+  /** Links resolved against running containers: hosts entries, env, and the linked endpoint's address. */
+  private resolveLinks(c: ContainerRecord): { alias: string; linked: ContainerRecord; ip: string; entry: HostsEntry }[] {
+    const out = [];
+    for (const l of parseLinks(c.hostConfig.Links)) {
+      const linked = this.find(l.name);
+      if (!linked) throw notFound(`could not get container for ${l.name}`);
+      if (!linked.state.Running) throw conflict(`Cannot link to a non running container: /${linked.name} AS /${c.name}/${l.alias}`);
+      const ep = Object.values(linked.endpoints).find((e) => e.networkName in c.endpoints) ?? Object.values(linked.endpoints)[0];
+      if (!ep?.ipv4) throw conflict(`Cannot link to /${linked.name}, as it does not belong to the default network`);
+      const names = [...new Set([l.alias, linked.config.Hostname, linked.name])];
+      out.push({ alias: l.alias, linked, ip: ep.ipv4, entry: { ip: ep.ipv4, names } });
+    }
+    return out;
+  }
+
+  /** Holds the published host ports, adds port and link elements to the firewall (one transaction). */
+  private async publishAndLink(c: ContainerRecord, undo: (() => Promise<void> | void)[]): Promise<string[]> {
+    const primary = Object.values(c.endpoints).find((e) => e.ipv4);
+    const links = this.resolveLinks(c);
+    if (!primary) return [];
+    const net = this.nets.get(primary.networkId);
+    const rt = { held: [] as HeldPort[], fwPorts: [] as FwPort[], fwLinks: [] as FwLink[] };
+    this.published.set(c.id, rt);
+    undo.push(() => {
+      for (const h of rt.held) this.ports.release(h);
+      this.published.delete(c.id);
+      c.published = undefined;
+    });
+    const mappings: Mapping[] = [];
+    if (!net.internal) {
+      for (const r of portRequests(c, net.options[OPT_HOST_BINDING] || '0.0.0.0')) {
+        const h = r.hostFrom ? this.ports.hold(r.proto, r.hostIp, r.hostFrom, r.hostTo) : this.ports.holdAny(r.proto, r.hostIp);
+        rt.held.push(h);
+        mappings.push({ proto: r.proto, containerPort: r.containerPort, hostIp: r.hostIp, hostPort: h.port });
+      }
+    }
+    rt.fwPorts = firewallPorts(mappings, primary.ipv4!, net.bridge!);
+    rt.fwLinks = links.flatMap((l) => linkRules(net.bridge!, primary.ipv4!, l.linked, l.ip));
+    if (rt.fwPorts.length || rt.fwLinks.length) {
+      this.fw.apply({ addPorts: rt.fwPorts, addLinks: rt.fwLinks });
+      undo.push(() => this.fw.apply({ removePorts: rt.fwPorts, removeLinks: rt.fwLinks }));
+    }
+    c.published = mappings;
+    this.save(c);
+    return links.flatMap((l) => linkEnv(c.name, l.alias, l.linked, l.ip));
+  }
+
+  /** Containers linking to `child` get their /etc/hosts rewritten with its current address (in place: it is bind-mounted). */
+  private refreshParentsHosts(child: ContainerRecord): void {
+    for (const p of this.list()) {
+      if (!p.state.Running || p.id === child.id) continue;
+      if (!parseLinks(p.hostConfig.Links).some((l) => l.name === child.name)) continue;
+      try {
+        this.writeEtcFiles(p, p.networkMode);
+      } catch (e) {
+        this.log.warn({ id: p.id, err: messageOf(e) }, 'cannot rewrite hosts file of linking container');
+      }
+    }
   }
 
   /** Allocates, records and plugs one endpoint; pushes its undo. */
@@ -395,7 +472,11 @@ export class Containers {
         ...(ep.ipv4 ? [{ ip: ep.ipv4, names: fqdn }] : []),
         ...(ep.ipv6 ? [{ ip: ep.ipv6, names: fqdn }] : []),
       ]);
-      fs.writeFileSync(c.hostsPath, renderHosts({ self, extra }));
+      let links: HostsEntry[] = [];
+      try {
+        links = this.resolveLinks(c).map((l) => l.entry);
+      } catch { /* a linked container went away: its entry goes too */ }
+      fs.writeFileSync(c.hostsPath, renderHosts({ self, extra, links }));
     }
     let hostResolv = '';
     try { hostResolv = fs.readFileSync(this.opts.resolvConf, 'utf8'); } catch { /* none */ }
@@ -434,6 +515,20 @@ export class Containers {
 
   /** Leaves every endpoint and deletes the namespace; keeps going on errors and logs each. */
   private async releaseNetworking(c: ContainerRecord): Promise<void> {
+    const rt = this.published.get(c.id);
+    if (rt) {
+      try {
+        if (rt.fwPorts.length || rt.fwLinks.length) this.fw.apply({ removePorts: rt.fwPorts, removeLinks: rt.fwLinks });
+      } catch (e) {
+        this.log.error({ id: c.id, err: messageOf(e) }, 'removing firewall elements failed');
+      }
+      for (const h of rt.held) this.ports.release(h);
+      this.published.delete(c.id);
+    }
+    if (c.published) {
+      c.published = undefined;
+      this.save(c);
+    }
     for (const ep of Object.values(c.endpoints).reverse()) {
       try {
         await this.nets.leave(ep);
@@ -625,6 +720,7 @@ export class Containers {
           }
           c.state.Pid = r.pid;
           this.save(c);
+          this.rehold(c);
           this.watchExit(c.id);
           this.log.info({ id: c.id, name: c.name, pid: r.pid }, 'adopted running container');
           continue;
@@ -646,6 +742,38 @@ export class Containers {
     for (const a of this.store.allAllocations()) {
       if (!live.has(a.owner)) this.store.releaseAddress(a.network_id, a.address);
     }
+  }
+
+  /** After a restart: hold the published ports of an adopted container again and rebuild its firewall elements. */
+  private rehold(c: ContainerRecord): void {
+    const primary = Object.values(c.endpoints).find((e) => e.ipv4);
+    if (!primary) return;
+    const net = this.nets.find(primary.networkId);
+    if (!net) return;
+    const rt = { held: [] as HeldPort[], fwPorts: [] as FwPort[], fwLinks: [] as FwLink[] };
+    for (const m of c.published ?? []) {
+      try {
+        rt.held.push(this.ports.hold(m.proto, m.hostIp, m.hostPort));
+      } catch (e) {
+        this.log.warn({ id: c.id, port: m.hostPort, err: messageOf(e) }, 'published port taken while the daemon was down');
+      }
+    }
+    rt.fwPorts = firewallPorts(c.published ?? [], primary.ipv4!, net.bridge!);
+    try {
+      rt.fwLinks = this.resolveLinks(c).flatMap((l) => linkRules(net.bridge!, primary.ipv4!, l.linked, l.ip));
+    } catch { /* linked container gone */ }
+    this.published.set(c.id, rt);
+  }
+
+  /** Port and link elements of every running container: the firewall's desired state after a restart. */
+  firewallElements(): { ports: FwPort[]; links: FwLink[] } {
+    const ports: FwPort[] = [];
+    const links: FwLink[] = [];
+    for (const rt of this.published.values()) {
+      ports.push(...rt.fwPorts);
+      links.push(...rt.fwLinks);
+    }
+    return { ports, links };
   }
 
   usesImage(imageId: string): string | undefined {

@@ -123,6 +123,8 @@ export interface ContainerRecord {
   restartCount: number;
   /** bind-mounted network namespace of this container (bridge/none/user networks) */
   netnsPath?: string;
+  /** host ports published while running (cleared when it stops) */
+  published?: { proto: 'tcp' | 'udp' | 'sctp'; containerPort: number; hostIp: string; hostPort: number }[];
   /** attached endpoints by network name */
   endpoints: Record<string, EndpointRecord>;
   hostnamePath: string;

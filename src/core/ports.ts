@@ -1,0 +1,146 @@
+// Published host ports: allocation (explicit, or from the kernel's ephemeral range) and holding.
+// Like Docker, loom binds each published host port with a socket of its own, so a later host process
+// cannot take the port silently and a port already bound on the host is refused up front. The sockets are
+// bound but never listen: DNAT in nftables carries the traffic, the socket only reserves the port.
+// Node has no API for a TCP socket that binds without listening, hence socket()/bind() through koffi.
+import fs from 'node:fs';
+import koffi from 'koffi';
+import { conflict, invalidParameter } from '../util/errors.ts';
+import { parseIp } from '../ipam/ipam.ts';
+
+const libc = koffi.load('libc.so.6');
+const c_socket = libc.func('int socket(int domain, int type, int protocol)');
+const c_bind = libc.func('int bind(int fd, const uint8_t *addr, uint32_t len)');
+const c_close = libc.func('int close(int fd)');
+const c_setsockopt = libc.func('int setsockopt(int fd, int level, int name, const int *val, uint32_t len)');
+const errnoLoc = libc.func('int *__errno_location()');
+
+const AF_INET = 2, AF_INET6 = 10, SOCK_STREAM = 1, SOCK_DGRAM = 2, SOCK_CLOEXEC = 0o2000000, IPPROTO_SCTP = 132;
+const IPPROTO_IPV6 = 41, IPV6_V6ONLY = 26;
+const EADDRINUSE = 98;
+
+function errno(): number {
+  return koffi.decode(errnoLoc(), 'int') as number;
+}
+
+export type Proto = 'tcp' | 'udp' | 'sctp';
+
+export interface HeldPort {
+  proto: Proto;
+  hostIp: string; // '' = every address
+  port: number;
+  fd: number;
+}
+
+function sockaddr(ip: string, port: number): { buf: Uint8Array; family: number } {
+  const p = ip ? parseIp(ip) : { family: 4 as const, value: 0n };
+  if (p.family === 4) {
+    const b = Buffer.alloc(16);
+    b.writeUInt16LE(AF_INET, 0);
+    b.writeUInt16BE(port, 2);
+    b.writeUInt32BE(Number(p.value), 4);
+    return { buf: b, family: AF_INET };
+  }
+  const b = Buffer.alloc(28);
+  b.writeUInt16LE(AF_INET6, 0);
+  b.writeUInt16BE(port, 2);
+  for (let i = 0; i < 16; i++) b[8 + i] = Number((p.value >> BigInt((15 - i) * 8)) & 255n);
+  return { buf: b, family: AF_INET6 };
+}
+
+/** Binds proto/ip/port; returns the fd or the errno. */
+function tryBind(proto: Proto, ip: string, port: number): { fd: number } | { err: number } {
+  const { buf, family } = sockaddr(ip, port);
+  const type = proto === 'udp' ? SOCK_DGRAM : SOCK_STREAM;
+  const fd = c_socket(family, type | SOCK_CLOEXEC, proto === 'sctp' ? IPPROTO_SCTP : 0) as number;
+  if (fd < 0) return { err: errno() };
+  if (family === AF_INET6) c_setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, [1], 4);
+  if (c_bind(fd, buf, buf.length) !== 0) {
+    const e = errno();
+    c_close(fd);
+    return { err: e };
+  }
+  return { fd };
+}
+
+export function ephemeralRange(): [number, number] {
+  try {
+    const [a, b] = fs.readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);
+    if (a && b) return [a, b];
+  } catch { /* default */ }
+  return [32768, 60999];
+}
+
+export class PortHolder {
+  private readonly held = new Map<string, HeldPort>();
+  private next = 0;
+
+  private key(proto: Proto, ip: string, port: number): string {
+    return `${proto}/${ip || '*'}/${port}`;
+  }
+
+  /** Held by loom on the same address, or on the wildcard, or (for the wildcard) on any address. */
+  private heldByLoom(proto: Proto, ip: string, port: number): boolean {
+    for (const h of this.held.values()) {
+      if (h.proto === proto && h.port === port && (!h.hostIp || !ip || h.hostIp === ip)) return true;
+    }
+    return false;
+  }
+
+  /** Holds one explicit port (or the first free one of [from, to]); refuses with 409 naming the port. */
+  hold(proto: Proto, ip: string, from: number, to = from): HeldPort {
+    if (ip) parseIp(ip);
+    let lastErr = 0;
+    for (let port = from; port <= to; port++) {
+      if (this.heldByLoom(proto, ip, port)) {
+        lastErr = EADDRINUSE;
+        continue;
+      }
+      const r = tryBind(proto, ip, port);
+      if ('fd' in r) {
+        const h = { proto, hostIp: ip, port, fd: r.fd };
+        this.held.set(this.key(proto, ip, port), h);
+        return h;
+      }
+      lastErr = r.err;
+      if (r.err !== EADDRINUSE && r.err !== 13) break;
+    }
+    const where = `${ip ? (ip.includes(':') ? `[${ip}]` : ip) : '0.0.0.0'}:${from === to ? from : `${from}-${to}`}`;
+    if (lastErr === EADDRINUSE) throw conflict(`Bind for ${where} failed: port is already allocated`);
+    if (lastErr === 99) throw invalidParameter(`Bind for ${where} failed: cannot assign requested address`);
+    throw conflict(`Bind for ${where} failed: errno ${lastErr}`);
+  }
+
+  /** A free port from the kernel's ephemeral range, sequentially as Docker's allocator does. */
+  holdAny(proto: Proto, ip: string): HeldPort {
+    const [lo, hi] = ephemeralRange();
+    const span = hi - lo + 1;
+    if (this.next < lo || this.next > hi) this.next = lo;
+    for (let i = 0; i < span; i++) {
+      const port = lo + ((this.next - lo + i) % span);
+      if (this.heldByLoom(proto, ip, port)) continue;
+      const r = tryBind(proto, ip, port);
+      if ('fd' in r) {
+        this.next = port + 1;
+        const h = { proto, hostIp: ip, port, fd: r.fd };
+        this.held.set(this.key(proto, ip, port), h);
+        return h;
+      }
+    }
+    throw conflict(`no free host port in ${lo}-${hi} for ${proto}`);
+  }
+
+  release(h: HeldPort): void {
+    const k = this.key(h.proto, h.hostIp, h.port);
+    if (this.held.get(k)?.fd === h.fd) {
+      this.held.delete(k);
+      c_close(h.fd);
+    }
+  }
+
+  releaseAll(): void {
+    for (const h of this.held.values()) c_close(h.fd);
+    this.held.clear();
+  }
+}
+

@@ -1,0 +1,137 @@
+// Pure planning for published ports and legacy links: what to bind, what the firewall gets, what a
+// linking container sees (hosts entries, environment). No I/O here.
+import type { ContainerRecord } from './types.ts';
+import type { FwLink, FwPort } from '../firewall/model.ts';
+import type { Proto } from './ports.ts';
+import { invalidParameter } from '../util/errors.ts';
+
+export interface PortRequest {
+  proto: Proto;
+  containerPort: number;
+  hostIp: string;
+  /** 0 = any free port; from..to = the first free port of that range */
+  hostFrom: number;
+  hostTo: number;
+}
+
+export interface Mapping {
+  proto: Proto;
+  containerPort: number;
+  hostIp: string;
+  hostPort: number;
+}
+
+function parseKey(k: string): { port: number; proto: Proto } {
+  const [p, proto = 'tcp'] = k.split('/');
+  const port = Number(p);
+  if (!Number.isInteger(port) || port < 1 || port > 65535) throw invalidParameter(`invalid port specification: "${k}"`);
+  if (proto !== 'tcp' && proto !== 'udp' && proto !== 'sctp') throw invalidParameter(`invalid proto: ${proto}`);
+  return { port, proto };
+}
+
+function parseHostPort(s: string, key: string): [number, number] {
+  if (!s) return [0, 0];
+  const m = /^(\d+)(?:-(\d+))?$/.exec(s);
+  if (!m) throw invalidParameter(`invalid hostPort: ${s}`);
+  const a = Number(m[1]);
+  const b = m[2] ? Number(m[2]) : a;
+  if (a < 1 || b > 65535 || b < a) throw invalidParameter(`invalid hostPort: ${s} for ${key}`);
+  return [a, b];
+}
+
+/** Requests from HostConfig.PortBindings, plus every exposed port for -P. */
+export function portRequests(c: ContainerRecord, defaultHostIp: string): PortRequest[] {
+  const out: PortRequest[] = [];
+  const bindings = c.hostConfig.PortBindings ?? {};
+  for (const [key, list] of Object.entries(bindings)) {
+    const { port, proto } = parseKey(key);
+    for (const b of list ?? [{ HostIp: '', HostPort: '' }]) {
+      const [from, to] = parseHostPort(b.HostPort ?? '', key);
+      let ip = b.HostIp ?? '';
+      if (ip === '0.0.0.0') ip = '';
+      out.push({ proto, containerPort: port, hostIp: ip || (defaultHostIp === '0.0.0.0' ? '' : defaultHostIp), hostFrom: from, hostTo: to });
+    }
+  }
+  if (c.hostConfig.PublishAllPorts) {
+    for (const key of Object.keys(c.config.ExposedPorts ?? {})) {
+      if (key in bindings) continue;
+      const { port, proto } = parseKey(key);
+      out.push({ proto, containerPort: port, hostIp: defaultHostIp === '0.0.0.0' ? '' : defaultHostIp, hostFrom: 0, hostTo: 0 });
+    }
+  }
+  return out;
+}
+
+/** NetworkSettings.Ports as Docker shows them. */
+export function publishedView(ms: Mapping[]): Record<string, { HostIp: string; HostPort: string }[]> {
+  const out: Record<string, { HostIp: string; HostPort: string }[]> = {};
+  for (const m of ms) (out[`${m.containerPort}/${m.proto}`] ??= []).push({ HostIp: m.hostIp || '0.0.0.0', HostPort: String(m.hostPort) });
+  return out;
+}
+
+/**
+ * Firewall elements: consecutive mappings (host port and container port both +1, same proto and address)
+ * become one range, so `-p 8000-8999:8000-8999` is one element, not a thousand.
+ */
+export function firewallPorts(ms: Mapping[], containerIp: string, bridge: string): FwPort[] {
+  const sorted = [...ms].sort((a, b) => a.proto.localeCompare(b.proto) || a.hostIp.localeCompare(b.hostIp) || a.hostPort - b.hostPort);
+  const out: FwPort[] = [];
+  for (const m of sorted) {
+    const last = out[out.length - 1];
+    // Only runs that keep the port number (host port = container port) merge: DNAT to a port range keeps
+    // a packet's port when it lies inside the range, which is exactly this case.
+    if (last && last.proto === m.proto && last.hostIp === m.hostIp && last.hostPortEnd + 1 === m.hostPort && last.containerPortEnd + 1 === m.containerPort && m.hostPort === m.containerPort && last.hostPort === last.containerPort) {
+      last.hostPortEnd = m.hostPort;
+      last.containerPortEnd = m.containerPort;
+      continue;
+    }
+    out.push({ proto: m.proto, hostIp: m.hostIp, hostPort: m.hostPort, hostPortEnd: m.hostPort, containerIp, containerPort: m.containerPort, containerPortEnd: m.containerPort, bridge, family: containerIp.includes(':') ? 6 : 4 });
+  }
+  return out;
+}
+
+export interface LinkSpec {
+  name: string; // linked container's name
+  alias: string;
+}
+
+export function parseLinks(links: string[] | null): LinkSpec[] {
+  return (links ?? []).map((l) => {
+    const s = l.replace(/^\//, '');
+    const [name, alias] = s.split(':');
+    if (!name) throw invalidParameter(`invalid link: ${l}`);
+    return { name, alias: (alias ?? name).replace(/^.*\//, '') };
+  });
+}
+
+/** Docker's link environment: ALIAS_PORT_80_TCP=tcp://IP:80 and friends, ALIAS_NAME, ALIAS_ENV_*. */
+export function linkEnv(linkerName: string, alias: string, linked: ContainerRecord, ip: string): string[] {
+  const A = alias.toUpperCase().replace(/[^A-Z0-9_]/g, '_');
+  const env: string[] = [];
+  const ports = Object.keys(linked.config.ExposedPorts ?? {}).map((k) => {
+    const [p, proto = 'tcp'] = k.split('/');
+    return { port: Number(p), proto };
+  }).sort((a, b) => a.port - b.port || a.proto.localeCompare(b.proto));
+  if (ports.length) env.push(`${A}_PORT=${ports[0]!.proto}://${ip}:${ports[0]!.port}`);
+  for (const { port, proto } of ports) {
+    const P = `${A}_PORT_${port}_${proto.toUpperCase()}`;
+    env.push(`${P}=${proto}://${ip}:${port}`, `${P}_ADDR=${ip}`, `${P}_PORT=${port}`, `${P}_PROTO=${proto}`);
+  }
+  env.push(`${A}_NAME=/${linkerName}/${alias}`);
+  for (const e of linked.config.Env) {
+    const i = e.indexOf('=');
+    if (i < 0) continue;
+    const k = e.slice(0, i);
+    if (k === 'HOME' || k === 'PATH') continue;
+    env.push(`${A}_ENV_${k}=${e.slice(i + 1)}`);
+  }
+  return env;
+}
+
+/** Firewall exceptions for a link when icc is off: the linker may reach the linked container's exposed ports. */
+export function linkRules(bridge: string, fromIp: string, linked: ContainerRecord, toIp: string): FwLink[] {
+  return Object.keys(linked.config.ExposedPorts ?? {}).map((k) => {
+    const [p, proto = 'tcp'] = k.split('/');
+    return { bridge, fromIp, toIp, proto: proto as Proto, port: Number(p) };
+  });
+}
