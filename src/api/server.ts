@@ -496,6 +496,22 @@ route('DELETE', '/networks/{id}', async (d, { params, res }) => {
   return STREAMED;
 });
 
+route('POST', '/networks/{id}/connect', async (d, { params, body, res }) => {
+  const b = (await body()) ?? {};
+  if (!b.Container) throw invalidParameter('a container name or id is required');
+  await d.containers.connect(params.id!, b.Container, b.EndpointConfig ?? {});
+  noContent(res, 200);
+  return STREAMED;
+});
+
+route('POST', '/networks/{id}/disconnect', async (d, { params, body, res }) => {
+  const b = (await body()) ?? {};
+  if (!b.Container) throw invalidParameter('a container name or id is required');
+  await d.containers.disconnect(params.id!, b.Container, !!b.Force);
+  noContent(res, 200);
+  return STREAMED;
+});
+
 route('POST', '/networks/prune', async (d) => {
   const deleted: string[] = [];
   for (const n of d.networks.list()) {

@@ -21,6 +21,8 @@ import type { FwLink, FwPort } from '../firewall/model.ts';
 import { PortHolder, type HeldPort } from './ports.ts';
 import { firewallPorts, linkEnv, linkRules, parseLinks, portRequests, type Mapping } from './publish.ts';
 import { OPT_HOST_BINDING } from '../drivers/bridge.ts';
+import { DnsNames } from './dnsnames.ts';
+import type { EmbeddedDns } from '../dns/resolver.ts';
 
 export interface ContainerOptions {
   dataRoot: string;
@@ -89,6 +91,9 @@ export class Containers {
   /** listeners for "this container's process ended" (attach/log followers) */
   private readonly exitListeners = new Map<string, Set<() => void>>();
   private readonly fw: Firewall;
+  /** names the embedded DNS answers, and the server itself (attached per container namespace) */
+  readonly dnsNames = new DnsNames();
+  dns?: EmbeddedDns;
   readonly ports = new PortHolder();
   /** what a running container holds outside its namespace: host port sockets, firewall elements */
   private readonly published = new Map<string, { held: HeldPort[]; fwPorts: FwPort[]; fwLinks: FwLink[] }>();
@@ -334,6 +339,10 @@ export class Containers {
         }
         linkEnvs = await this.publishAndLink(c, undo);
         this.writeEtcFiles(c, mode);
+        if (this.usesEmbeddedDns(c)) {
+          undo.push(() => this.dns?.detach(c.id));
+          await this.startDns(c);
+        }
       }
       const img = this.store.get<{ rootfs: string }>('images', c.imageId);
       if (!img) throw conflict(`image ${c.imageId} of container ${c.name} no longer exists`);
@@ -444,6 +453,7 @@ export class Containers {
       return ep;
     });
     undo.push(async () => {
+      this.dnsNames.remove(c.id, net.id);
       await this.nets.leave(ep);
       this.store.tx(() => {
         this.nets.releaseEndpoint(ep);
@@ -454,8 +464,33 @@ export class Containers {
     await this.nets.join(ep, c.netnsPath!, defaultRoute);
     ep.phase = 'ready';
     this.save(c);
+    this.registerNames(c, ep);
     this.events.publish('network', 'connect', net.id, { container: c.id, name: net.name, type: net.driver });
     return ep;
+  }
+
+  /** User-defined networks get DNS: names, aliases and the short id resolve on that network. */
+  private registerNames(c: ContainerRecord, ep: EndpointRecord): void {
+    const net = this.nets.find(ep.networkId);
+    if (!net || net.isDefault) return;
+    const req = c.networkRequests[ep.networkName];
+    const links = parseLinks(c.hostConfig.Links).map((l) => l.alias);
+    const names = [...new Set([c.name, c.id.slice(0, 12), c.config.Hostname, ...(req?.aliases ?? []), ...links].map((n) => n.toLowerCase()))];
+    this.dnsNames.add({ containerId: c.id, networkId: net.id, names, ipv4: ep.ipv4, ipv6: ep.ipv6, ptrName: `${c.name}.${net.name}` }, net.name);
+  }
+
+  /** Does this container use the embedded DNS (any user-defined network)? */
+  private usesEmbeddedDns(c: ContainerRecord): boolean {
+    return Object.values(c.endpoints).some((ep) => !this.nets.find(ep.networkId)?.isDefault);
+  }
+
+  private async startDns(c: ContainerRecord): Promise<void> {
+    if (!this.dns || !c.netnsPath || !this.usesEmbeddedDns(c)) return;
+    const allInternal = Object.values(c.endpoints).every((ep) => this.nets.find(ep.networkId)?.internal);
+    let upstream = c.hostConfig.Dns?.length ? c.hostConfig.Dns : parseResolvConf(readOr(this.opts.resolvConf)).nameservers;
+    if (allInternal) upstream = [];
+    this.dnsNames.setUpstreams(c.id, upstream);
+    await this.dns.attach(c.id, c.netnsPath);
   }
 
   private writeEtcFiles(c: ContainerRecord, mode: string): void {
@@ -480,8 +515,10 @@ export class Containers {
     }
     let hostResolv = '';
     try { hostResolv = fs.readFileSync(this.opts.resolvConf, 'utf8'); } catch { /* none */ }
+    const internal = mode !== 'host' && this.usesEmbeddedDns(c);
     fs.writeFileSync(c.resolvConfPath, renderResolvConf(parseResolvConf(hostResolv), {
       dns: c.hostConfig.Dns, search: c.hostConfig.DnsSearch, options: c.hostConfig.DnsOptions,
+      ...(internal ? { internalResolver: '127.0.0.11' } : {}),
     }));
   }
 
@@ -515,6 +552,8 @@ export class Containers {
 
   /** Leaves every endpoint and deletes the namespace; keeps going on errors and logs each. */
   private async releaseNetworking(c: ContainerRecord): Promise<void> {
+    this.dnsNames.removeContainer(c.id);
+    await this.dns?.detach(c.id).catch((e) => this.log.warn({ id: c.id, err: messageOf(e) }, 'dns detach failed'));
     const rt = this.published.get(c.id);
     if (rt) {
       try {
@@ -679,6 +718,86 @@ export class Containers {
     this.events.publish('container', 'unpause', c.id, { name: c.name, image: c.config.Image });
   }
 
+  // ------------------------------------------------------------------ network connect / disconnect
+
+  connect(netRef: string, ctrRef: string, cfg: EndpointSettingsIn): Promise<void> {
+    const net = this.nets.get(netRef);
+    const c0 = this.get(ctrRef);
+    return this.locked(c0.id, async () => {
+      const c = this.reload(c0.id)!;
+      const mode = c.networkMode;
+      if (net.driver === 'host' || mode === 'host') throw invalidParameter('container cannot be disconnected from host network or connected to host network');
+      if (net.driver === 'null' || mode === 'none') throw invalidParameter('container cannot be connected to multiple networks with one of the networks in private (none) mode');
+      if (mode.startsWith('container:')) throw invalidParameter('container sharing network namespace with another container or host cannot be connected to any other network');
+      if (net.name in c.networkRequests) throw new LoomError(403, `endpoint with name ${c.name} already exists in network ${net.name}`);
+      const req = endpointRequest(cfg, undefined);
+      if (net.isDefault && (req.aliases.length || req.ipv4 || req.ipv6)) {
+        throw invalidParameter(req.aliases.length ? 'network-scoped alias is supported only for containers in user defined networks' : 'user specified IP address is supported on user defined networks only');
+      }
+      c.networkRequests[net.name] = req;
+      if (!c.state.Running) {
+        // validate a wanted address now, as Docker does, without keeping it
+        if (req.ipv4 || req.ipv6) this.store.db.exec('SAVEPOINT v');
+        try {
+          if (req.ipv4 || req.ipv6) this.nets.allocateEndpoint(net, c.id, 'eth9', req);
+        } finally {
+          if (req.ipv4 || req.ipv6) this.store.db.exec('ROLLBACK TO v; RELEASE v');
+        }
+        this.save(c);
+        return;
+      }
+      const used = new Set(Object.values(c.endpoints).map((e) => e.ifname));
+      let i = 0;
+      while (used.has(`eth${i}`)) i++;
+      const undo: (() => Promise<void> | void)[] = [];
+      try {
+        const hadDefault = Object.values(c.endpoints).some((e) => e.gateway4 && !this.nets.find(e.networkId)?.internal);
+        await this.attachEndpoint(c, net.name, `eth${i}`, !hadDefault, undo);
+        this.writeEtcFiles(c, c.networkMode);
+        await this.startDns(c);
+      } catch (e) {
+        for (const u of undo.reverse()) await Promise.resolve(u()).catch(() => {});
+        delete c.networkRequests[net.name];
+        this.save(c);
+        throw e;
+      }
+      this.save(c);
+    });
+  }
+
+  disconnect(netRef: string, ctrRef: string, force: boolean): Promise<void> {
+    const net = this.nets.get(netRef);
+    const c0 = this.find(ctrRef);
+    if (!c0) {
+      if (force) return Promise.resolve();
+      throw notFound(`No such container: ${ctrRef}`);
+    }
+    return this.locked(c0.id, async () => {
+      const c = this.reload(c0.id)!;
+      if (c.networkMode === 'host' || net.driver === 'host') throw invalidParameter('container cannot be disconnected from host network or connected to host network');
+      if (!(net.name in c.networkRequests)) throw new LoomError(403, `container ${c.id} is not connected to network ${net.name}`);
+      const ep = c.endpoints[net.name];
+      if (ep) {
+        this.dnsNames.remove(c.id, net.id);
+        await this.nets.leave(ep).catch((e) => {
+          if (!force) throw e;
+        });
+        this.store.tx(() => {
+          this.nets.releaseEndpoint(ep);
+          delete c.endpoints[net.name];
+          delete c.networkRequests[net.name];
+          this.save(c);
+        });
+        this.events.publish('network', 'disconnect', net.id, { container: c.id, name: net.name, type: net.driver });
+        this.writeEtcFiles(c, c.networkMode);
+        if (!this.usesEmbeddedDns(c)) await this.dns?.detach(c.id);
+      } else {
+        delete c.networkRequests[net.name];
+        this.save(c);
+      }
+    });
+  }
+
   // ------------------------------------------------------------------ exec
 
   execCreate(ref: string, body: { Cmd?: string[]; Env?: string[]; WorkingDir?: string; User?: string; Tty?: boolean; AttachStdin?: boolean; AttachStdout?: boolean; AttachStderr?: boolean; Privileged?: boolean }): string {
@@ -721,6 +840,8 @@ export class Containers {
           c.state.Pid = r.pid;
           this.save(c);
           this.rehold(c);
+          for (const ep of Object.values(c.endpoints)) this.registerNames(c, ep);
+          await this.startDns(c).catch((e) => this.log.warn({ id: c.id, err: messageOf(e) }, 'embedded DNS not back for container'));
           this.watchExit(c.id);
           this.log.info({ id: c.id, name: c.name, pid: r.pid }, 'adopted running container');
           continue;
@@ -815,6 +936,14 @@ export function parseExtraHost(h: string): HostsEntry {
   if (ip.startsWith('[') && ip.endsWith(']')) ip = ip.slice(1, -1);
   if (!ip) throw invalidParameter(`invalid extra host: ${h}`);
   return { ip, names: [name] };
+}
+
+function readOr(p: string): string {
+  try {
+    return fs.readFileSync(p, 'utf8');
+  } catch {
+    return '';
+  }
 }
 
 function mergeEnv(base: string[], over: string[]): string[] {

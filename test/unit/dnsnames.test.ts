@@ -1,0 +1,22 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { DnsNames } from '../../src/core/dnsnames.ts';
+
+test('names resolve only on shared networks; aliases give every address; PTR; removal', () => {
+  const d = new DnsNames();
+  d.add({ containerId: 'A', networkId: 'n1', names: ['c1', 'aaaaaaaaaaaa', 'web'], ipv4: '10.1.0.2', ptrName: 'c1.net1' }, 'net1');
+  d.add({ containerId: 'B', networkId: 'n1', names: ['c2', 'web'], ipv4: '10.1.0.3', ipv6: 'fd00::3', ptrName: 'c2.net1' }, 'net1');
+  d.add({ containerId: 'C', networkId: 'n2', names: ['c3'], ipv4: '10.2.0.2', ptrName: 'c3.net2' }, 'net2');
+  assert.deepEqual(d.lookup('B', 'C1.', 4), ['10.1.0.2']);
+  assert.deepEqual(d.lookup('B', 'c1.net1', 4), ['10.1.0.2']);
+  assert.deepEqual(d.lookup('A', 'web', 4)!.sort(), ['10.1.0.2', '10.1.0.3']);
+  assert.deepEqual(d.lookup('A', 'c2', 6), ['fd00::3']);
+  assert.deepEqual(d.lookup('A', 'c1', 6), []);
+  assert.equal(d.lookup('A', 'c3', 4), null, 'c3 is on another network');
+  assert.equal(d.lookup('C', 'c1', 4), null);
+  assert.equal(d.reverse('B', '10.1.0.2'), 'c1.net1');
+  assert.equal(d.reverse('C', '10.1.0.2'), null);
+  d.removeContainer('A');
+  assert.equal(d.lookup('B', 'c1', 4), null);
+  assert.deepEqual(d.lookup('B', 'web', 4), ['10.1.0.3']);
+});
