@@ -275,6 +275,14 @@ route('DELETE', '/containers/{id}', async (d, { params, query, res }) => {
   return STREAMED;
 });
 
+route('POST', '/containers/{id}/rename', async (d, { params, query, res }) => {
+  await d.containers.rename(params.id!, query.get('name') ?? '');
+  noContent(res);
+  return STREAMED;
+});
+
+route('POST', '/containers/{id}/update', async (d, { params, body }) => d.containers.update(params.id!, (await body()) ?? {}));
+
 route('POST', '/containers/{id}/resize', (_d, { res }) => {
   noContent(res, 200);
   return STREAMED;

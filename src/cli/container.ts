@@ -464,4 +464,22 @@ const port: Command = async (cli, argv) => {
   return 0;
 };
 
-export const containerCommands: Record<string, Command> = { run, create, start, stop, restart, kill, rm, ps, logs, exec, inspect, wait, pause, unpause, port };
+const rename: Command = async (cli, argv) => {
+  if (argv.length !== 2) throw new UsageError('"rename" requires exactly 2 arguments.');
+  await cli.client.request('POST', `/containers/${encodeURIComponent(argv[0]!)}/rename?name=${encodeURIComponent(argv[1]!)}`);
+  return 0;
+};
+
+const update: Command = async (cli, argv) => {
+  const p = parseFlags(argv, [f('--restart', 'string')], { interspersed: true });
+  const body: any = {};
+  if (p.flags.restart) {
+    const [n, c] = String(p.flags.restart).split(':');
+    body.RestartPolicy = { Name: n, MaximumRetryCount: c ? Number(c) : 0 };
+  }
+  return eachRef(cli, p.args, async (r) => {
+    await cli.client.request('POST', `/containers/${encodeURIComponent(r)}/update`, body);
+  });
+};
+
+export const containerCommands: Record<string, Command> = { run, create, start, stop, restart, kill, rm, ps, logs, exec, inspect, wait, pause, unpause, port, rename, update };

@@ -10,7 +10,7 @@ import type { Images } from './images.ts';
 import type { Events } from './events.ts';
 import type { ContainerConfig, ContainerRecord, EndpointRecord, HostConfig, ContainerState } from './types.ts';
 import { Runc, type ExitStatus } from '../runtime/runc.ts';
-import { createNetns, deleteNetns, netnsExists } from '../kernel/netns.ts';
+import { createNetns, deleteNetns, moveNetns, netnsExists } from '../kernel/netns.ts';
 import { configureInterface } from '../kernel/rtnl.ts';
 import { parseResolvConf, renderHosts, renderResolvConf, type HostsEntry } from './etcfiles.ts';
 import { newId, nowIso, randomName, shortId, validateContainerName, ZERO_TIME } from './names.ts';
@@ -292,6 +292,9 @@ export class Containers {
       const c = this.reload(c0.id);
       if (!c) throw notFound(`No such container: ${ref}`);
       if (c.state.Running) throw notModified('container already started');
+      this.cancelRestart(c);
+      c.stoppedByUser = false;
+      this.backoff.delete(c.id);
       await this.startLocked(c);
     });
   }
@@ -547,7 +550,53 @@ export class Containers {
     this.settleWaiters(id, ['not-running', 'next-exit'], st.exitCode);
     if (c.hostConfig.AutoRemove) {
       void this.locked(id, () => this.removeLocked(id)).catch((e) => this.log.error({ id, err: messageOf(e) }, 'auto-remove failed'));
+    } else if (shouldRestart(c, st.exitCode)) {
+      this.scheduleRestart(c);
     }
+  }
+
+  private readonly restartTimers = new Map<string, { timer: NodeJS.Timeout; delay: number }>();
+  private readonly backoff = new Map<string, number>();
+
+  /** Docker's restart manager: 100 ms, doubling per quick failure up to a minute; reset after 10 s of running. */
+  private scheduleRestart(c: ContainerRecord): void {
+    const ranMs = Date.parse(c.state.FinishedAt) - Date.parse(c.state.StartedAt);
+    let delay = this.backoff.get(c.id) ?? 100;
+    if (ranMs >= 10_000) delay = 100;
+    this.backoff.set(c.id, Math.min(delay * 2, 60_000));
+    c.state = { ...c.state, Status: 'restarting', Restarting: true };
+    this.save(c);
+    const timer = setTimeout(() => {
+      this.restartTimers.delete(c.id);
+      void this.locked(c.id, async () => {
+        const cur = this.reload(c.id);
+        if (!cur || cur.state.Running || !cur.state.Restarting) return;
+        cur.restartCount++;
+        cur.state = { ...cur.state, Restarting: false };
+        try {
+          await this.startLocked(cur);
+        } catch (e) {
+          this.log.warn({ id: c.id, err: messageOf(e) }, 'restart failed');
+          const again = this.reload(c.id)!;
+          again.state = { ...again.state, Status: 'exited', Restarting: false };
+          this.save(again);
+          if (shouldRestart(again, again.state.ExitCode)) this.scheduleRestart(again);
+        }
+      }).catch(() => {});
+    }, delay);
+    timer.unref();
+    this.restartTimers.set(c.id, { timer, delay });
+  }
+
+  /** A pending restart is cancelled by stop/kill/rm. Returns true if there was one. */
+  private cancelRestart(c: ContainerRecord): boolean {
+    const t = this.restartTimers.get(c.id);
+    if (!t) return false;
+    clearTimeout(t.timer);
+    this.restartTimers.delete(c.id);
+    c.state = { ...c.state, Status: 'exited', Restarting: false };
+    this.save(c);
+    return true;
   }
 
   /** Leaves every endpoint and deletes the namespace; keeps going on errors and logs each. */
@@ -616,6 +665,9 @@ export class Containers {
     const c0 = this.get(ref);
     return this.locked(c0.id, async () => {
       const c = this.reload(c0.id)!;
+      c.stoppedByUser = true;
+      this.save(c);
+      if (this.cancelRestart(c)) return;
       if (!c.state.Running) throw notModified('container already stopped');
       await this.stopLocked(c, timeoutSec, signal);
     });
@@ -640,6 +692,10 @@ export class Containers {
     const c = this.get(ref);
     if (!c.state.Running) throw conflict(`Cannot kill container: ${ref}: Container ${c.id} is not running`);
     const sig = normalizeSignal(signal);
+    if (sig === 'SIGKILL' || sig === '9' || sig === 'SIGTERM' || sig === '15') {
+      c.stoppedByUser = true;
+      this.save(c);
+    }
     this.events.publish('container', 'kill', c.id, { name: c.name, image: c.config.Image, signal: sig });
     return this.runc.kill(c.id, sig).then(async () => {
       if (sig === 'SIGKILL' || sig === '9') await (this.exited.get(c.id) ?? Promise.resolve());
@@ -650,8 +706,15 @@ export class Containers {
     const c0 = this.get(ref);
     return this.locked(c0.id, async () => {
       const c = this.reload(c0.id)!;
-      if (c.state.Running) await this.stopLocked(c, timeoutSec);
-      await this.startLocked(this.reload(c0.id)!);
+      this.cancelRestart(c);
+      if (c.state.Running) {
+        c.stoppedByUser = true; // the stop half must not trigger the restart policy
+        this.save(c);
+        await this.stopLocked(c, timeoutSec);
+      }
+      const again = this.reload(c0.id)!;
+      again.stoppedByUser = false;
+      await this.startLocked(again);
       this.events.publish('container', 'restart', c.id, { name: c.name, image: c.config.Image });
     });
   }
@@ -661,6 +724,10 @@ export class Containers {
     return this.locked(c0.id, async () => {
       const c = this.reload(c0.id);
       if (!c) throw notFound(`No such container: ${ref}`);
+      if (c.state.Restarting && !force) {
+        throw conflict(`cannot remove container "/${c.name}": container is restarting: stop the container before removing or force remove`);
+      }
+      this.cancelRestart(c);
       if (c.state.Running) {
         if (!force) {
           throw conflict(`cannot remove container "/${c.name}": container is running: stop the container before removing or force remove`);
@@ -716,6 +783,56 @@ export class Containers {
     c.state = { ...c.state, Paused: false, Status: 'running' };
     this.save(c);
     this.events.publish('container', 'unpause', c.id, { name: c.name, image: c.config.Image });
+  }
+
+  // ------------------------------------------------------------------ rename / update
+
+  rename(ref: string, newNameIn: string): Promise<void> {
+    const c0 = this.get(ref);
+    if (!newNameIn) throw invalidParameter('Error when allocating new name: name can\'t be empty');
+    const newName = validateContainerName(newNameIn);
+    return this.locked(c0.id, async () => {
+      const c = this.reload(c0.id)!;
+      if (c.name === newName) throw invalidParameter(`Renaming a container with the same name as its current name`);
+      const clash = this.find(newName);
+      if (clash && clash.id !== c.id) {
+        throw conflict(`Conflict. The container name "/${newName}" is already in use by container "${clash.id}". You have to remove (or rename) that container to be able to reuse that name.`);
+      }
+      const old = c.name;
+      if (c.netnsPath) {
+        const to = path.join(this.opts.netnsDir, `${this.opts.netnsPrefix}${newName}`);
+        moveNetns(c.netnsPath, to);
+        c.netnsPath = to;
+      }
+      c.name = newName;
+      this.save(c);
+      // links that name the container follow it
+      for (const p of this.list()) {
+        const links = p.hostConfig.Links;
+        if (!links?.some((l) => parseLinks([l])[0]!.name === old)) continue;
+        p.hostConfig.Links = links.map((l) => {
+          const s = parseLinks([l])[0]!;
+          return s.name === old ? `${newName}:${s.alias}` : l;
+        });
+        this.save(p);
+      }
+      for (const ep of Object.values(c.endpoints)) this.registerNames(c, ep);
+      this.refreshParentsHosts(c);
+      this.events.publish('container', 'rename', c.id, { name: newName, oldName: `/${old}` });
+    });
+  }
+
+  update(ref: string, body: { RestartPolicy?: { Name: string; MaximumRetryCount?: number } }): { Warnings: string[] } {
+    const c = this.get(ref);
+    if (body.RestartPolicy) {
+      const n = body.RestartPolicy.Name || 'no';
+      if (!['no', 'always', 'unless-stopped', 'on-failure'].includes(n)) throw invalidParameter(`invalid restart policy '${n}'`);
+      if (c.hostConfig.AutoRemove && n !== 'no') throw invalidParameter('Restart policy cannot be updated because AutoRemove is enabled for the container');
+      c.hostConfig.RestartPolicy = { Name: n, MaximumRetryCount: body.RestartPolicy.MaximumRetryCount ?? 0 };
+      this.save(c);
+    }
+    this.events.publish('container', 'update', c.id, { name: c.name });
+    return { Warnings: [] };
   }
 
   // ------------------------------------------------------------------ network connect / disconnect
@@ -857,6 +974,20 @@ export class Containers {
         await this.runc.cleanup(c.id, c.stateDir).catch(() => {});
       }
     }
+    // Restart policies at daemon start: `always` comes back whatever stopped it; `unless-stopped` unless a user did.
+    for (const c of this.list()) {
+      if (c.state.Running || c.state.Restarting) continue;
+      const p = c.hostConfig.RestartPolicy?.Name;
+      if (p === 'always' || (p === 'unless-stopped' && !c.stoppedByUser)) {
+        try {
+          c.stoppedByUser = false;
+          await this.startLocked(c);
+          this.log.info({ id: c.id, name: c.name, policy: p }, 'started by restart policy');
+        } catch (e) {
+          this.log.warn({ id: c.id, err: messageOf(e) }, 'restart policy start failed');
+        }
+      }
+    }
     // Addresses owned by no endpoint that exists (a crash between reserve and record cannot happen: both
     // are in one transaction; this guards against older records).
     const live = new Set(this.list().flatMap((c) => Object.values(c.endpoints).map((e) => e.id)));
@@ -936,6 +1067,20 @@ export function parseExtraHost(h: string): HostsEntry {
   if (ip.startsWith('[') && ip.endsWith(']')) ip = ip.slice(1, -1);
   if (!ip) throw invalidParameter(`invalid extra host: ${h}`);
   return { ip, names: [name] };
+}
+
+function shouldRestart(c: ContainerRecord, exitCode: number): boolean {
+  if (c.stoppedByUser || c.hostConfig.AutoRemove) return false;
+  const p = c.hostConfig.RestartPolicy ?? { Name: 'no', MaximumRetryCount: 0 };
+  switch (p.Name) {
+    case 'always':
+    case 'unless-stopped':
+      return true;
+    case 'on-failure':
+      return exitCode !== 0 && (!p.MaximumRetryCount || c.restartCount < p.MaximumRetryCount);
+    default:
+      return false;
+  }
 }
 
 function readOr(p: string): string {

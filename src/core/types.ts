@@ -121,6 +121,8 @@ export interface ContainerRecord {
   networkRequests: Record<string, { aliases: string[]; ipv4?: string; ipv6?: string; mac?: string }>;
   state: ContainerState;
   restartCount: number;
+  /** stopped through the API (stop/kill): restart policies leave it alone until it is started again */
+  stoppedByUser?: boolean;
   /** bind-mounted network namespace of this container (bridge/none/user networks) */
   netnsPath?: string;
   /** host ports published while running (cleared when it stops) */
