@@ -1,0 +1,216 @@
+// The firewall: loom's desired nftables state in memory, and every change to it as ONE nft transaction.
+//
+// Ports and links (one per container start/stop) are map/set elements, added and deleted incrementally.
+// Networks (rare) rewrite both tables from the full state, ports and links included, which keeps the
+// per-network rules plain and Docker-like without tracking rule handles. Either way the in-memory state
+// moves only after nft accepted the transaction, so a failure leaves both kernel and memory as they were.
+import type { FwChange, FwLink, FwNetwork, FwPort, FwState } from './model.ts';
+import {
+  FwInputError, describeLink, describePort, linkKey, normLink, normNetwork, normPorts, portKey, portsOverlap,
+  renderAddLinks, renderAddPorts, renderDeleteAll, renderDeleteLinks, renderDeletePorts, renderRuleset,
+} from './ruleset.ts';
+import { conflict, invalidParameter, messageOf, systemError } from '../util/errors.ts';
+
+/** What the firewall needs of Nft: one transaction per call. Tests pass a recorder. */
+export interface NftRunner {
+  run(commands: string): string;
+  close(): void;
+}
+
+interface Working {
+  networks: Map<string, FwNetwork>;
+  ports: Map<string, FwPort>;
+  links: Map<string, FwLink>;
+}
+
+const samePort = (a: FwPort, b: FwPort) => portKey(a) === portKey(b) && a.containerIp === b.containerIp
+  && a.containerPort === b.containerPort && a.containerPortEnd === b.containerPortEnd && a.bridge === b.bridge;
+
+const sameNetwork = (a: FwNetwork, b: FwNetwork) => JSON.stringify(a) === JSON.stringify(b);
+
+/** Input errors become 400s naming the value; everything from ruleset.ts's checks is such an error. */
+function checked<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (e) {
+    if (e instanceof FwInputError) throw invalidParameter(`firewall: ${e.message}`);
+    throw e;
+  }
+}
+
+export class Firewall {
+  private readonly nft: NftRunner;
+  private cur: Working = { networks: new Map(), ports: new Map(), links: new Map() };
+
+  constructor(nft: NftRunner) {
+    this.nft = nft;
+  }
+
+  /** Replaces both loom tables with exactly `desired`, in one transaction (after a restart or an external flush). */
+  reconcile(desired: FwState): void {
+    const next: Working = { networks: new Map(), ports: new Map(), links: new Map() };
+    checked(() => {
+      for (const n of desired.networks ?? []) this.putNetwork(next, normNetwork(n));
+      for (const p of desired.ports ?? []) for (const e of normPorts(p)) this.putPort(next, e);
+      for (const l of desired.links ?? []) this.putLink(next, normLink(l));
+    });
+    this.run(renderRuleset(toState(next)), 'reconcile');
+    this.cur = next;
+  }
+
+  /**
+   * The general form: every part of `change` in one transaction, removals before additions. Removing
+   * something absent and adding something already present are no-ops, so retries are safe; adding a port
+   * whose host address/port is taken by a different mapping is a conflict (409).
+   */
+  apply(change: FwChange): void {
+    const next: Working = { networks: new Map(this.cur.networks), ports: new Map(this.cur.ports), links: new Map(this.cur.links) };
+    let networksChanged = false;
+    const delPorts: FwPort[] = [], addPorts: FwPort[] = [], delLinks: FwLink[] = [], addLinks: FwLink[] = [];
+
+    checked(() => {
+      for (const r of change.removeNetworks ?? []) {
+        if (next.networks.delete(typeof r === 'string' ? r : r.id)) networksChanged = true;
+      }
+      for (const n of change.addNetworks ?? []) {
+        const norm = normNetwork(n);
+        const old = next.networks.get(norm.id);
+        if (old && sameNetwork(old, norm)) continue;
+        next.networks.delete(norm.id); // an update: the same id with new settings
+        this.putNetwork(next, norm);
+        networksChanged = true;
+      }
+      for (const p of change.removePorts ?? []) {
+        for (const e of normPorts(p)) {
+          // Only the exact mapping is removed: a stale request must not take another container's port.
+          const old = next.ports.get(portKey(e));
+          if (old && samePort(old, e)) {
+            next.ports.delete(portKey(e));
+            delPorts.push(old);
+          }
+        }
+      }
+      for (const p of change.addPorts ?? []) {
+        for (const e of normPorts(p)) {
+          if (this.putPort(next, e)) addPorts.push(e);
+        }
+      }
+      for (const l of change.removeLinks ?? []) {
+        const e = normLink(l);
+        if (next.links.delete(linkKey(e))) delLinks.push(e);
+      }
+      for (const l of change.addLinks ?? []) {
+        const e = normLink(l);
+        if (this.putLink(next, e)) addLinks.push(e);
+      }
+    });
+
+    // Removed and added back in the same change: nothing to do in the kernel for that element.
+    const cancel = <T>(dels: T[], adds: T[], key: (x: T) => string) => {
+      const added = new Set(adds.map(key));
+      const back = new Set(dels.filter((d) => added.has(key(d))).map(key));
+      return [dels.filter((d) => !back.has(key(d))), adds.filter((a) => !back.has(key(a)))] as const;
+    };
+    const [dp, ap] = cancel(delPorts, addPorts, (p) => `${portKey(p)}>${p.containerIp}:${p.containerPort}-${p.containerPortEnd}`);
+    const [dl, al] = cancel(delLinks, addLinks, linkKey);
+
+    const text = networksChanged
+      ? renderRuleset(toState(next))
+      : renderDeletePorts(dp) + renderDeleteLinks(dl) + renderAddPorts(ap) + renderAddLinks(al);
+    if (text) this.run(text, summarize(change));
+    this.cur = next;
+  }
+
+  addNetwork(n: FwNetwork): void {
+    this.apply({ addNetworks: [n] });
+  }
+
+  removeNetwork(id: string): void {
+    this.apply({ removeNetworks: [id] });
+  }
+
+  addPorts(ports: FwPort[]): void {
+    this.apply({ addPorts: ports });
+  }
+
+  removePorts(ports: FwPort[]): void {
+    this.apply({ removePorts: ports });
+  }
+
+  addLinks(links: FwLink[]): void {
+    this.apply({ addLinks: links });
+  }
+
+  removeLinks(links: FwLink[]): void {
+    this.apply({ removeLinks: links });
+  }
+
+  /** What loom believes is in the kernel (canonical form: port ranges that shift ports appear per port). */
+  state(): FwState {
+    return structuredClone(toState(this.cur));
+  }
+
+  /** Deletes loom's tables and forgets the state (daemon shutdown with cleanup, tests). */
+  removeAll(): void {
+    this.run(renderDeleteAll(), 'remove loom tables');
+    this.cur = { networks: new Map(), ports: new Map(), links: new Map() };
+  }
+
+  close(): void {
+    this.nft.close();
+  }
+
+  private run(text: string, what: string): void {
+    try {
+      this.nft.run(text);
+    } catch (e) {
+      // nft's message quotes the failing input line, i.e. the element or rule that was refused.
+      throw systemError(`firewall: ${what} failed: ${messageOf(e)}`);
+    }
+  }
+
+  private putNetwork(w: Working, n: FwNetwork): void {
+    for (const o of w.networks.values()) {
+      if (o.bridge === n.bridge && o.id !== n.id) throw conflict(`firewall: bridge ${n.bridge} of network ${n.id} already belongs to network ${o.id}`);
+    }
+    w.networks.set(n.id, n);
+  }
+
+  /** Adds a port element; false if the very same mapping is already there. */
+  private putPort(w: Working, p: FwPort): boolean {
+    const old = w.ports.get(portKey(p));
+    if (old && samePort(old, p)) return false;
+    for (const o of w.ports.values()) {
+      if (portsOverlap(o, p)) throw conflict(`firewall: cannot publish ${describePort(p)}: overlaps ${describePort(o)}`);
+    }
+    w.ports.set(portKey(p), p);
+    return true;
+  }
+
+  private putLink(w: Working, l: FwLink): boolean {
+    if (w.links.has(linkKey(l))) return false;
+    w.links.set(linkKey(l), l);
+    return true;
+  }
+}
+
+function toState(w: Working): FwState {
+  return { networks: [...w.networks.values()], ports: [...w.ports.values()], links: [...w.links.values()] };
+}
+
+/** "add ports: 2, remove links: 1 (tcp 0.0.0.0:8080 -> ...)", for error messages; nft's error quotes the element. */
+function summarize(c: FwChange): string {
+  const counts: [string, unknown[] | undefined][] = [
+    ['add networks', c.addNetworks], ['remove networks', c.removeNetworks], ['add ports', c.addPorts],
+    ['remove ports', c.removePorts], ['add links', c.addLinks], ['remove links', c.removeLinks],
+  ];
+  const parts = counts.filter(([, xs]) => xs?.length).map(([k, xs]) => `${k}: ${xs!.length}`);
+  const ports = [...(c.addPorts ?? []), ...(c.removePorts ?? [])];
+  const links = [...(c.addLinks ?? []), ...(c.removeLinks ?? [])];
+  let detail = '';
+  try {
+    if (ports.length === 1 && !links.length) detail = ` (${describePort(normPorts(ports[0]!)[0]!)})`;
+    if (links.length === 1 && !ports.length) detail = ` (${describeLink(normLink(links[0]!))})`;
+  } catch { /* already validated; a description is only a courtesy */ }
+  return `${parts.join(', ') || 'change'}${detail}`;
+}
