@@ -30,6 +30,7 @@ export interface DaemonOptions {
   bridgeName: string;
   resolvConf: string;
   hostsFile: string;
+  cgroupParent?: string;
 }
 
 export class Daemon {
@@ -61,7 +62,7 @@ export class Daemon {
     });
     this.containers = new Containers(this.store, this.networks, this.images, this.events, this.firewall, log, {
       dataRoot: opts.dataRoot, execRoot: opts.execRoot, netnsDir: opts.netnsDir, netnsPrefix: opts.netnsPrefix,
-      resolvConf: opts.resolvConf, hostsFile: opts.hostsFile,
+      resolvConf: opts.resolvConf, hostsFile: opts.hostsFile, cgroupParent: opts.cgroupParent,
     });
   }
 

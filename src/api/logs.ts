@@ -54,8 +54,10 @@ export function readLogs(files: LogFiles, write: Write): Offsets {
   return { stdout: out.length, stderr: err.length };
 }
 
-/** Streams growth of the files until the container's process ends (then drains) or the client goes away. */
-export function followLogs(d: Daemon, id: string, files: LogFiles, offsets: Offsets, write: Write, sock: net.Socket, _attach = false): Promise<void> {
+/** Streams growth of the files until the container's process ends (then drains) or the client goes away.
+ *  An attach (`attach` true) to a container that is not running yet waits for it to start and end: that is
+ *  how `run` and `start -a` attach first and start second. */
+export function followLogs(d: Daemon, id: string, files: LogFiles, offsets: Offsets, write: Write, sock: net.Socket, attach = false): Promise<void> {
   return new Promise((resolve) => {
     let done = false;
     const pump = () => {
@@ -76,6 +78,6 @@ export function followLogs(d: Daemon, id: string, files: LogFiles, offsets: Offs
     const off = d.containers.onProcessExit(id, finish);
     sock.on('close', finish);
     const c = d.containers.find(id);
-    if (!c || !c.state.Running) finish();
+    if (!c || (!c.state.Running && !attach)) finish();
   });
 }

@@ -428,6 +428,15 @@ route('POST', '/images/create', async (d, { query, req, res }) => {
   const src = query.get('fromSrc');
   if (!src) {
     const from = query.get('fromImage') ?? '';
+    const tag = query.get('tag') || 'latest';
+    // A "pull" of an image that is here already succeeds as Docker's does when it is up to date: the docker
+    // CLI pulls after any 404 from create (an unknown network, say) and then retries the create.
+    const local = d.images.find(`${from.replace(/^docker\.io\/(library\/)?/, '')}:${tag}`);
+    if (local) {
+      res.writeHead(200, { 'Content-Type': 'application/json' });
+      res.end(`${JSON.stringify({ status: `Pulling from library/${from}`, id: tag })}\n${JSON.stringify({ status: `Status: Image is up to date for ${from}:${tag}` })}\n`);
+      return STREAMED;
+    }
     throw notFound(`pull access denied for ${from}: loom has no registry access; import a root filesystem with 'loom import' instead`);
   }
   if (src !== '-') throw invalidParameter(`importing from a URL is not supported: ${src}`);

@@ -7,7 +7,7 @@ const specs = [
   f('--data-root', 'string'), f('--exec-root', 'string'), f('-H,--host', 'string'), f('--bip', 'string'),
   f('--icc', 'bool'), f('--ip-masq', 'bool'), f('--log-level', 'string'), f('-D,--debug', 'bool'),
   f('--default-address-pool', 'list'), f('--netns-dir', 'string'), f('--netns-prefix', 'string'),
-  f('-b,--bridge-name', 'string'), f('--resolv-conf', 'string'), f('--hosts-file', 'string'),
+  f('-b,--bridge-name', 'string'), f('--resolv-conf', 'string'), f('--hosts-file', 'string'), f('--cgroup-parent', 'string'),
 ];
 
 export async function daemonCommand(argv: string[], envHost: string): Promise<number> {
@@ -31,6 +31,7 @@ export async function daemonCommand(argv: string[], envHost: string): Promise<nu
     bridgeName: flags['bridge-name'] ?? 'loom0',
     resolvConf: flags['resolv-conf'] ?? '/etc/resolv.conf',
     hostsFile: flags['hosts-file'] ?? '/etc/hosts',
+    cgroupParent: flags['cgroup-parent'],
   });
   return new Promise<number>(() => {}); // runs until a signal
 }

@@ -31,6 +31,8 @@ export interface ContainerOptions {
   netnsPrefix: string;
   resolvConf: string;
   hostsFile: string;
+  /** cgroup parent of containers (dockerd's --cgroup-parent) */
+  cgroupParent?: string;
 }
 
 export interface CreateBody extends Partial<ContainerConfig> {
@@ -106,7 +108,7 @@ export class Containers {
     this.events = events;
     this.log = log;
     this.opts = opts;
-    this.runc = new Runc({ root: path.join(opts.execRoot, 'runc'), log });
+    this.runc = new Runc({ root: path.join(opts.execRoot, 'runc'), log, cgroupParent: opts.cgroupParent });
     fs.mkdirSync(path.join(opts.dataRoot, 'containers'), { recursive: true });
   }
 
@@ -186,7 +188,9 @@ export class Containers {
       if (net.driver === 'host' || net.driver === 'null') {
         mode = net.name;
       } else {
-        const want = endpointsIn[mode] ?? endpointsIn[net.name] ?? endpointsIn[net.id] ?? {};
+        // the docker CLI keys the endpoint of the default network by the mode it sent ("default")
+        const given = hc.NetworkMode || 'default';
+        const want = endpointsIn[given] ?? endpointsIn[mode] ?? endpointsIn[net.name] ?? endpointsIn[net.id] ?? {};
         requests[net.name] = endpointRequest(want, body.MacAddress);
         if (net.isDefault && requests[net.name]!.aliases.length) {
           throw invalidParameter('network-scoped alias is supported only for containers in user defined networks');
@@ -195,7 +199,7 @@ export class Containers {
           throw invalidParameter('user specified IP address is supported on user defined networks only');
         }
         for (const [k, v] of Object.entries(endpointsIn)) {
-          if (k === mode || k === net.name || k === net.id) continue;
+          if (k === given || k === mode || k === net.name || k === net.id) continue;
           const other = this.nets.get(k);
           requests[other.name] = endpointRequest(v ?? {}, undefined);
         }
@@ -248,7 +252,7 @@ export class Containers {
     }
     const hostConfig: HostConfig = {
       ...hc,
-      NetworkMode: hc.NetworkMode || 'bridge',
+      NetworkMode: !hc.NetworkMode || hc.NetworkMode === 'default' ? 'bridge' : hc.NetworkMode,
       PortBindings: hc.PortBindings ?? {},
       RestartPolicy: { Name: restart.Name || 'no', MaximumRetryCount: restart.MaximumRetryCount ?? 0 },
       AutoRemove: !!hc.AutoRemove,
