@@ -29,7 +29,8 @@ const NS_PATH = `/run/netns/${NS}`;
 const CGROUP_PARENT = `/loomt-rt-${pid}`;
 const silent = { debug() {}, info() {}, warn() {}, error() {} };
 
-const netnsList = () => spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout.split('\n').map((l) => l.split(' ')[0]).filter(Boolean).sort();
+// only this test's namespaces: other test files run concurrently and make their own
+const netnsList = () => spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout.split('\n').map((l) => l.split(' ')[0]).filter((n) => n?.startsWith('loomt-rt-')).sort();
 const mountLines = (needle: string) => (needle ? fs.readFileSync('/proc/mounts', 'utf8').split('\n').filter((l) => l.includes(needle)) : []);
 const alive = (p: number) => {
   try {
