@@ -11,6 +11,7 @@ import { Containers } from './core/containers.ts';
 import { Nft } from './firewall/nft.ts';
 import { Firewall } from './firewall/firewall.ts';
 import { createApiServer } from './api/server.ts';
+import { EmbeddedDns } from './dns/resolver.ts';
 import { createLogger, type Logger } from './util/log.ts';
 import { newId } from './core/names.ts';
 import type { PoolSpec } from './ipam/ipam.ts';
@@ -64,6 +65,8 @@ export class Daemon {
       dataRoot: opts.dataRoot, execRoot: opts.execRoot, netnsDir: opts.netnsDir, netnsPrefix: opts.netnsPrefix,
       resolvConf: opts.resolvConf, hostsFile: opts.hostsFile, cgroupParent: opts.cgroupParent,
     });
+    // One resolver for every container on a user-defined network; it answers from the controller's names.
+    this.containers.dns = new EmbeddedDns(this.containers.dnsNames, log.child({ component: 'dns' }));
   }
 
   static async start(opts: DaemonOptions): Promise<Daemon> {
@@ -104,6 +107,7 @@ export class Daemon {
   async close(): Promise<void> {
     await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
     this.server?.closeAllConnections();
+    await this.containers.dns?.close();
     this.networks.driver.close();
     this.store.close();
     try {
