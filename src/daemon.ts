@@ -59,7 +59,7 @@ export class Daemon {
     this.firewall = new Firewall(new Nft());
     this.images = new Images(this.store, opts.dataRoot);
     this.networks = new Networks(this.store, this.firewall, log, {
-      bip: opts.bip, defaultBridgeName: opts.bridgeName, pools: opts.pools, icc: opts.icc, ipMasq: opts.ipMasq,
+      bip: opts.bip, defaultBridgeName: opts.bridgeName, pools: opts.pools, icc: opts.icc, ipMasq: opts.ipMasq, daemonId: id,
     });
     this.containers = new Containers(this.store, this.networks, this.images, this.events, this.firewall, log, {
       dataRoot: opts.dataRoot, execRoot: opts.execRoot, netnsDir: opts.netnsDir, netnsPrefix: opts.netnsPrefix,
@@ -106,7 +106,6 @@ export class Daemon {
   /** Stops serving. Containers keep running (they are adopted again at the next start). */
   async close(): Promise<void> {
     await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
-    this.server?.closeAllConnections();
     await this.containers.dns?.close();
     this.networks.driver.close();
     this.store.close();
@@ -123,6 +122,8 @@ function takePidFile(p: string): void {
     if (pid && pid !== process.pid) {
       try {
         process.kill(pid, 0);
+        // a zombie (killed, not yet reaped by whoever started it) holds nothing
+        if (/^\d+ \(.*\) Z /.test(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'))) throw Object.assign(new Error('zombie'), { code: 'ESRCH' });
         throw new Error(`another loom daemon (pid ${pid}) is running with this exec root (${p})`);
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code !== 'ESRCH') throw e;

@@ -9,8 +9,11 @@ import type net from 'node:net';
 import type { Daemon } from '../daemon.ts';
 import { LoomError, invalidParameter, messageOf, notFound, statusOf } from '../util/errors.ts';
 import { inspectContainer, inspectImage, inspectNetwork, listContainer, listImage } from './render.ts';
-import { followLogs, readLogs } from './logs.ts';
+import { followLogs, logQuery, readLogs, serveLogs } from './logs.ts';
+import { listContainers } from './psfilter.ts';
+import { ExecFailureSniffer } from '../runtime/execfail.ts';
 import type { ContainerRecord } from '../core/types.ts';
+import { filterNetworks, pruneFilter } from '../core/networks.ts';
 
 export const API_VERSION = '1.50';
 export const MIN_API_VERSION = '1.24';
@@ -165,47 +168,14 @@ route('GET', '/events', (d, { req, res, query }) => {
 const netLookup = (d: Daemon) => (n: string) => d.networks.find(n);
 
 route('GET', '/containers/json', (d, { query }) => {
-  const f = filters(query);
-  const all = bool(query, 'all') || !!f.status || !!f.exited;
-  let cs = d.containers.list().reverse();
-  if (!all) cs = cs.filter((c) => c.state.Running);
-  cs = cs.filter((c) => matchContainer(d, c, f));
-  const limit = Number(query.get('limit') ?? -1);
-  if (limit > 0) cs = cs.slice(0, limit);
-  return cs.map((c) => listContainer(c, d.images.find(c.imageId), netLookup(d)));
+  const nets = netLookup(d);
+  const summary = (c: ContainerRecord) => listContainer(c, d.images.find(c.imageId), nets);
+  const cs = listContainers(d.containers.list(), {
+    all: bool(query, 'all'), limit: Number(query.get('limit') ?? -1), filters: filters(query), summary,
+    imageId: (r) => d.images.find(r)?.id,
+  });
+  return cs.map(summary);
 });
-
-function matchContainer(d: Daemon, c: ContainerRecord, f: Record<string, string[]>): boolean {
-  for (const [k, vals] of Object.entries(f)) {
-    const ok = vals.some((v) => {
-      switch (k) {
-        case 'name': return new RegExp(v).test(c.name) || new RegExp(v).test(`/${c.name}`);
-        case 'id': return c.id.startsWith(v);
-        case 'status': return c.state.Status === v;
-        case 'exited': return !c.state.Running && c.state.Status === 'exited' && String(c.state.ExitCode) === v;
-        case 'label': {
-          const [lk, lv] = v.split('=', 2);
-          return lk! in (c.config.Labels ?? {}) && (lv === undefined || c.config.Labels[lk!] === lv);
-        }
-        case 'network': {
-          const n = d.networks.find(v);
-          return c.networkMode === v || (!!n && (n.name in c.networkRequests || c.networkMode === n.name));
-        }
-        case 'ancestor': {
-          const img = d.images.find(v);
-          return c.config.Image === v || (!!img && img.id === c.imageId);
-        }
-        case 'publish': case 'expose': {
-          const key = v.includes('/') ? v : `${v}/tcp`;
-          return key in (c.config.ExposedPorts ?? {}) || key in (c.hostConfig.PortBindings ?? {});
-        }
-        default: throw invalidParameter(`invalid filter '${k}'`);
-      }
-    });
-    if (!ok) return false;
-  }
-  return true;
-}
 
 route('POST', '/containers/create', async (d, { query, body, res }) => {
   const b = await body();
@@ -289,20 +259,14 @@ route('POST', '/containers/{id}/resize', (_d, { res }) => {
 });
 
 route('GET', '/containers/{id}/logs', async (d, { params, query, req, res }) => {
+  const lq = logQuery(query, (k) => bool(query, k));
   const c = d.containers.get(params.id!);
-  const stdout = bool(query, 'stdout');
-  const stderr = bool(query, 'stderr');
-  if (!stdout && !stderr) throw invalidParameter('Bad parameters: you must choose at least one stream');
   const tty = c.config.Tty;
   res.writeHead(200, { 'Content-Type': tty ? 'application/vnd.docker.raw-stream' : 'application/vnd.docker.multiplexed-stream' });
+  res.flushHeaders();
   const paths = d.containers.runc.logPaths(c.stateDir);
   const write = (stream: 1 | 2, data: Buffer) => res.write(tty ? data : frame(stream, data));
-  const tail = query.get('tail');
-  const opts = { stdout: stdout ? paths.stdout : undefined, stderr: stderr ? paths.stderr : undefined, tail: tail && tail !== 'all' ? Number(tail) : undefined };
-  const offsets = readLogs(opts, write);
-  if (bool(query, 'follow') && d.containers.get(c.id).state.Running) {
-    await followLogs(d, c.id, opts, offsets, write, req.socket);
-  }
+  await serveLogs(d, c.id, { ...paths, dir: c.stateDir }, lq, write, req.socket);
   res.end();
   return STREAMED;
 });
@@ -369,17 +333,27 @@ route('POST', '/containers/{id}/exec', async (d, { params, body, res }) => {
 route('POST', '/exec/{id}/start', async (d, ctx) => {
   const ex = d.containers.getExec(ctx.params.id!);
   const b = (await ctx.body()) ?? {};
-  if (ex.Running || ex.ExitCode !== null) throw new LoomError(409, `Error: Exec command ${ex.ID} has already run`);
+  if (ex.ExitCode !== null) throw new LoomError(409, `exec command ${ex.ID} has already run`);
+  if (ex.Running) throw new LoomError(409, `exec command ${ex.ID} is already running`);
   const c = d.containers.get(ex.containerId);
   if (!c.state.Running) throw new LoomError(409, `container ${c.id} is not running`);
   const tty = b.Tty ?? ex.Tty;
   const child = d.containers.runc.exec(c.id, { args: ex.Cmd, env: ex.Env, cwd: ex.WorkingDir || undefined, user: ex.User || undefined, tty, stdin: ex.AttachStdin, detach: !!b.Detach });
   ex.Running = true;
   ex.Pid = child.pid ?? 0;
+  let sock: net.Socket | undefined;
+  const out = (stream: 1 | 2, chunk: Buffer) => { if (sock && !sock.destroyed) sock.write(tty ? chunk : frame(stream, chunk)); };
+  // runc's own "exec failed: ..." becomes Docker's message on stdout and exit code (126/127)
+  const sniff = new ExecFailureSniffer((chunk) => out(tty ? 1 : 2, chunk));
   const finished = new Promise<void>((resolve) => {
     child.on('close', (code: number | null, signal: NodeJS.Signals | null) => {
       ex.Running = false;
       ex.ExitCode = code ?? (signal ? 128 + (os.constants.signals[signal as keyof typeof os.constants.signals] ?? 0) : 255);
+      const failed = sniff.finish(ex.ExitCode);
+      if (failed) {
+        ex.ExitCode = failed.exitCode;
+        out(1, Buffer.from(`${failed.message}\r\n`));
+      }
       d.events.publish('container', 'exec_die', c.id, { name: c.name, execID: ex.ID, exitCode: String(ex.ExitCode) });
       resolve();
     });
@@ -396,9 +370,9 @@ route('POST', '/exec/{id}/start', async (d, ctx) => {
     noContent(ctx.res, 200);
     return STREAMED;
   }
-  const sock = hijack(ctx, tty);
-  child.stdout?.on('data', (chunk: Buffer) => !sock.destroyed && sock.write(tty ? chunk : frame(1, chunk)));
-  child.stderr?.on('data', (chunk: Buffer) => !sock.destroyed && sock.write(tty ? chunk : frame(2, chunk)));
+  sock = hijack(ctx, tty);
+  child.stdout?.on('data', (chunk: Buffer) => (tty ? sniff.feed(chunk) : out(1, chunk)));
+  child.stderr?.on('data', (chunk: Buffer) => sniff.feed(chunk));
   if (ex.AttachStdin && child.stdin) {
     sock.pipe(child.stdin);
     child.stdin.on('error', () => {});
@@ -475,22 +449,9 @@ route('DELETE', '/images/{name*}', (d, { params, query }) => {
 // ---------------------------------------------------------------------------- networks
 
 route('GET', '/networks', (d, { query }) => {
-  const f = filters(query);
-  return d.networks.list().filter((n) => Object.entries(f).every(([k, vals]) => vals.some((v) => {
-    switch (k) {
-      case 'name': return n.name.includes(v);
-      case 'id': return n.id.startsWith(v);
-      case 'driver': return n.driver === v;
-      case 'type': return v === 'custom' ? !['bridge', 'host', 'none'].includes(n.name) : v === 'builtin' ? ['bridge', 'host', 'none'].includes(n.name) : false;
-      case 'label': {
-        const [lk, lv] = v.split('=', 2);
-        return lk! in n.labels && (lv === undefined || n.labels[lk!] === lv);
-      }
-      case 'scope': return n.scope === v;
-      case 'dangling': return (v === 'true' || v === '1') === (d.containers.attachedTo(n.id).length === 0 && !['bridge', 'host', 'none'].includes(n.name));
-      default: throw invalidParameter(`invalid filter '${k}'`);
-    }
-  }))).map((n) => inspectNetwork(n, d.containers.attachedTo(n.id)));
+  // The list form carries no Containers (Docker stopped filling them in API 1.28).
+  return filterNetworks(d.networks.list(), filters(query), (n) => d.containers.attachedTo(n.id).length)
+    .map((n) => inspectNetwork(n, []));
 });
 
 route('GET', '/networks/{id}', (d, { params, query }) => {
@@ -507,7 +468,7 @@ route('POST', '/networks/create', async (d, { body, res }) => {
 
 route('DELETE', '/networks/{id}', async (d, { params, res }) => {
   const n = d.networks.get(params.id!);
-  await d.networks.remove(n, d.containers.attachedTo(n.id).map((c) => c.id));
+  await d.networks.remove(n, d.containers.attachedTo(n.id).map((c) => ({ name: c.name, endpointId: c.endpoints[n.name]?.id ?? '' })));
   d.events.publish('network', 'destroy', n.id, { name: n.name, type: n.driver });
   noContent(res);
   return STREAMED;
@@ -529,11 +490,13 @@ route('POST', '/networks/{id}/disconnect', async (d, { params, body, res }) => {
   return STREAMED;
 });
 
-route('POST', '/networks/prune', async (d) => {
+route('POST', '/networks/prune', async (d, { query }) => {
+  const keep = pruneFilter(filters(query));
   const deleted: string[] = [];
   for (const n of d.networks.list()) {
-    if (['bridge', 'host', 'none'].includes(n.name)) continue;
-    if (d.containers.list().some((c) => n.name in c.networkRequests)) continue;
+    if (['bridge', 'host', 'none'].includes(n.name) || !keep(n)) continue;
+    // as Docker: networks without endpoints go, even when stopped containers still name them
+    if (d.containers.attachedTo(n.id).length) continue;
     await d.networks.remove(n, []);
     d.events.publish('network', 'destroy', n.id, { name: n.name, type: n.driver });
     deleted.push(n.name);
@@ -655,6 +618,19 @@ export function createApiServer(d: Daemon): http.Server {
   });
   server.requestTimeout = 0;
   server.headersTimeout = 60_000;
+  // Every connection, also hijacked ones (attach, exec, events) that closeAllConnections() does not know
+  // about: a daemon that stops must not wait for clients that never hang up.
+  const conns = new Set<net.Socket>();
+  server.on('connection', (s: net.Socket) => {
+    conns.add(s);
+    s.once('close', () => conns.delete(s));
+  });
+  const close = server.close.bind(server);
+  server.close = ((cb?: (err?: Error) => void) => {
+    close(cb);
+    for (const s of conns) s.destroy();
+    return server;
+  }) as typeof server.close;
   return server;
 }
 

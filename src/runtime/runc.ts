@@ -24,6 +24,7 @@ import {
   type ContainerSpec, type ExitStatus,
 } from './spec.ts';
 import { ensureFifo, isMountPoint, mountOverlay, unmount } from './mounts.ts';
+import { LogClock } from './logclock.ts';
 
 export type { ContainerSpec, ExitStatus, ResolvedUser } from './spec.ts';
 
@@ -129,6 +130,8 @@ export class Runc {
   private readonly exitWatches = new Map<string, ExitWatch>(); // by state dir
   private sweepTimer: NodeJS.Timeout | null = null;
   private sweeps = 0;
+  /** when the output of running containers was written (logs -t, --since, --until) */
+  readonly clock = new LogClock();
 
   constructor(opts: RuncOptions) {
     this.root = path.resolve(opts.root);
@@ -229,6 +232,8 @@ export class Runc {
     const t1 = performance.now();
     let result: 'running' | 'exited' | 'timeout';
     const watch = this.watchFor(dir, [F.initPid, F.exit]);
+    // output is stamped from the first byte on (logs -t, --since)
+    this.clock.track(dir);
     try {
       const shim = spawn('/bin/sh', [SHIM, this.runcPath, this.root, id, dir, stdinMode, spec.tty ? '1' : '0'], {
         detached: true, stdio: 'ignore', cwd: dir,
@@ -288,6 +293,7 @@ export class Runc {
       } catch { /* absent */ }
     }
     for (const f of [F.initPid, F.exit, `${F.exit}.tmp`]) fs.rmSync(path.join(dir, f), { force: true });
+    this.clock.untrack(dir);
   }
 
   /**
@@ -410,6 +416,7 @@ export class Runc {
   }
 
   private finishWatch(w: ExitWatch, st: ExitStatus): void {
+    this.clock.untrack(w.dir);
     this.dropWatch(w);
     for (const s of w.subs) s.resolve(st);
     w.subs.clear();
@@ -495,7 +502,10 @@ export class Runc {
     const done = this.readExit(dir);
     if (done) return { running: false, status: done };
     const st = await this.state(id);
-    if (st && st.status !== 'stopped' && st.pid > 0) return { running: true, pid: st.pid };
+    if (st && st.status !== 'stopped' && st.pid > 0) {
+      this.clock.track(dir);
+      return { running: true, pid: st.pid };
+    }
     // runc has no live container: the shim is recording its exit right now, or the status is lost.
     if (processMatches(readPidFile(path.join(dir, F.shimPid)), [SHIM, id])) {
       const { promise, cancel } = this.subscribeExit(id, dir);
@@ -585,6 +595,9 @@ export class Runc {
     const fd = fs.openSync(fifo, fs.constants.O_RDWR);
     const sock = new net.Socket({ fd, readable: false, writable: true });
     const s = this.stdinState(dir);
+    // An attacher before the start (the docker CLI writes a piped stdin and half-closes before it even
+    // sends start): a FIFO's buffer dies with its last open fd, so hold one until the container reads.
+    if (s.holder === null && !s.running) s.holder = fs.openSync(fifo, fs.constants.O_RDWR);
     s.attached = true;
     this.settleHolder(dir);
     return sock;
@@ -594,6 +607,7 @@ export class Runc {
 
   async cleanup(id: string, stateDir: string): Promise<void> {
     const dir = path.resolve(stateDir);
+    this.clock.untrack(dir);
     if (fs.existsSync(path.join(this.root, id))) {
       await this.runc(['delete', '-f', id]).catch((e: Error) => {
         if (!/does not exist/.test(e.message)) throw e;
@@ -615,6 +629,24 @@ export class Runc {
     const dir = path.resolve(stateDir);
     return { stdout: path.join(dir, F.stdout), stderr: path.join(dir, F.stderr) };
   }
+}
+
+/**
+ * The init `--init` runs (dockerd's default init-path, `docker-init`, a static tini), looked up as dockerd
+ * does: PATH, then docker's libexec directories; a static tini under its own name will do as well.
+ */
+export function findInit(): string {
+  const dirs = [...(process.env.PATH ?? '').split(':'), '/usr/local/libexec/docker', '/usr/libexec/docker', '/usr/local/lib/docker', '/usr/lib/docker', '/usr/bin', '/usr/sbin'];
+  for (const name of ['docker-init', 'tini-static']) {
+    for (const d of dirs) {
+      if (!d.startsWith('/')) continue;
+      try {
+        fs.accessSync(path.join(d, name), fs.constants.X_OK);
+        return fs.realpathSync(path.join(d, name));
+      } catch { /* next */ }
+    }
+  }
+  throw new RuncError('exec: "docker-init": executable file not found in $PATH');
 }
 
 /** An absolute path for `name`: PATH, then the sbin directories a daemon's PATH may lack; else `name`. */
