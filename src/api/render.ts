@@ -1,24 +1,24 @@
 // Docker-shaped JSON for containers, images and networks (keys and casing as the Engine API has them).
 import type { ContainerRecord, EndpointRecord, ImageRecord, NetworkRecord } from '../core/types.ts';
 import { ZERO_TIME } from '../core/names.ts';
-import { publishedView } from '../core/publish.ts';
+import { parseLinks, publishedView } from '../core/publish.ts';
 
+/** go-units HumanDuration (whole units, truncated), as Docker's status texts use it. */
 export function humanDuration(ms: number): string {
-  const s = Math.round(ms / 1000);
+  const s = Math.trunc(ms / 1000);
   if (s < 1) return 'Less than a second';
   if (s === 1) return '1 second';
   if (s < 60) return `${s} seconds`;
-  const m = Math.round(s / 60);
+  const m = Math.trunc(ms / 60_000);
   if (m === 1) return 'About a minute';
   if (m < 60) return `${m} minutes`;
-  const h = Math.round(s / 3600);
+  const h = Math.trunc(ms / 3_600_000 + 0.5);
   if (h === 1) return 'About an hour';
   if (h < 48) return `${h} hours`;
-  const d = Math.round(h / 24);
-  if (d < 14) return `${d} days`;
-  if (d < 60) return `${Math.round(d / 7)} weeks`;
-  if (d < 730) return `${Math.round(d / 30)} months`;
-  return `${Math.round(d / 365)} years`;
+  if (h < 24 * 14) return `${Math.trunc(h / 24)} days`;
+  if (h < 24 * 60) return `${Math.trunc(h / 24 / 7)} weeks`;
+  if (h < 24 * 730) return `${Math.trunc(h / 24 / 30)} months`;
+  return `${Math.trunc(ms / 3_600_000 / 24 / 365)} years`;
 }
 
 export function statusText(c: ContainerRecord): string {
@@ -27,6 +27,8 @@ export function statusText(c: ContainerRecord): string {
     const up = `Up ${humanDuration(Date.now() - Date.parse(st.StartedAt))}`;
     return st.Paused ? `${up} (Paused)` : up;
   }
+  // Docker counts a container waiting for its restart as running, and says so
+  if (st.Restarting) return `Restarting (${st.ExitCode}) ${humanDuration(Date.now() - Date.parse(st.FinishedAt))} ago`;
   if (st.Status === 'exited' || (st.FinishedAt !== ZERO_TIME && st.StartedAt !== ZERO_TIME)) {
     return `Exited (${st.ExitCode}) ${humanDuration(Date.now() - Date.parse(st.FinishedAt))} ago`;
   }
@@ -51,7 +53,8 @@ function endpointSettings(c: ContainerRecord, netName: string, net: NetworkRecor
     IPv6Gateway: ep?.gateway6 ?? '',
     GlobalIPv6Address: ep?.ipv6 ?? '',
     GlobalIPv6PrefixLen: ep?.prefix6 ?? 0,
-    DNSNames: net && !net.isDefault ? [c.name, c.id.slice(0, 12), ...(req?.aliases ?? [])] : null,
+    // Docker's buildEndpointDNSNames: name, aliases, short id, hostname (deduplicated)
+    DNSNames: net && !net.isDefault && net.driver === 'bridge' ? [...new Set([c.name, ...(req?.aliases ?? []), c.id.slice(0, 12), c.config.Hostname].filter(Boolean))] : null,
   };
 }
 
@@ -69,6 +72,8 @@ export function containerNetworks(c: ContainerRecord, netByName: (n: string) => 
 
 export function portsMap(c: ContainerRecord): Record<string, { HostIp: string; HostPort: string }[] | null> {
   const out: Record<string, { HostIp: string; HostPort: string }[] | null> = {};
+  // Docker fills NetworkSettings.Ports when the network is set up and empties it at exit (releaseNetwork)
+  if (!c.state.Running) return out;
   for (const k of Object.keys(c.config.ExposedPorts ?? {})) out[k] = null;
   for (const [k, v] of Object.entries(publishedView(c.published ?? []))) out[k] = v;
   return out;
@@ -84,7 +89,7 @@ export function inspectContainer(c: ContainerRecord, img: ImageRecord | undefine
     Args: c.args,
     State: {
       Status: c.state.Status,
-      Running: c.state.Running,
+      Running: c.state.Running || c.state.Restarting,
       Paused: c.state.Paused,
       Restarting: c.state.Restarting,
       OOMKilled: c.state.OOMKilled,
@@ -138,7 +143,8 @@ export function inspectContainer(c: ContainerRecord, img: ImageRecord | undefine
       NetworkMode: c.hostConfig.NetworkMode,
       RestartPolicy: c.hostConfig.RestartPolicy,
       AutoRemove: c.hostConfig.AutoRemove,
-      Links: c.hostConfig.Links,
+      // Docker shows links as CHILD:PARENT/ALIAS, both as container names ("/db:/web/db")
+      Links: c.hostConfig.Links ? parseLinks(c.hostConfig.Links).map((l) => `/${l.name}:/${c.name}/${l.alias}`) : null,
     },
     GraphDriver: { Data: { LowerDir: img?.rootfs ?? '', UpperDir: `${c.stateDir}/upper`, WorkDir: `${c.stateDir}/work`, MergedDir: `${c.stateDir}/rootfs` }, Name: 'overlay2' },
     Mounts: [],
@@ -178,7 +184,8 @@ export function listContainer(c: ContainerRecord, img: ImageRecord | undefined, 
     Names: [`/${c.name}`],
     Image: c.config.Image,
     ImageID: img?.id ?? c.imageId,
-    Command: [c.path, ...c.args].map((a) => (/\s/.test(a) ? JSON.stringify(a) : a)).join(' '),
+    // moby container/view.go: arguments with a space in single quotes
+    Command: c.args.length ? `${c.path} ${c.args.map((a) => (a.includes(' ') ? `'${a}'` : a)).join(' ')}` : c.path,
     Created: Math.floor(Date.parse(c.created) / 1000),
     Ports: ports,
     Labels: c.config.Labels ?? {},
@@ -219,7 +226,8 @@ export function listImage(i: ImageRecord, tags: string[]) {
 
 export function inspectNetwork(n: NetworkRecord, members: ContainerRecord[], verbose = false) {
   const containers: Record<string, { Name: string; EndpointID: string; MacAddress: string; IPv4Address: string; IPv6Address: string }> = {};
-  for (const c of members) {
+  // Go encodes maps with their keys sorted: Containers by id, Options and Labels by key.
+  for (const c of [...members].sort((a, b) => (a.id < b.id ? -1 : 1))) {
     const ep = c.endpoints[n.name];
     if (!ep) continue;
     containers[c.id] = {
@@ -237,16 +245,20 @@ export function inspectNetwork(n: NetworkRecord, members: ContainerRecord[], ver
     Created: n.created,
     Scope: n.scope,
     Driver: n.driver,
-    EnableIPv4: true,
+    // no EnableIPv4: the keys are those of Docker's reference output (../shared/reference/peer-output)
     EnableIPv6: n.enableIPv6,
-    IPAM: { Driver: n.ipam.driver, Options: n.driver === 'bridge' ? n.ipam.options : null, Config: n.ipam.config.length || n.driver === 'bridge' ? n.ipam.config : null },
+    IPAM: { Driver: n.ipam.driver, Options: n.driver === 'bridge' ? sortedKeys(n.ipam.options) : null, Config: n.ipam.config.length || n.driver === 'bridge' ? n.ipam.config : null },
     Internal: n.internal,
     Attachable: n.attachable,
     Ingress: false,
     ConfigFrom: { Network: '' },
     ConfigOnly: false,
     Containers: containers,
-    Options: n.options,
-    Labels: n.labels,
+    Options: sortedKeys(n.options),
+    Labels: sortedKeys(n.labels),
   };
+}
+
+function sortedKeys(m: Record<string, string>): Record<string, string> {
+  return Object.fromEntries(Object.entries(m ?? {}).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
 }

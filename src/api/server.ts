@@ -180,7 +180,9 @@ route('GET', '/containers/json', (d, { query }) => {
 route('POST', '/containers/create', async (d, { query, body, res }) => {
   const b = await body();
   const c = d.containers.create(b ?? {}, query.get('name') ?? undefined);
-  json(res, 201, { Id: c.id, Warnings: [] });
+  // Docker's verifyPlatformContainerSettings: host networking has no ports of its own to publish
+  const warnings = c.networkMode === 'host' && Object.keys(c.hostConfig.PortBindings ?? {}).length ? ['Published ports are discarded when using host network mode'] : [];
+  json(res, 201, { Id: c.id, Warnings: warnings });
   return STREAMED;
 });
 
@@ -204,7 +206,7 @@ route('POST', '/containers/{id}/stop', async (d, { params, query, res }) => {
 
 route('POST', '/containers/{id}/restart', async (d, { params, query, res }) => {
   const t = query.get('t') ?? query.get('timeout');
-  await d.containers.restart(params.id!, t !== null ? Number(t) : undefined);
+  await d.containers.restart(params.id!, t !== null ? Number(t) : undefined, query.get('signal') ?? undefined);
   noContent(res);
   return STREAMED;
 });

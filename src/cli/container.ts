@@ -1,10 +1,15 @@
-// Container verbs: run, create, start, stop, restart, kill, rm, ps, logs, exec, inspect, wait, pause, unpause.
+// Container verbs: run, create, start, stop, restart, kill, rm, ps, logs, exec, inspect, wait, pause, unpause,
+// port, rename, update. Output, messages and exit codes are the docker CLI's (with "loom" for "docker"):
+// daemon errors of run/create exit 125 (126/127 when the command cannot be run or is not found), per-container
+// verbs print "Error response from daemon: ..." and exit 1, a container's own exit code passes through.
 import fs from 'node:fs';
+import http from 'node:http';
 import type { Cli, Command } from './main.ts';
 import { parseFlags, f, UsageError, type Parsed } from './flags.ts';
 import { ApiError, demux } from './client.ts';
-import { renderTemplate } from './gotemplate.ts';
-import { printTable, formatOutput, timeAgo } from './output.ts';
+import { renderTemplate, GO_MARSHAL } from './gotemplate.ts';
+import { addExposed, joinHostPort, naturalCompare, parsePublish, PortSpecError } from './portspec.ts';
+import { printTable, formatRows, validateFormat, timeAgo, displayablePorts, goQuote, ellipsis, goTimeString, humanSize } from './output.ts';
 
 const runSpecs = [
   f('-d,--detach'), f('--rm'), f('--name', 'string'), f('-e,--env', 'list'), f('--env-file', 'list'), f('-h,--hostname', 'string'),
@@ -12,92 +17,174 @@ const runSpecs = [
   f('-P,--publish-all'), f('--expose', 'list'), f('--link', 'list'), f('--ip', 'string'), f('--ip6', 'string'),
   f('--network-alias,--net-alias', 'list', 'network-alias'), f('--mac-address', 'string'), f('--dns', 'list'),
   f('--dns-search', 'list'), f('--dns-option,--dns-opt', 'list', 'dns-option'), f('--add-host', 'list'), f('-l,--label', 'list'),
-  f('-w,--workdir', 'string'), f('-u,--user', 'string'), f('--entrypoint', 'string'), f('--restart', 'string'),
+  f('--label-file', 'list'), f('-w,--workdir', 'string'), f('-u,--user', 'string'), f('--entrypoint', 'string'), f('--restart', 'string'),
   f('--init'), f('--privileged'), f('--stop-signal', 'string'), f('--stop-timeout', 'string'), f('-a,--attach', 'list'),
   f('--cidfile', 'string'), f('--pull', 'string'), f('--platform', 'string'), f('-q,--quiet'), f('--sig-proxy', 'bool'),
   f('--detach-keys', 'string'),
 ];
 
-function parseEnvFile(p: string): string[] {
-  return fs.readFileSync(p, 'utf8').split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'))
-    .map((l) => (l.includes('=') ? l : `${l}=${process.env[l] ?? ''}`));
+const USAGE: Record<string, string> = {
+  run: '[OPTIONS] IMAGE [COMMAND] [ARG...]', create: '[OPTIONS] IMAGE [COMMAND] [ARG...]', start: '[OPTIONS] CONTAINER [CONTAINER...]',
+  stop: '[OPTIONS] CONTAINER [CONTAINER...]', restart: '[OPTIONS] CONTAINER [CONTAINER...]', kill: '[OPTIONS] CONTAINER [CONTAINER...]',
+  rm: '[OPTIONS] CONTAINER [CONTAINER...]', ps: '[OPTIONS]', logs: '[OPTIONS] CONTAINER', exec: '[OPTIONS] CONTAINER COMMAND [ARG...]',
+  wait: 'CONTAINER [CONTAINER...]', pause: 'CONTAINER [CONTAINER...]', unpause: 'CONTAINER [CONTAINER...]', rename: 'CONTAINER NEW_NAME',
+  update: '[OPTIONS] CONTAINER [CONTAINER...]', inspect: '[OPTIONS] NAME|ID [NAME|ID...]', port: 'CONTAINER [PRIVATE_PORT[/PROTO]]',
+};
+
+/** Wrong number of arguments: docker prints usage and exits 1. */
+class ArgError extends Error {}
+/** A mistake docker reports as the bare message with exit status 1 ("you cannot start and attach ..."). */
+class PlainError extends Error {}
+/** run/create options that do not go together: "docker: MSG\n\nRun 'docker run --help' ...", exit 125. */
+class RunOptionError extends Error {}
+
+/** A flag's value refused while parsing: docker's `invalid argument "V" for "-x, --xx" flag: MSG`. */
+const badFlag = (flag: string, value: string, msg: string) => new UsageError(`invalid argument "${value}" for "${flag}" flag: ${msg}`);
+
+function usageText(cmd: string, hint: 'See' | 'Run'): string {
+  return `\n\nUsage:  loom ${cmd} ${USAGE[cmd] ?? ''}\n\n${hint} 'loom ${cmd} --help' for more information`;
 }
 
-/** -p [ip:][hostPort:]containerPort[/proto] (ranges allowed) → ExposedPorts + PortBindings. */
-export function parsePublish(specs: string[]): { exposed: Record<string, object>; bindings: Record<string, { HostIp: string; HostPort: string }[]> } {
-  const exposed: Record<string, object> = {};
-  const bindings: Record<string, { HostIp: string; HostPort: string }[]> = {};
-  for (const spec of specs) {
-    let rest = spec;
-    let proto = 'tcp';
-    const slash = rest.lastIndexOf('/');
-    if (slash >= 0) {
-      proto = rest.slice(slash + 1).toLowerCase();
-      rest = rest.slice(0, slash);
-      if (!['tcp', 'udp', 'sctp'].includes(proto)) throw new UsageError(`invalid proto: ${proto}`);
+function requireArgs(cmd: string, args: string[], min: number, max = Infinity): void {
+  if (args.length >= min && args.length <= max) return;
+  const n = (k: number) => `${k} argument${k === 1 ? '' : 's'}`;
+  if (max === 0) throw new ArgError(`loom: 'loom ${cmd}' accepts no arguments${usageText(cmd, 'Run')}`);
+  if (min === max) throw new ArgError(`loom: 'loom ${cmd}' requires ${n(min)}${usageText(cmd, 'Run')}`);
+  throw new ArgError(`loom: 'loom ${cmd}' requires at least ${n(min)}${usageText(cmd, 'See')}`);
+}
+
+/** Reports a command-line mistake as docker does; returns its exit status, or undefined for other errors. */
+function cliMistake(cli: Cli, name: string, e: unknown): number | undefined {
+  if (e instanceof ArgError || e instanceof PlainError) {
+    cli.err(`${e.message}\n`);
+    return 1;
+  }
+  if (e instanceof RunOptionError) {
+    cli.err(`loom: ${e.message}\n\nRun 'loom ${name} --help' for more information\n`);
+    return 125;
+  }
+  if (e instanceof UsageError) {
+    cli.err(`${e.message}${usageText(name, 'Run')}\n`);
+    return 125;
+  }
+  return undefined;
+}
+
+/** Runs a verb, turning argument and flag mistakes into docker's messages and exit codes. */
+function verb(name: string, fn: Command): Command {
+  return async (cli, argv) => {
+    try {
+      return await fn(cli, argv);
+    } catch (e) {
+      const code = cliMistake(cli, name, e);
+      if (code !== undefined) return code;
+      throw e;
     }
-    let ip = '';
-    if (rest.startsWith('[')) {
-      const end = rest.indexOf(']');
-      ip = rest.slice(1, end);
-      rest = rest.slice(end + 2);
-    } else {
-      const parts = rest.split(':');
-      if (parts.length === 3) {
-        ip = parts[0]!;
-        rest = parts.slice(1).join(':');
-      } else if (parts.length > 3) throw new UsageError(`invalid port format: ${spec}`);
-    }
-    const [hostPart, ctrPart] = rest.includes(':') ? rest.split(':') as [string, string] : ['', rest];
-    const range = (s: string): [number, number] => {
-      const m = /^(\d+)(?:-(\d+))?$/.exec(s);
-      if (!m) throw new UsageError(`invalid containerPort: ${s}`);
-      const a = Number(m[1]);
-      const b = m[2] ? Number(m[2]) : a;
-      if (a < 1 || b > 65535 || b < a) throw new UsageError(`invalid port range: ${s}`);
-      return [a, b];
-    };
-    const [c0, c1] = range(ctrPart);
-    let h: [number, number] | undefined;
-    if (hostPart) {
-      const m = /^(\d+)(?:-(\d+))?$/.exec(hostPart);
-      if (!m) throw new UsageError(`invalid hostPort: ${hostPart}`);
-      h = [Number(m[1]), m[2] ? Number(m[2]) : Number(m[1])];
-      if (h[0] < 1 || h[1] > 65535 || h[1] < h[0]) throw new UsageError(`invalid hostPort: ${hostPart}`);
-      if (c1 - c0 !== h[1] - h[0] && c0 !== c1) throw new UsageError(`invalid ranges specified for container and host Ports: ${ctrPart} and ${hostPart}`);
-    }
-    for (let p = c0; p <= c1; p++) {
-      const key = `${p}/${proto}`;
-      exposed[key] = {};
-      const hp = !h ? '' : c0 === c1 ? (h[0] === h[1] ? String(h[0]) : `${h[0]}-${h[1]}`) : String(h[0] + (p - c0));
-      (bindings[key] ??= []).push({ HostIp: ip, HostPort: hp });
+  };
+}
+
+/** docker's kvfile.Parse: leading blanks dropped, `#` comments, `KEY` alone takes the caller's value (or is left out). */
+export function parseEnvFile(p: string, lookup: (k: string) => string | undefined = (k) => process.env[k]): string[] {
+  let text: string;
+  try {
+    text = fs.readFileSync(p, 'utf8');
+  } catch (e) {
+    throw new RunOptionError(`open ${p}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file or directory' : (e as Error).message}`);
+  }
+  const out: string[] = [];
+  for (const raw of text.replace(/^\uFEFF/, '').split(/\r?\n/)) {
+    const line = raw.replace(/^\s+/, '');
+    if (!line || line.startsWith('#')) continue;
+    const eq = line.indexOf('=');
+    const key = eq < 0 ? line : line.slice(0, eq);
+    if (!key) throw new RunOptionError(`invalid env file (${p}): no variable name on line '${line}'`);
+    if (/[ \t]/.test(key)) throw new RunOptionError(`invalid env file (${p}): variable '${key}' contains whitespaces`);
+    if (eq >= 0) out.push(line);
+    else {
+      const v = lookup(key);
+      if (v !== undefined) out.push(`${key}=${v}`);
     }
   }
-  return { exposed, bindings };
+  return out;
 }
 
-function buildCreate(p: Parsed): { body: any; name?: string } {
+/** -e KEY takes the value from the caller's environment, as docker's ValidateEnv does (else it is left out). */
+function envArgs(list: string[]): string[] {
+  return list.flatMap((e) => (e.includes('=') ? [e] : process.env[e] !== undefined ? [`${e}=${process.env[e]}`] : []));
+}
+
+/** docker's opts.ParseRestartPolicy (the daemon validates the name and count). */
+export function parseRestartPolicy(s: string): { Name: string; MaximumRetryCount: number } {
+  if (!s) return { Name: 'no', MaximumRetryCount: 0 };
+  const i = s.indexOf(':');
+  const name = i < 0 ? s : s.slice(0, i);
+  const count = i < 0 ? '' : s.slice(i + 1);
+  if (i >= 0 && !name) throw new RunOptionError('invalid restart policy format: no policy provided before colon');
+  let n = 0;
+  if (count) {
+    if (!/^[+-]?\d+$/.test(count)) throw new RunOptionError('invalid restart policy format: maximum retry count must be an integer');
+    n = Number(count);
+  }
+  return { Name: name, MaximumRetryCount: n };
+}
+
+/** docker's ValidateExtraHost: name:ip or name=ip, brackets allowed around the address, "host-gateway". */
+export function validateExtraHost(v: string): string {
+  let i = v.indexOf('=');
+  if (i < 0) i = v.indexOf(':');
+  const k = i < 0 ? '' : v.slice(0, i);
+  let ip = i < 0 ? '' : v.slice(i + 1);
+  if (i < 0 || !k || k.includes(':')) throw badFlag('--add-host', v, `bad format for add-host: "${v}"`);
+  if (ip !== 'host-gateway') {
+    if (ip.length > 2 && ip.startsWith('[') && ip.endsWith(']')) ip = ip.slice(1, -1);
+    if (!isIP(ip)) throw badFlag('--add-host', v, `invalid IP address in add-host: "${ip}"`);
+  }
+  return `${k}:${ip}`;
+}
+
+function isIP(s: string): boolean {
+  if (/^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.test(s)) return s.split('.').every((x) => Number(x) <= 255 && (x === '0' || !x.startsWith('0')));
+  return s.includes(':') && /^[0-9a-fA-F:.]+$/.test(s) && (s.match(/::/g) ?? []).length <= 1;
+}
+
+/** docker's ValidateLabel plus the KEY=VALUE split (a label without "=" has an empty value). */
+function parseLabels(files: string[], list: string[]): Record<string, string> {
+  const labels: Record<string, string> = {};
+  const all = [...files.flatMap((p) => parseEnvFile(p, () => undefined).concat(readBareKeys(p))), ...list];
+  for (const l of all) {
+    const i = l.indexOf('=');
+    const key = (i < 0 ? l : l.slice(0, i)).replace(/^[ \t]+/, '');
+    if (!key) throw badFlag('-l, --label', l, `invalid label '${l}': empty name`);
+    if (/[ \t]/.test(key)) throw badFlag('-l, --label', l, `label '${key}' contains whitespaces`);
+    labels[key] = i < 0 ? '' : l.slice(i + 1);
+  }
+  return labels;
+}
+
+/** Lines of a label file that are a bare key (docker keeps them, with an empty value). */
+function readBareKeys(p: string): string[] {
+  return fs.readFileSync(p, 'utf8').split(/\r?\n/).map((l) => l.replace(/^\s+/, '')).filter((l) => l && !l.startsWith('#') && !l.includes('='));
+}
+
+export { parsePublish };
+
+function buildCreate(p: Parsed, cmdName: 'run' | 'create' = 'run'): { body: any; name?: string } {
   const fl = p.flags;
   const [image, ...cmd] = p.args;
-  if (!image) throw new UsageError('"run" requires at least 1 argument.');
-  const env = [...fl['env-file'].flatMap(parseEnvFile), ...fl.env.map((e: string) => (e.includes('=') ? e : `${e}=${process.env[e] ?? ''}`))];
-  const pub = parsePublish(fl.publish);
-  for (const e of fl.expose) {
-    const [port, proto = 'tcp'] = e.split('/');
-    const [a, b = a] = port.split('-').map(Number);
-    if (!a || a > 65535 || b < a) throw new UsageError(`invalid range format for --expose: ${e}`);
-    for (let x = a; x <= b; x++) pub.exposed[`${x}/${proto}`] = {};
+  if (!image) requireArgs(cmdName, p.args, 1);
+  const env = [...fl['env-file'].flatMap((x: string) => parseEnvFile(x)), ...envArgs(fl.env)];
+  let pub: ReturnType<typeof parsePublish>;
+  try {
+    pub = parsePublish(fl.publish);
+    addExposed(pub.exposed, fl.expose);
+  } catch (e) {
+    throw e instanceof PortSpecError ? new RunOptionError(e.message) : e;
   }
-  let restart = { Name: 'no', MaximumRetryCount: 0 };
-  if (fl.restart) {
-    const [n, c] = String(fl.restart).split(':');
-    restart = { Name: n!, MaximumRetryCount: c ? Number(c) : 0 };
-  }
-  const labels: Record<string, string> = {};
-  for (const l of fl.label) {
-    const i = l.indexOf('=');
-    labels[i < 0 ? l : l.slice(0, i)] = i < 0 ? '' : l.slice(i + 1);
-  }
+  const restart = parseRestartPolicy(fl.restart ?? '');
+  if (fl.rm && restart.Name !== 'no' && restart.Name !== '') throw new RunOptionError('conflicting options: cannot specify both --restart and --rm');
+  if (fl.detach && fl.attach.length) throw new PlainError('conflicting options: cannot specify both --attach and --detach');
+  const labels = parseLabels(fl['label-file'], fl.label);
+  const extraHosts = fl['add-host'].map(validateExtraHost);
   const network = fl.network || 'default';
   const epConfig: any = {};
   if (fl.ip || fl.ip6 || fl['network-alias'].length || fl['mac-address']) {
@@ -106,13 +193,15 @@ function buildCreate(p: Parsed): { body: any; name?: string } {
     if (fl['mac-address']) epConfig.MacAddress = fl['mac-address'];
   }
   const attach = !fl.detach;
+  const streams = fl.attach.map((s: string) => s.toLowerCase());
+  for (const s of streams) if (!['stdin', 'stdout', 'stderr'].includes(s)) throw badFlag('-a, --attach', s, 'valid streams are STDIN, STDOUT and STDERR');
   const body = {
     Hostname: fl.hostname ?? '',
     Domainname: fl.domainname ?? '',
     User: fl.user ?? '',
-    AttachStdin: attach && !!fl.interactive,
-    AttachStdout: attach,
-    AttachStderr: attach,
+    AttachStdin: attach && (streams.length ? streams.includes('stdin') : !!fl.interactive),
+    AttachStdout: attach && (streams.length ? streams.includes('stdout') : true),
+    AttachStderr: attach && (streams.length ? streams.includes('stderr') : true),
     Tty: !!fl.tty,
     OpenStdin: !!fl.interactive,
     StdinOnce: attach && !!fl.interactive,
@@ -136,8 +225,8 @@ function buildCreate(p: Parsed): { body: any; name?: string } {
       Dns: fl.dns,
       DnsSearch: fl['dns-search'],
       DnsOptions: fl['dns-option'],
-      ExtraHosts: fl['add-host'].length ? fl['add-host'] : null,
-      Init: fl.init ? true : null,
+      ExtraHosts: extraHosts.length ? extraHosts : null,
+      Init: fl.init !== undefined ? !!fl.init : null,
       Privileged: !!fl.privileged,
     },
     NetworkingConfig: { EndpointsConfig: Object.keys(epConfig).length ? { [network === 'default' ? 'bridge' : network]: epConfig } : {} },
@@ -148,59 +237,132 @@ function buildCreate(p: Parsed): { body: any; name?: string } {
 async function createContainer(cli: Cli, body: any, name?: string): Promise<string> {
   const q = name ? `?name=${encodeURIComponent(name)}` : '';
   const r = await cli.client.request('POST', `/containers/create${q}`, body);
+  for (const w of r.body.Warnings ?? []) cli.err(`WARNING: ${w}\n`); // as the docker CLI prints them
   return r.body.Id as string;
 }
 
-const run: Command = async (cli, argv) => {
-  let p: Parsed;
-  let created: { body: any; name?: string };
-  try {
-    p = parseFlags(argv, runSpecs, { interspersed: false });
-    created = buildCreate(p);
-  } catch (e) {
-    cli.err(`loom: ${(e as Error).message}\n\nRun 'loom run --help' for more information\n`);
-    return 125;
-  }
-  if (p.flags.detach && p.flags.rm === undefined) { /* fine */ }
-  let id: string;
-  try {
-    id = await createContainer(cli, created.body, created.name);
-  } catch (e) {
-    if (e instanceof ApiError && e.status === 404 && /No such image/.test(e.message)) {
-      cli.err(`Unable to find image '${created.body.Image}' locally\nloom: Error response from daemon: ${e.message}.\n\nRun 'loom run --help' for more information\n`);
+/** docker's toStatusError for run/create: 127 for a command not found, 126 when it cannot be run, else 125. */
+export function runExitCode(message: string): number {
+  if (/executable file not found|no such file or directory|system cannot find the file specified/.test(message)) return 127;
+  if (/permission denied|is a directory/.test(message)) return 126;
+  return 125;
+}
+
+function runError(cli: Cli, cmd: 'run' | 'create', e: unknown): number {
+  if (e instanceof ApiError) {
+    if (e.status === 0) {
+      cli.err(`${e.message}\n`);
       return 125;
     }
-    return daemonError(cli, e);
+    const msg = `Error response from daemon: ${e.message}`;
+    cli.err(`loom: ${msg}\n\nRun 'loom ${cmd} --help' for more information\n`);
+    return runExitCode(msg);
   }
-  if (p.flags.detach) {
+  throw e;
+}
+
+function parseRun(cli: Cli, cmd: 'run' | 'create', argv: string[]): { p: Parsed; created: { body: any; name?: string } } | number {
+  try {
+    const p = parseFlags(argv, runSpecs, { interspersed: false });
+    return { p, created: buildCreate(p, cmd) };
+  } catch (e) {
+    const code = cliMistake(cli, cmd, e);
+    if (code === undefined) throw e;
+    return code;
+  }
+}
+
+async function createOrExplain(cli: Cli, cmd: 'run' | 'create', created: { body: any; name?: string }): Promise<string | number> {
+  try {
+    return await createContainer(cli, created.body, created.name);
+  } catch (e) {
+    if (e instanceof ApiError && e.status === 404 && /No such image/.test(e.message)) {
+      const ref = created.body.Image.includes(':') ? created.body.Image : `${created.body.Image}:latest`;
+      cli.err(`Unable to find image '${ref}' locally\nloom: Error response from daemon: ${e.message}.\n\nRun 'loom ${cmd} --help' for more information\n`);
+      return 125;
+    }
+    return runError(cli, cmd, e);
+  }
+}
+
+const run: Command = async (cli, argv) => {
+  const parsed = parseRun(cli, 'run', argv);
+  if (typeof parsed === 'number') return parsed;
+  const { p, created } = parsed;
+  const id = await createOrExplain(cli, 'run', created);
+  if (typeof id === 'number') return id;
+  if (p.flags.cidfile) fs.writeFileSync(p.flags.cidfile, id);
+  const b = created.body;
+  if (!b.AttachStdin && !b.AttachStdout && !b.AttachStderr) {
     try {
       await cli.client.request('POST', `/containers/${id}/start`);
     } catch (e) {
-      return daemonError(cli, e);
+      return runError(cli, 'run', e);
     }
     cli.out(`${id}\n`);
     return 0;
   }
   const tty = !!p.flags.tty;
-  const stdin = !!p.flags.interactive;
+  const stdin = !!b.AttachStdin;
   let sock;
   try {
-    sock = await cli.client.hijack(`/containers/${id}/attach?stream=1&stdout=1&stderr=1${stdin ? '&stdin=1' : ''}`);
+    const q = new URLSearchParams({ stream: '1' });
+    if (b.AttachStdout) q.set('stdout', '1');
+    if (b.AttachStderr) q.set('stderr', '1');
+    if (stdin) q.set('stdin', '1');
+    sock = await cli.client.hijack(`/containers/${id}/attach?${q}`);
   } catch (e) {
-    return daemonError(cli, e);
+    return runError(cli, 'run', e);
   }
-  const waitP = cli.client.request('POST', `/containers/${id}/wait?condition=${p.flags.rm ? 'removed' : 'next-exit'}`);
+  const waiting = waitFor(cli, id, p.flags.rm ? 'removed' : 'next-exit');
   const streamDone = pumpStreams(sock, tty, stdin);
+  await waiting.registered;
   try {
     await cli.client.request('POST', `/containers/${id}/start`);
   } catch (e) {
     sock.destroy();
-    if (p.flags.rm) await cli.client.request('DELETE', `/containers/${id}?force=1`).catch(() => {});
-    return daemonError(cli, e);
+    // the daemon removes an --rm container that failed to start; docker waits for that
+    if (p.flags.rm) await waiting.result.catch(() => {});
+    else waiting.cancel();
+    return runError(cli, 'run', e);
   }
-  const [w] = await Promise.all([waitP, streamDone]);
-  return Number(w.body.StatusCode ?? 0);
+  const [code] = await Promise.all([waiting.result, streamDone]);
+  return code;
 };
+
+/**
+ * POST /containers/{id}/wait that can be given up (a pending request would keep the CLI alive). `registered`
+ * settles when the daemon has taken the wait (it sends the headers then), so a start after it cannot
+ * slip an exit past a `next-exit` wait.
+ */
+function waitFor(cli: Cli, id: string, condition: string): { result: Promise<number>; registered: Promise<void>; cancel: () => void } {
+  let req: http.ClientRequest | undefined;
+  let onHeaders: () => void = () => {};
+  const registered = new Promise<void>((r) => (onHeaders = r));
+  const result = new Promise<number>((resolve, reject) => {
+    req = http.request({ socketPath: cli.client.socketPath, method: 'POST', path: `/v1.50/containers/${encodeURIComponent(id)}/wait?condition=${condition}` }, (res) => {
+      onHeaders();
+      let body = '';
+      res.on('data', (c: Buffer) => (body += c));
+      res.on('end', () => {
+        try {
+          const j = JSON.parse(body);
+          if ((res.statusCode ?? 500) >= 400) reject(new ApiError(res.statusCode ?? 500, j.message ?? body));
+          else resolve(Number(j.StatusCode ?? 0));
+        } catch {
+          reject(new ApiError(res.statusCode ?? 500, body));
+        }
+      });
+    });
+    req.on('error', (e) => {
+      onHeaders();
+      reject(e);
+    });
+    req.end();
+  });
+  result.catch(() => {});
+  return { result, registered, cancel: () => req?.destroy() };
+}
 
 function pumpStreams(sock: import('node:net').Socket, tty: boolean, stdin: boolean): Promise<void> {
   return new Promise((resolve) => {
@@ -219,156 +381,291 @@ function pumpStreams(sock: import('node:net').Socket, tty: boolean, stdin: boole
   });
 }
 
-function daemonError(cli: Cli, e: unknown): number {
-  if (e instanceof ApiError) {
-    cli.err(e.status === 0 ? `${e.message}\n` : `loom: Error response from daemon: ${e.message}\n\nRun 'loom run --help' for more information\n`);
-    return 125;
-  }
-  throw e;
-}
-
 const create: Command = async (cli, argv) => {
-  const p = parseFlags(argv, runSpecs, { interspersed: false });
-  const c = buildCreate(p);
-  c.body.AttachStdout = false;
-  c.body.AttachStderr = false;
-  const id = await createContainer(cli, c.body, c.name);
+  const parsed = parseRun(cli, 'create', argv);
+  if (typeof parsed === 'number') return parsed;
+  const { p, created } = parsed;
+  created.body.AttachStdout = false;
+  created.body.AttachStderr = false;
+  created.body.AttachStdin = false;
+  created.body.StdinOnce = false;
+  const id = await createOrExplain(cli, 'create', created);
+  if (typeof id === 'number') return id;
+  if (p.flags.cidfile) fs.writeFileSync(p.flags.cidfile, id);
   cli.out(`${id}\n`);
   return 0;
 };
 
-/** Applies `fn` to each argument, printing errors as docker does and failing at the end if any failed. */
-async function eachRef(cli: Cli, refs: string[], fn: (r: string) => Promise<void | string>): Promise<number> {
-  if (!refs.length) throw new UsageError('requires at least 1 argument');
-  let failed = false;
+/** Applies `fn` to each argument, printing each success (its name) and each failure as docker does. */
+async function eachRef(cli: Cli, refs: string[], fn: (r: string) => Promise<void | string>): Promise<{ code: number; failed: string[] }> {
+  const failed: string[] = [];
   for (const r of refs) {
     try {
       const out = await fn(r);
       cli.out(`${out ?? r}\n`);
     } catch (e) {
       if (!(e instanceof ApiError)) throw e;
-      cli.err(`Error response from daemon: ${e.message}\n`);
-      failed = true;
+      cli.err(e.status === 0 ? `${e.message}\n` : `Error response from daemon: ${e.message}\n`);
+      failed.push(r);
+    }
+  }
+  return { code: failed.length ? 1 : 0, failed };
+}
+
+const ref = (r: string) => encodeURIComponent(r);
+
+const start: Command = verb('start', async (cli, argv) => {
+  const p = parseFlags(argv, [f('-a,--attach'), f('-i,--interactive'), f('--detach-keys', 'string'), f('--checkpoint', 'string'), f('--checkpoint-dir', 'string')], { interspersed: true });
+  requireArgs('start', p.args, 1, Infinity);
+  if (p.flags.attach || p.flags.interactive) {
+    if (p.args.length > 1) throw new PlainError('you cannot start and attach multiple containers at once');
+    const id = p.args[0]!;
+    const info = (await cli.client.request('GET', `/containers/${ref(id)}/json`)).body;
+    const stdin = !!p.flags.interactive && info.Config.OpenStdin;
+    const sock = await cli.client.hijack(`/containers/${ref(id)}/attach?stream=1&stdout=1&stderr=1${stdin ? '&stdin=1' : ''}`);
+    const waiting = waitFor(cli, info.Id, 'next-exit');
+    const done = pumpStreams(sock, info.Config.Tty, stdin);
+    await waiting.registered;
+    try {
+      await cli.client.request('POST', `/containers/${ref(id)}/start`);
+    } catch (e) {
+      sock.destroy();
+      waiting.cancel();
+      throw e;
+    }
+    const [code] = await Promise.all([waiting.result, done]);
+    return code;
+  }
+  const r = await eachRef(cli, p.args, async (x) => {
+    await cli.client.request('POST', `/containers/${ref(x)}/start`);
+  });
+  if (r.failed.length) cli.err(`Error: failed to start containers: ${r.failed.join(', ')}\n`);
+  return r.code;
+});
+
+function timeFlag(p: Parsed): string | undefined {
+  const t = p.flags.time ?? p.flags.timeout;
+  if (p.flags.time !== undefined && p.flags.timeout !== undefined) throw new PlainError('conflicting options: cannot specify both --timeout and --time');
+  if (t === undefined) return undefined;
+  if (!/^-?\d+$/.test(t)) throw badFlag('-t, --timeout', t, `strconv.ParseInt: parsing "${t}": invalid syntax`);
+  return t;
+}
+
+const stopSpecs = [f('-t,--timeout', 'string', 'timeout'), f('--time', 'string', 'time'), f('-s,--signal', 'string')];
+
+const stop: Command = verb('stop', async (cli, argv) => {
+  const p = parseFlags(argv, stopSpecs, { interspersed: true });
+  requireArgs('stop', p.args, 1, Infinity);
+  const q = new URLSearchParams();
+  const t = timeFlag(p);
+  if (t !== undefined) q.set('t', t);
+  if (p.flags.signal) q.set('signal', p.flags.signal);
+  return (await eachRef(cli, p.args, async (r) => {
+    await cli.client.request('POST', `/containers/${ref(r)}/stop?${q}`);
+  })).code;
+});
+
+const restart: Command = verb('restart', async (cli, argv) => {
+  const p = parseFlags(argv, stopSpecs, { interspersed: true });
+  requireArgs('restart', p.args, 1, Infinity);
+  const q = new URLSearchParams();
+  const t = timeFlag(p);
+  if (t !== undefined) q.set('t', t);
+  if (p.flags.signal) q.set('signal', p.flags.signal);
+  return (await eachRef(cli, p.args, async (r) => {
+    await cli.client.request('POST', `/containers/${ref(r)}/restart?${q}`);
+  })).code;
+});
+
+const kill: Command = verb('kill', async (cli, argv) => {
+  const p = parseFlags(argv, [f('-s,--signal', 'string')], { interspersed: true });
+  requireArgs('kill', p.args, 1, Infinity);
+  const q = p.flags.signal ? `?signal=${encodeURIComponent(p.flags.signal)}` : '';
+  return (await eachRef(cli, p.args, async (r) => {
+    await cli.client.request('POST', `/containers/${ref(r)}/kill${q}`);
+  })).code;
+});
+
+const rm: Command = verb('rm', async (cli, argv) => {
+  const p = parseFlags(argv, [f('-f,--force'), f('-v,--volumes'), f('-l,--link')], { interspersed: true });
+  requireArgs('rm', p.args, 1, Infinity);
+  const q = new URLSearchParams();
+  if (p.flags.force) q.set('force', '1');
+  if (p.flags.volumes) q.set('v', '1');
+  if (p.flags.link) q.set('link', '1');
+  let failed = false;
+  for (const name of p.args) {
+    const r = name.replace(/^\/+|\/+$/g, '');
+    try {
+      if (!r) throw new ApiError(-1, 'container name cannot be empty');
+      await cli.client.request('DELETE', `/containers/${ref(r)}?${q}`);
+      cli.out(`${name}\n`);
+    } catch (e) {
+      if (!(e instanceof ApiError)) throw e;
+      cli.err(e.status <= 0 ? `${e.message}\n` : `Error response from daemon: ${e.message}\n`);
+      // as docker: with --force a container that is not there is reported but is no failure
+      if (!(p.flags.force && e.status === 404)) failed = true;
     }
   }
   return failed ? 1 : 0;
+});
+
+const pause: Command = verb('pause', async (cli, argv) => {
+  requireArgs('pause', argv, 1, Infinity);
+  return (await eachRef(cli, argv, async (r) => {
+    await cli.client.request('POST', `/containers/${ref(r)}/pause`);
+  })).code;
+});
+
+const unpause: Command = verb('unpause', async (cli, argv) => {
+  requireArgs('unpause', argv, 1, Infinity);
+  return (await eachRef(cli, argv, async (r) => {
+    await cli.client.request('POST', `/containers/${ref(r)}/unpause`);
+  })).code;
+});
+
+const wait: Command = verb('wait', async (cli, argv) => {
+  requireArgs('wait', argv, 1, Infinity);
+  return (await eachRef(cli, argv, async (r) => {
+    const w = await cli.client.request('POST', `/containers/${ref(r)}/wait`);
+    return String(w.body.StatusCode);
+  })).code;
+});
+
+// ---------------------------------------------------------------------------- ps
+
+const PS_DEFAULT = 'table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}';
+const PS_HEADERS = {
+  ID: 'CONTAINER ID', Names: 'NAMES', Image: 'IMAGE', Command: 'COMMAND', CreatedAt: 'CREATED AT', RunningFor: 'CREATED',
+  Ports: 'PORTS', State: 'STATE', Status: 'STATUS', Size: 'SIZE', Labels: 'LABELS', Mounts: 'MOUNTS', LocalVolumes: 'LOCAL VOLUMES',
+  Networks: 'NETWORKS', Platform: 'PLATFORM',
+};
+
+// docker's SubHeaderContext.Label: the header of `{{.Label "com.example.some-key"}}` is "some key"
+Object.defineProperty(PS_HEADERS, 'Label', { value: (name: string) => name.split('.').pop()!.replace(/[-_]/g, ' '), enumerable: false });
+
+const truncateId = (id: string) => id.replace(/^sha256:/, '').slice(0, 12);
+
+/** docker's ContainerContext for one list entry: the fields (and the Label method) a --format template sees. */
+export function psRow(c: any, trunc: boolean): Record<string, unknown> {
+  const names: string[] = (c.Names ?? []).map((n: string) => n.replace(/^\//, ''));
+  // truncated: the container's own name only, not the legacy link names ("/parent/alias")
+  const own = names.find((n) => !n.includes('/'));
+  const shown = trunc && own !== undefined ? [own] : names;
+  const labels: Record<string, string> = c.Labels ?? {};
+  let image: string = c.Image || '<no image>';
+  if (trunc && c.Image && truncateId(c.ImageID ?? '') === truncateId(c.Image)) image = truncateId(c.Image);
+  const size = (c.SizeRootFs ?? 0) > 0 ? `${humanSize(c.SizeRw ?? 0)} (virtual ${humanSize(c.SizeRootFs)})` : humanSize(c.SizeRw ?? 0);
+  // keys in docker's JSON order (json.Marshal of a map: sorted)
+  const row: Record<string, unknown> = {
+    Command: goQuote(trunc ? ellipsis(c.Command ?? '', 20) : c.Command ?? ''),
+    CreatedAt: goTimeString(new Date(c.Created * 1000)),
+    ID: trunc ? truncateId(c.Id) : c.Id,
+    Image: image,
+    Labels: Object.entries(labels).map(([k, v]) => `${k}=${v}`).sort().join(','),
+    LocalVolumes: String((c.Mounts ?? []).filter((m: any) => m.Driver === 'local').length),
+    Mounts: (c.Mounts ?? []).map((m: any) => (trunc ? ellipsis(m.Name || m.Source, 15) : m.Name || m.Source)).join(','),
+    Names: shown.join(','),
+    Networks: Object.keys(c.NetworkSettings?.Networks ?? {}).join(','),
+    Platform: null,
+    Ports: displayablePorts(c.Ports ?? []),
+    RunningFor: timeAgo(c.Created * 1000),
+    Size: size,
+    State: c.State,
+    Status: c.Status,
+  };
+  Object.defineProperty(row, 'Label', { value: (name: string) => labels[name] ?? '', enumerable: false });
+  Object.defineProperty(row, GO_MARSHAL, { value: () => goMarshal(row), enumerable: false });
+  return row;
 }
 
-const start: Command = async (cli, argv) => {
-  const p = parseFlags(argv, [f('-a,--attach'), f('-i,--interactive')], { interspersed: true });
-  if (p.flags.attach && p.args.length === 1) {
-    const id = p.args[0]!;
-    const info = (await cli.client.request('GET', `/containers/${encodeURIComponent(id)}/json`)).body;
-    const sock = await cli.client.hijack(`/containers/${encodeURIComponent(id)}/attach?stream=1&stdout=1&stderr=1`);
-    const waitP = cli.client.request('POST', `/containers/${encodeURIComponent(id)}/wait?condition=next-exit`);
-    const done = pumpStreams(sock, info.Config.Tty, false);
-    await cli.client.request('POST', `/containers/${encodeURIComponent(id)}/start`);
-    const [w] = await Promise.all([waitP, done]);
-    return Number(w.body.StatusCode ?? 0);
-  }
-  return eachRef(cli, p.args, async (r) => {
-    await cli.client.request('POST', `/containers/${encodeURIComponent(r)}/start`);
-  });
-};
-
-const stop: Command = async (cli, argv) => {
-  const p = parseFlags(argv, [f('-t,--time,--timeout', 'string', 'time'), f('-s,--signal', 'string')], { interspersed: true });
-  const q = new URLSearchParams();
-  if (p.flags.time !== undefined) q.set('t', p.flags.time);
-  if (p.flags.signal) q.set('signal', p.flags.signal);
-  return eachRef(cli, p.args, async (r) => {
-    await cli.client.request('POST', `/containers/${encodeURIComponent(r)}/stop?${q}`);
-  });
-};
-
-const restart: Command = async (cli, argv) => {
-  const p = parseFlags(argv, [f('-t,--time,--timeout', 'string', 'time'), f('-s,--signal', 'string')], { interspersed: true });
-  const q = p.flags.time !== undefined ? `?t=${p.flags.time}` : '';
-  return eachRef(cli, p.args, async (r) => {
-    await cli.client.request('POST', `/containers/${encodeURIComponent(r)}/restart${q}`);
-  });
-};
-
-const kill: Command = async (cli, argv) => {
-  const p = parseFlags(argv, [f('-s,--signal', 'string')], { interspersed: true });
-  const q = p.flags.signal ? `?signal=${encodeURIComponent(p.flags.signal)}` : '';
-  return eachRef(cli, p.args, async (r) => {
-    await cli.client.request('POST', `/containers/${encodeURIComponent(r)}/kill${q}`);
-  });
-};
-
-const rm: Command = async (cli, argv) => {
-  const p = parseFlags(argv, [f('-f,--force'), f('-v,--volumes'), f('-l,--link')], { interspersed: true });
-  return eachRef(cli, p.args, async (r) => {
-    await cli.client.request('DELETE', `/containers/${encodeURIComponent(r)}${p.flags.force ? '?force=1' : ''}`);
-  });
-};
-
-const pause: Command = async (cli, argv) => eachRef(cli, argv, async (r) => {
-  await cli.client.request('POST', `/containers/${encodeURIComponent(r)}/pause`);
-});
-const unpause: Command = async (cli, argv) => eachRef(cli, argv, async (r) => {
-  await cli.client.request('POST', `/containers/${encodeURIComponent(r)}/unpause`);
-});
-
-const wait: Command = async (cli, argv) => eachRef(cli, argv, async (r) => {
-  const w = await cli.client.request('POST', `/containers/${encodeURIComponent(r)}/wait`);
-  return String(w.body.StatusCode);
-});
-
-function portsText(ports: { IP?: string; PrivatePort: number; PublicPort?: number; Type: string }[]): string {
-  return ports.map((p) => (p.PublicPort ? `${p.IP === '::' ? '[::]' : p.IP}:${p.PublicPort}->${p.PrivatePort}/${p.Type}` : `${p.PrivatePort}/${p.Type}`)).join(', ');
+/** Go's json.Marshal: HTML-sensitive characters escaped, as docker's ContainerContext.MarshalJSON does. */
+function goMarshal(v: unknown): string {
+  return JSON.stringify(v).replace(/[<>&\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 
-const ps: Command = async (cli, argv) => {
-  const p = parseFlags(argv, [f('-a,--all'), f('-q,--quiet'), f('-n,--last', 'string', 'last'), f('-l,--latest'), f('--no-trunc'), f('-f,--filter', 'list', 'filter'), f('--format', 'string'), f('-s,--size')], { interspersed: true });
-  const filters: Record<string, string[]> = {};
+const ps: Command = verb('ps', async (cli, argv) => {
+  const p = parseFlags(argv, [f('-a,--all'), f('-q,--quiet'), f('-n,--last', 'string', 'last'), f('-l,--latest'), f('--no-trunc'), f('-f,--filter', 'list', 'filter'), f('--format', 'string'), f('-s,--size', 'bool')], { interspersed: true });
+  requireArgs('ps', p.args, 0, 0);
+  const filters: Record<string, Record<string, boolean>> = {};
   for (const x of p.flags.filter) {
     const i = x.indexOf('=');
-    if (i < 0) throw new UsageError(`bad format of filter (expected name=value)`);
-    (filters[x.slice(0, i)] ??= []).push(x.slice(i + 1));
+    if (i < 0) throw badFlag('-f, --filter', x, 'bad format of filter (expected name=value)');
+    (filters[x.slice(0, i).trim().toLowerCase()] ??= {})[x.slice(i + 1)] = true;
+  }
+  let last = -1;
+  if (p.flags.last !== undefined) {
+    if (!/^-?\d+$/.test(p.flags.last)) throw badFlag('-n, --last', p.flags.last, `strconv.ParseInt: parsing "${p.flags.last}": invalid syntax`);
+    last = Number(p.flags.last);
+  }
+  if (p.flags.latest && last === -1) last = 1;
+  let format: string = p.flags.format ?? '';
+  if (format) {
+    try {
+      validateFormat(format);
+    } catch (e) {
+      throw new PlainError(`failed to parse template: ${(e as Error).message.replace(/^template parsing error: /, '')}`);
+    }
   }
   const q = new URLSearchParams();
-  if (p.flags.all || p.flags.last || p.flags.latest) q.set('all', '1');
-  if (p.flags.last) q.set('limit', p.flags.last);
-  if (p.flags.latest) q.set('limit', '1');
+  if (p.flags.all) q.set('all', '1');
+  if (last !== -1) q.set('limit', String(last));
+  const wantSize = p.flags.size === true || (p.flags.size === undefined && !p.flags.quiet && /\.Size\b/.test(format));
+  if (wantSize) q.set('size', '1');
   if (Object.keys(filters).length) q.set('filters', JSON.stringify(filters));
   const list = (await cli.client.request('GET', `/containers/json?${q}`)).body as any[];
   const trunc = !p.flags['no-trunc'];
-  if (p.flags.quiet) {
-    for (const c of list) cli.out(`${trunc ? c.Id.slice(0, 12) : c.Id}\n`);
-    return 0;
-  }
-  const rows = list.map((c) => {
-    const cmd = trunc && c.Command.length > 20 ? `${c.Command.slice(0, 19)}…` : c.Command;
-    return {
-      ID: trunc ? c.Id.slice(0, 12) : c.Id, Image: c.Image, Command: `"${cmd}"`, CreatedAt: new Date(c.Created * 1000).toString(),
-      RunningFor: timeAgo(c.Created * 1000), Status: c.Status, State: c.State, Ports: portsText(c.Ports),
-      Names: c.Names.map((n: string) => n.slice(1)).join(','), Labels: Object.entries(c.Labels ?? {}).map(([k, v]) => `${k}=${v}`).join(','),
-      Networks: Object.keys(c.NetworkSettings?.Networks ?? {}).join(','), Mounts: '', Size: '',
-    };
-  });
-  if (p.flags.format && p.flags.format !== 'table') {
-    formatOutput(cli, p.flags.format, rows, {
-      ID: 'CONTAINER ID', Image: 'IMAGE', Command: 'COMMAND', CreatedAt: 'CREATED AT', RunningFor: 'CREATED', Status: 'STATUS',
-      State: 'STATE', Ports: 'PORTS', Names: 'NAMES', Labels: 'LABELS', Networks: 'NETWORKS', Mounts: 'MOUNTS', Size: 'SIZE',
-    });
-    return 0;
-  }
-  printTable(cli, ['CONTAINER ID', 'IMAGE', 'COMMAND', 'CREATED', 'STATUS', 'PORTS', 'NAMES'], rows.map((r) => [r.ID, r.Image, r.Command, r.RunningFor, r.Status, r.Ports, r.Names]));
+  if (p.flags.quiet) format = '{{.ID}}';
+  else if (!format || format === 'table') format = PS_DEFAULT + (p.flags.size ? '\t{{.Size}}' : '');
+  cli.out(formatRows(format, list.map((c) => psRow(c, trunc)), PS_HEADERS));
   return 0;
-};
+});
 
-const logs: Command = async (cli, argv) => {
-  const p = parseFlags(argv, [f('-f,--follow'), f('--tail,-n', 'string', 'tail'), f('-t,--timestamps'), f('--since', 'string'), f('--until', 'string'), f('--details')], { interspersed: true });
-  if (p.args.length !== 1) throw new UsageError('"logs" requires exactly 1 argument.');
-  const id = encodeURIComponent(p.args[0]!);
+// ---------------------------------------------------------------------------- logs
+
+/** docker's GetTimestamp (api/types/time): a duration ago, an RFC 3339 date/time, or a unix timestamp. */
+export function toTimestamp(value: string, now = Date.now()): string {
+  const dur = parseGoDuration(value);
+  if (value !== '0' && dur !== null) return String(Math.floor((now - dur) / 1000));
+  if (/^\d+(\.\d+)?$/.test(value)) return value;
+  const local = !/[zZ+]/.test(value) && (value.match(/-/g) ?? []).length !== 3;
+  let iso = value;
+  if (!value.includes('T') && /^\d{4}-\d\d-\d\d/.test(value)) iso = value.replace(/^(\d{4}-\d\d-\d\d)/, '$1T00:00:00');
+  else if (/T\d\d$/.test(value.replace(/(Z|[+-]\d\d:\d\d)$/, ''))) iso = value.replace(/(T\d\d)/, '$1:00:00');
+  else if (/T\d\d:\d\d$/.test(value.replace(/(Z|[+-]\d\d:\d\d)$/, ''))) iso = value.replace(/(T\d\d:\d\d)/, '$1:00');
+  const ms = Date.parse(local ? iso.replace(/(Z|[+-]\d\d:\d\d)?$/, '') : iso);
+  if (Number.isNaN(ms)) {
+    if (value.includes('-')) throw new PlainError(`parsing time "${value}" as "2006-01-02T15:04:05Z07:00": cannot parse "${value}" as "2006"`);
+    throw new PlainError(`failed to parse value as time or duration: "${value}"`);
+  }
+  const frac = /\.(\d+)/.exec(value)?.[1] ?? '';
+  const nanos = (frac + '000000000').slice(0, 9);
+  return `${Math.floor(ms / 1000)}.${nanos}`;
+}
+
+/** Go's time.ParseDuration in milliseconds, or null. */
+function parseGoDuration(s: string): number | null {
+  const m = /^([+-])?((\d+(\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h))+$/.exec(s);
+  if (!m && s !== '0') return null;
+  if (s === '0') return 0;
+  const unit: Record<string, number> = { ns: 1e-6, us: 1e-3, µs: 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+  let total = 0;
+  for (const part of s.replace(/^[+-]/, '').matchAll(/(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)/g)) total += Number(part[1]) * unit[part[2]!]!;
+  return s.startsWith('-') ? -total : total;
+}
+
+const logs: Command = verb('logs', async (cli, argv) => {
+  const p = parseFlags(argv, [f('-f,--follow'), f('-n,--tail', 'string', 'tail'), f('-t,--timestamps'), f('--since', 'string'), f('--until', 'string'), f('--details')], { interspersed: true });
+  requireArgs('logs', p.args, 1, 1);
+  const id = ref(p.args[0]!);
   const info = (await cli.client.request('GET', `/containers/${id}/json`)).body;
   const q = new URLSearchParams({ stdout: '1', stderr: '1' });
   if (p.flags.follow) q.set('follow', '1');
-  if (p.flags.tail) q.set('tail', p.flags.tail);
+  q.set('tail', p.flags.tail ?? 'all');
   if (p.flags.timestamps) q.set('timestamps', '1');
-  if (p.flags.since) q.set('since', p.flags.since);
+  if (p.flags.details) q.set('details', '1');
+  if (p.flags.since) q.set('since', toTimestamp(p.flags.since));
+  if (p.flags.until) q.set('until', toTimestamp(p.flags.until));
   const res = await cli.client.stream('GET', `/containers/${id}/logs?${q}`);
   await new Promise<void>((resolve) => {
     if (info.Config.Tty) res.on('data', (b: Buffer) => process.stdout.write(b));
@@ -377,40 +674,46 @@ const logs: Command = async (cli, argv) => {
     res.on('close', resolve);
   });
   return 0;
-};
+});
 
-const exec: Command = async (cli, argv) => {
+// ---------------------------------------------------------------------------- exec
+
+const exec: Command = verb('exec', async (cli, argv) => {
   const p = parseFlags(argv, [f('-d,--detach'), f('-i,--interactive'), f('-t,--tty'), f('-e,--env', 'list'), f('--env-file', 'list'), f('-w,--workdir', 'string'), f('-u,--user', 'string'), f('--privileged'), f('--detach-keys', 'string')], { interspersed: false });
-  const [ref, ...cmd] = p.args;
-  if (!ref || !cmd.length) throw new UsageError('"exec" requires at least 2 arguments.');
+  const [target, ...cmd] = p.args;
+  requireArgs('exec', p.args, 2, Infinity);
   const body = {
-    Cmd: cmd, Env: [...p.flags['env-file'].flatMap(parseEnvFile), ...p.flags.env], WorkingDir: p.flags.workdir ?? '', User: p.flags.user ?? '',
+    Cmd: cmd, Env: [...p.flags['env-file'].flatMap((x: string) => parseEnvFile(x)), ...envArgs(p.flags.env)], WorkingDir: p.flags.workdir ?? '', User: p.flags.user ?? '',
     Tty: !!p.flags.tty, AttachStdin: !!p.flags.interactive && !p.flags.detach, AttachStdout: !p.flags.detach, AttachStderr: !p.flags.detach,
-    Privileged: !!p.flags.privileged,
+    Privileged: !!p.flags.privileged, Detach: !!p.flags.detach,
   };
   let execId: string;
   try {
-    execId = (await cli.client.request('POST', `/containers/${encodeURIComponent(ref)}/exec`, body)).body.Id;
-  } catch (e) {
-    if (e instanceof ApiError) {
-      cli.err(`Error response from daemon: ${e.message}\n`);
-      return e.status === 404 ? 1 : 1;
+    // as docker: an inspect first, so that "No such container" wins over everything else
+    await cli.client.request('GET', `/containers/${ref(target!)}/json`);
+    if (body.Tty && body.AttachStdin && !process.stdin.isTTY) {
+      cli.err('the input device is not a TTY\n');
+      return 1;
     }
-    throw e;
-  }
-  if (p.flags.detach) {
-    await cli.client.request('POST', `/exec/${execId}/start`, { Detach: true, Tty: !!p.flags.tty });
-    return 0;
+    execId = (await cli.client.request('POST', `/containers/${ref(target!)}/exec`, body)).body.Id;
+    if (p.flags.detach) {
+      await cli.client.request('POST', `/exec/${execId}/start`, { Detach: true, Tty: !!p.flags.tty });
+      return 0;
+    }
+  } catch (e) {
+    if (!(e instanceof ApiError)) throw e;
+    cli.err(e.status === 0 ? `${e.message}\n` : `Error response from daemon: ${e.message}\n`);
+    return 1;
   }
   const sock = await cli.client.hijack(`/exec/${execId}/start`, { Detach: false, Tty: !!p.flags.tty });
   await pumpStreams(sock, !!p.flags.tty, !!p.flags.interactive);
   const ins = (await cli.client.request('GET', `/exec/${execId}/json`)).body;
   return Number(ins.ExitCode ?? 0);
-};
+});
 
-const inspect: Command = async (cli, argv) => {
+const inspect: Command = verb('inspect', async (cli, argv) => {
   const p = parseFlags(argv, [f('-f,--format', 'string'), f('--type', 'string'), f('-s,--size')], { interspersed: true });
-  if (!p.args.length) throw new UsageError('"inspect" requires at least 1 argument.');
+  requireArgs('inspect', p.args, 1);
   const results: unknown[] = [];
   let failed = false;
   for (const ref of p.args) {
@@ -440,46 +743,72 @@ const inspect: Command = async (cli, argv) => {
     cli.out(JSON.stringify(results, null, 4) + '\n');
   }
   return failed ? 1 : 0;
-};
+});
 
-const port: Command = async (cli, argv) => {
+const port: Command = verb('port', async (cli, argv) => {
+  requireArgs('port', argv, 1, 2);
   const [ref, want] = argv;
-  if (!ref) throw new UsageError('"port" requires at least 1 argument.');
-  const info = (await cli.client.request('GET', `/containers/${encodeURIComponent(ref)}/json`)).body;
+  const info = (await cli.client.request('GET', `/containers/${encodeURIComponent(ref!)}/json`)).body;
   const ports: Record<string, { HostIp: string; HostPort: string }[] | null> = info.NetworkSettings.Ports ?? {};
-  const key = want ? (want.includes('/') ? want : `${want}/tcp`) : undefined;
-  let any = false;
-  for (const [k, v] of Object.entries(ports)) {
-    if (!v || (key && k !== key)) continue;
-    for (const b of v) {
-      any = true;
-      const host = b.HostIp.includes(':') ? `[${b.HostIp}]` : b.HostIp || '0.0.0.0';
-      cli.out(key ? `${host}:${b.HostPort}\n` : `${k} -> ${host}:${b.HostPort}\n`);
-    }
+  // docker's runPort: one mapping or all of them, natural-sorted
+  const out: string[] = [];
+  if (want) {
+    const [num, proto = 'tcp'] = want.split('/', 2) as [string, string?];
+    if (!/^\d+$/.test(num) || Number(num) > 65535) throw new PlainError(`Error: invalid port (${num}): strconv.ParseUint: parsing ${JSON.stringify(num)}: ${/^\d+$/.test(num) ? 'value out of range' : 'invalid syntax'}`);
+    const frontends = ports[`${num}/${proto || 'tcp'}`];
+    if (!frontends?.length) throw new PlainError(`Error: No public port '${want}' published for ${ref}`);
+    for (const b of frontends) out.push(joinHostPort(b.HostIp, b.HostPort));
+  } else {
+    for (const [k, v] of Object.entries(ports)) for (const b of v ?? []) out.push(`${k} -> ${joinHostPort(b.HostIp, b.HostPort)}`);
   }
-  if (key && !any) {
-    cli.err(`Error: No public port '${key}' published for ${ref}\n`);
+  if (out.length) cli.out(`${out.sort(naturalCompare).join('\n')}\n`);
+  return 0;
+});
+
+const rename: Command = verb('rename', async (cli, argv) => {
+  requireArgs('rename', argv, 2, 2);
+  const [oldName, newName] = [argv[0]!.trim(), argv[1]!.trim()];
+  if (!oldName || !newName) throw new PlainError('Error: Neither old nor new names may be empty');
+  try {
+    await cli.client.request('POST', `/containers/${ref(oldName)}/rename?name=${encodeURIComponent(newName)}`);
+  } catch (e) {
+    if (!(e instanceof ApiError)) throw e;
+    cli.err(`${e.status === 0 ? '' : 'Error response from daemon: '}${e.message}\nError: failed to rename container named ${oldName}\n`);
     return 1;
   }
   return 0;
-};
+});
 
-const rename: Command = async (cli, argv) => {
-  if (argv.length !== 2) throw new UsageError('"rename" requires exactly 2 arguments.');
-  await cli.client.request('POST', `/containers/${encodeURIComponent(argv[0]!)}/rename?name=${encodeURIComponent(argv[1]!)}`);
-  return 0;
-};
-
-const update: Command = async (cli, argv) => {
+const update: Command = verb('update', async (cli, argv) => {
   const p = parseFlags(argv, [f('--restart', 'string')], { interspersed: true });
-  const body: any = {};
-  if (p.flags.restart) {
-    const [n, c] = String(p.flags.restart).split(':');
-    body.RestartPolicy = { Name: n, MaximumRetryCount: c ? Number(c) : 0 };
+  requireArgs('update', p.args, 1, Infinity);
+  if (p.flags.restart === undefined) throw new PlainError('you must provide one or more flags when using this command');
+  let body: any;
+  try {
+    body = { RestartPolicy: parseRestartPolicy(p.flags.restart) };
+  } catch (e) {
+    throw new PlainError((e as Error).message);
   }
-  return eachRef(cli, p.args, async (r) => {
-    await cli.client.request('POST', `/containers/${encodeURIComponent(r)}/update`, body);
-  });
-};
+  const errs: string[] = [];
+  const warns: string[] = [];
+  for (const r of p.args) {
+    try {
+      const res = await cli.client.request('POST', `/containers/${ref(r)}/update`, body);
+      warns.push(...(res.body?.Warnings ?? []));
+      cli.out(`${r}\n`);
+    } catch (e) {
+      if (!(e instanceof ApiError)) throw e;
+      errs.push(e.status === 0 ? e.message : `Error response from daemon: ${e.message}`);
+    }
+  }
+  if (warns.length) cli.out(`${warns.join('\n')}\n`);
+  if (errs.length) {
+    cli.err(`${errs.join('\n')}\n`);
+    return 1;
+  }
+  return 0;
+});
 
 export const containerCommands: Record<string, Command> = { run, create, start, stop, restart, kill, rm, ps, logs, exec, inspect, wait, pause, unpause, port, rename, update };
+void renderTemplate;
+void printTable;

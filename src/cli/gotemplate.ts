@@ -969,8 +969,16 @@ function title(s: string): string {
   return out;
 }
 
+/**
+ * A value whose JSON is its own (Go's json.Marshaler): docker's formatter contexts marshal themselves with
+ * json.Marshal, which escapes <, > and & even inside docker's non-escaping `json` function.
+ */
+export const GO_MARSHAL = Symbol('go-marshal');
+
 /** docker's json: encoding/json without HTML escaping and without the encoder's trailing newline. */
 function goJson(v: unknown): string {
+  const own = v !== null && typeof v === 'object' ? (v as { [GO_MARSHAL]?: () => string })[GO_MARSHAL] : undefined;
+  if (typeof own === 'function') return own.call(v);
   let s: string | undefined;
   try {
     s = JSON.stringify(v === undefined ? null : v);
@@ -1041,6 +1049,7 @@ class Exec {
   out: string[] = [];
   at: Loc = { pos: 0, src: '' };
   depth = 0;
+  funcs: Record<string, Func> = FUNCS;
 
   constructor(src: string, defs: Map<string, Node[]>) {
     this.src = src;
@@ -1319,7 +1328,7 @@ class Exec {
       if (final !== MISSING) v = this.checkParam(final, 'any');
       return v;
     }
-    const f = FUNCS[name]!;
+    const f = this.funcs[name]!;
     const np = f.params.length;
     if (f.variadic ? nGiven < np - 1 : nGiven !== np) {
       this.fail(`wrong number of args for ${name}: want ${f.variadic ? 'at least ' : ''}${f.variadic ? np - 1 : np} got ${nGiven}`);
@@ -1362,6 +1371,19 @@ export function checkTemplate(tpl: string): void {
   parse(tpl);
 }
 
+// docker's HeaderFunctions (cli/templates): a table header keeps the column names as they are.
+const same = (v: string) => v;
+const HEADER_FUNCS: Record<string, Func> = {
+  ...FUNCS,
+  json: { params: ['string'], fn: same },
+  split: { params: ['string', 'string'], fn: same },
+  join: { params: ['string', 'string'], fn: same },
+  title: { params: ['string'], fn: same },
+  lower: { params: ['string'], fn: same },
+  upper: { params: ['string'], fn: same },
+  truncate: { params: ['string', 'int'], fn: same },
+};
+
 /** Executes the Go template `tpl` with `data` as dot, the way the docker CLI's --format does. */
 export function renderTemplate(tpl: string, data: unknown): string {
   const p = parse(tpl);
@@ -1369,5 +1391,20 @@ export function renderTemplate(tpl: string, data: unknown): string {
   const dot = data === null ? undefined : data;
   ex.vars.push({ name: '$', value: dot });
   ex.walkList(dot, p.root);
+  return ex.out.join('');
+}
+
+/**
+ * A table's header row, as the docker CLI makes it: the template executed with the column names as dot and
+ * the header functions; an execution error ends the header where it happened (docker ignores that error).
+ */
+export function renderHeader(tpl: string, names: Record<string, unknown>): string {
+  const p = parse(tpl);
+  const ex = new Exec(tpl, p.defs);
+  ex.funcs = HEADER_FUNCS;
+  ex.vars.push({ name: '$', value: names });
+  try {
+    ex.walkList(names, p.root);
+  } catch { /* partial header */ }
   return ex.out.join('');
 }

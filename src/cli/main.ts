@@ -36,6 +36,9 @@ Commands:
   wait        Block until one or more containers stop, then print their exit codes
   pause       Pause all processes within one or more containers
   unpause     Unpause all processes within one or more containers
+  rename      Rename a container
+  update      Update configuration of one or more containers
+  port        List port mappings or a specific mapping for the container
   import      Import the contents from a tarball to create a filesystem image
   images      List images
   rmi         Remove one or more images

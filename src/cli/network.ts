@@ -4,6 +4,7 @@ import { parseFlags, f, UsageError } from './flags.ts';
 import { ApiError } from './client.ts';
 import { renderTemplate } from './gotemplate.ts';
 import { printTable, formatOutput } from './output.ts';
+import { contains, parseCidr, type Cidr } from '../ipam/ipam.ts';
 
 function kv(list: string[], what: string): Record<string, string> {
   const out: Record<string, string> = {};
@@ -15,23 +16,94 @@ function kv(list: string[], what: string): Record<string, string> {
   return out;
 }
 
+/** Go's net.ParseCIDR / net.ParseIP, as the docker CLI matches ranges, gateways and aux addresses with them. */
+function parseCidrGo(s: string): Cidr | null {
+  try {
+    return /^[^/]+\/\d+$/.test(s) ? parseCidr(s) : null;
+  } catch {
+    return null;
+  }
+}
+
+function inSubnet(subnet: string, data: string): boolean {
+  const s = parseCidrGo(subnet);
+  if (!s) throw new CliError(`invalid subnet: invalid CIDR address: ${subnet}`);
+  let ip = data;
+  if (data.includes('/')) {
+    const d = parseCidrGo(data);
+    if (!d) throw new CliError(`invalid CIDR address: ${data}`);
+    ip = d.address;
+  }
+  try {
+    return contains(s, ip);
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The docker CLI's consolidateIpam: each --ip-range, --gateway and --aux-address goes to the --subnet that
+ * contains it (not by position), with its error messages; the daemon then validates the result.
+ */
+export function consolidateIpam(subnets: string[], ranges: string[], gateways: string[], aux: Record<string, string>): IpamConfigIn[] {
+  if (subnets.length < ranges.length || subnets.length < gateways.length) throw new CliError('every ip-range or gateway must have a corresponding subnet');
+  const data = new Map<string, IpamConfigIn>();
+  for (const s of subnets) {
+    for (const k of data.keys()) {
+      if (inSubnet(s, k) || inSubnet(k, s)) throw new CliError('multiple overlapping subnet configuration is not supported');
+    }
+    data.set(s, { Subnet: s });
+  }
+  for (const r of ranges) {
+    let match = false;
+    for (const s of subnets) {
+      if (!inSubnet(s, r)) continue;
+      const d = data.get(s)!;
+      if (d.IPRange) throw new CliError(`cannot configure multiple ranges (${r}, ${d.IPRange}) on the same subnet (${s})`);
+      d.IPRange = r;
+      match = true;
+    }
+    if (!match) throw new CliError(`no matching subnet for range ${r}`);
+  }
+  for (const g of gateways) {
+    let match = false;
+    for (const s of subnets) {
+      if (!inSubnet(s, g)) continue;
+      const d = data.get(s)!;
+      if (d.Gateway) throw new CliError(`cannot configure multiple gateways (${g}, ${d.Gateway}) for the same subnet (${s})`);
+      d.Gateway = g;
+      match = true;
+    }
+    if (!match) throw new CliError(`no matching subnet for gateway ${g}`);
+  }
+  for (const [k, a] of Object.entries(aux)) {
+    let match = false;
+    for (const s of subnets) {
+      if (!inSubnet(s, a)) continue;
+      const d = data.get(s)!;
+      d.AuxiliaryAddresses = { ...(d.AuxiliaryAddresses ?? {}), [k]: a };
+      match = true;
+    }
+    if (!match) throw new CliError(`no matching subnet for aux-address ${a}`);
+  }
+  return [...data.values()];
+}
+
+/** A client-side error the docker CLI prints as it is (exit 1), without "Error response from daemon". */
+class CliError extends ApiError {
+  constructor(message: string) {
+    super(0, message);
+  }
+}
+
+interface IpamConfigIn { Subnet: string; IPRange?: string; Gateway?: string; AuxiliaryAddresses?: Record<string, string> }
+
 const create: Command = async (cli, argv) => {
   const p = parseFlags(argv, [f('-d,--driver', 'string'), f('--subnet', 'list'), f('--gateway', 'list'), f('--ip-range', 'list'),
     f('--aux-address', 'list'), f('--ipv6'), f('--ipv4'), f('--internal'), f('--attachable'), f('--label', 'list'), f('-o,--opt', 'list', 'opt'),
     f('--ipam-driver', 'string'), f('--ipam-opt', 'list'), f('--scope', 'string'), f('--ingress'), f('--config-only'), f('--config-from', 'string')], { interspersed: true });
   if (p.args.length !== 1) throw new UsageError('"network create" requires exactly 1 argument.');
-  const subnets: string[] = p.flags.subnet;
-  const gws: string[] = p.flags.gateway;
-  const ranges: string[] = p.flags['ip-range'];
-  if (gws.length > subnets.length) throw new UsageError('every gateway must have a corresponding subnet');
-  if (ranges.length > subnets.length) throw new UsageError('every ip-range must have a corresponding subnet');
-  const aux = kv(p.flags['aux-address'], 'aux-address');
-  const config = subnets.map((s, i) => ({
-    Subnet: s,
-    ...(gws[i] ? { Gateway: gws[i] } : {}),
-    ...(ranges[i] ? { IPRange: ranges[i] } : {}),
-    ...(Object.keys(aux).length && i === 0 ? { AuxiliaryAddresses: aux } : {}),
-  }));
+  const config = consolidateIpam(p.flags.subnet, p.flags['ip-range'], p.flags.gateway, kv(p.flags['aux-address'], 'aux-address'));
   const body = {
     Name: p.args[0], Driver: p.flags.driver ?? 'bridge', Internal: !!p.flags.internal, Attachable: !!p.flags.attachable,
     EnableIPv6: !!p.flags.ipv6, IPAM: { Driver: p.flags['ipam-driver'] ?? 'default', Config: config, Options: kv(p.flags['ipam-opt'], 'ipam-opt') },
@@ -42,6 +114,25 @@ const create: Command = async (cli, argv) => {
   return 0;
 };
 
+/** The docker CLI sorts networks by name in natural order (fvbommel/sortorder): digit runs by value. */
+export function naturalCompare(a: string, b: string): number {
+  const re = /(\d+|\D+)/g;
+  const pa = a.match(re) ?? [], pb = b.match(re) ?? [];
+  for (let i = 0; i < Math.min(pa.length, pb.length); i++) {
+    const x = pa[i]!, y = pb[i]!;
+    if (x === y) continue;
+    const dx = /^\d/.test(x), dy = /^\d/.test(y);
+    if (dx && dy) {
+      const nx = x.replace(/^0+/, ''), ny = y.replace(/^0+/, '');
+      if (nx.length !== ny.length) return nx.length - ny.length;
+      if (nx !== ny) return nx < ny ? -1 : 1;
+      return x.length - y.length;
+    }
+    return x < y ? -1 : 1;
+  }
+  return pa.length - pb.length;
+}
+
 const ls: Command = async (cli, argv) => {
   const p = parseFlags(argv, [f('-q,--quiet'), f('--no-trunc'), f('-f,--filter', 'list', 'filter'), f('--format', 'string')], { interspersed: true });
   const filters: Record<string, string[]> = {};
@@ -51,7 +142,7 @@ const ls: Command = async (cli, argv) => {
     (filters[x.slice(0, i)] ??= []).push(x.slice(i + 1));
   }
   const q = Object.keys(filters).length ? `?filters=${encodeURIComponent(JSON.stringify(filters))}` : '';
-  const list = ((await cli.client.request('GET', `/networks${q}`)).body as any[]).sort((a, b) => a.Name.localeCompare(b.Name));
+  const list = ((await cli.client.request('GET', `/networks${q}`)).body as any[]).sort((a, b) => naturalCompare(a.Name, b.Name));
   const id = (x: string) => (p.flags['no-trunc'] ? x : x.slice(0, 12));
   if (p.flags.quiet) {
     for (const n of list) cli.out(`${id(n.Id)}\n`);
@@ -81,7 +172,7 @@ const inspect: Command = async (cli, argv) => {
     }
   }
   if (p.flags.format) for (const n of out) cli.out(renderTemplate(p.flags.format, n) + '\n');
-  else if (out.length || !failed) cli.out(JSON.stringify(out, null, 4) + '\n');
+  else cli.out(JSON.stringify(out, null, 4) + '\n'); // `[]` when none was found, as the docker CLI prints
   return failed ? 1 : 0;
 };
 
@@ -114,7 +205,14 @@ const prune: Command = async (cli, argv) => {
     process.stdin.pause();
     if (!/^y(es)?$/i.test(answer)) return 0;
   }
-  const r = (await cli.client.request('POST', '/networks/prune')).body;
+  const filters: Record<string, Record<string, boolean>> = {};
+  for (const x of p.flags.filter as string[]) {
+    const i = x.indexOf('=');
+    if (i < 0) throw new UsageError(`bad format of filter (expected name=value)`);
+    (filters[x.slice(0, i)] ??= {})[x.slice(i + 1)] = true;
+  }
+  const q = Object.keys(filters).length ? `?filters=${encodeURIComponent(JSON.stringify(filters))}` : '';
+  const r = (await cli.client.request('POST', `/networks/prune${q}`)).body;
   if (r.NetworksDeleted?.length) cli.out(`Deleted Networks:\n${r.NetworksDeleted.join('\n')}\n\n`);
   return 0;
 };

@@ -9,7 +9,8 @@ import type { Networks } from './networks.ts';
 import type { Images } from './images.ts';
 import type { Events } from './events.ts';
 import type { ContainerConfig, ContainerRecord, EndpointRecord, HostConfig, ContainerState } from './types.ts';
-import { Runc, type ExitStatus } from '../runtime/runc.ts';
+import { Runc, findInit, type ExitStatus } from '../runtime/runc.ts';
+import { resolveUserIn } from '../runtime/spec.ts';
 import { createNetns, deleteNetns, moveNetns, netnsExists } from '../kernel/netns.ts';
 import { configureInterface } from '../kernel/rtnl.ts';
 import { parseResolvConf, renderHosts, renderResolvConf, type HostsEntry } from './etcfiles.ts';
@@ -19,7 +20,7 @@ import type { Logger } from '../util/log.ts';
 import type { Firewall } from '../firewall/firewall.ts';
 import type { FwLink, FwPort } from '../firewall/model.ts';
 import { PortHolder, type HeldPort } from './ports.ts';
-import { firewallPorts, linkEnv, linkRules, parseLinks, portRequests, type Mapping } from './publish.ts';
+import { firewallPorts, linkEnv, linkRules, parseLinks, portRequests, validateExposedPorts, validatePortBindings, type Mapping } from './publish.ts';
 import { OPT_HOST_BINDING } from '../drivers/bridge.ts';
 import { DnsNames } from './dnsnames.ts';
 import type { EmbeddedDns } from '../dns/resolver.ts';
@@ -203,6 +204,15 @@ export class Containers {
           const other = this.nets.get(k);
           requests[other.name] = endpointRequest(v ?? {}, undefined);
         }
+        // --ip/--ip6 checked now, as Docker does at create (a taken address only fails at start)
+        for (const [k, r] of Object.entries(requests)) {
+          try {
+            this.nets.validateEndpoint(this.nets.get(k), r);
+          } catch (e) {
+            if (e instanceof LoomError) throw new LoomError(e.status, `invalid config for network ${k}: ${e.message}`);
+            throw e;
+          }
+        }
       }
     }
     if (mode.startsWith('container:') && ((hc.PortBindings && Object.keys(hc.PortBindings).length) || hc.PublishAllPorts)) {
@@ -210,8 +220,11 @@ export class Containers {
     }
     if (mode.startsWith('container:') && hc.Links?.length) throw invalidParameter('conflicting options: container type network can\'t be used with links. This would result in undefined behavior');
     for (const l of parseLinks(hc.Links ?? null)) {
-      if (!this.find(l.name)) throw notFound(`could not get container for ${l.name}`);
+      // 400, not 404, as Docker: a 404 on create makes the docker CLI go and pull the image (moby#39823)
+      if (!this.find(l.name)) throw invalidParameter(`could not get container for ${l.name}: No such container: ${l.name}`);
     }
+    validatePortBindings(hc.PortBindings ?? undefined);
+    validateExposedPorts(body.ExposedPorts);
 
     const entrypoint = body.Entrypoint ?? img.config.Entrypoint;
     const cmd = body.Cmd && body.Cmd.length ? body.Cmd : body.Entrypoint ? null : img.config.Cmd;
@@ -244,9 +257,7 @@ export class Containers {
       ...(body.StopTimeout !== undefined && body.StopTimeout !== null ? { StopTimeout: body.StopTimeout } : {}),
     };
     const restart = hc.RestartPolicy ?? { Name: 'no', MaximumRetryCount: 0 };
-    if (!['', 'no', 'always', 'unless-stopped', 'on-failure'].includes(restart.Name)) {
-      throw invalidParameter(`invalid restart policy '${restart.Name}'`);
-    }
+    validateRestartPolicy(restart);
     if (hc.AutoRemove && restart.Name && restart.Name !== 'no') {
       throw invalidParameter('can\'t create \'AutoRemove\' container with restart policy');
     }
@@ -295,11 +306,20 @@ export class Containers {
     return this.locked(c0.id, async () => {
       const c = this.reload(c0.id);
       if (!c) throw notFound(`No such container: ${ref}`);
+      if (c.state.Paused) throw conflict('cannot start a paused container, try unpause instead');
       if (c.state.Running) throw notModified('container already started');
       this.cancelRestart(c);
+      // Docker's ResetRestartManager(true): a start by the user begins the count and the back-off anew
       c.stoppedByUser = false;
+      c.restartCount = 0;
       this.backoff.delete(c.id);
-      await this.startLocked(c);
+      try {
+        await this.startLocked(c);
+      } catch (e) {
+        // as Docker's containerStart: an --rm container that fails to start is removed
+        if (c.hostConfig.AutoRemove) await this.removeLocked(c.id).catch((re) => this.log.warn({ id: c.id, err: messageOf(re) }, 'auto-remove after failed start'));
+        throw e;
+      }
     });
   }
 
@@ -367,6 +387,7 @@ export class Containers {
         netns,
         etcFiles: etc,
         labels: c.config.Labels,
+        ...(c.hostConfig.Init ? { init: findInit() } : {}),
       });
       c.state = { ...emptyState(), Status: 'running', Running: true, Pid: pid, StartedAt: startedAt, FinishedAt: c.state.FinishedAt };
       this.save(c);
@@ -379,6 +400,12 @@ export class Containers {
         }
       }
       c.state.Error = messageOf(e);
+      // Docker's setExitCodeFromError: 126 for a command that cannot be run, 127 for one that is not there,
+      // else 128 (unless an exit code is already recorded)
+      const m = messageOf(e).toLowerCase();
+      if (!(e instanceof LoomError) && /permission denied|is a directory/.test(m)) c.state.ExitCode = 126;
+      else if (!(e instanceof LoomError) && /executable file not found|no such file or directory|not a directory|system cannot find the file specified/.test(m)) c.state.ExitCode = 127;
+      else if (!c.state.ExitCode) c.state.ExitCode = 128;
       c.endpoints = {};
       this.save(c);
       if (e instanceof LoomError) throw e;
@@ -389,14 +416,23 @@ export class Containers {
     this.refreshParentsHosts(c);
   }
 
-  /** Links resolved against running containers: hosts entries, env, and the linked endpoint's address. */
-  private resolveLinks(c: ContainerRecord): { alias: string; linked: ContainerRecord; ip: string; entry: HostsEntry }[] {
+  /**
+   * Links resolved against running containers: hosts entries, env, and the linked endpoint's address.
+   * Strict at start (a link to a missing or stopped container is refused); `lenient` skips those, for
+   * rewriting a running container's hosts file and link rules when one of its linked containers changes.
+   */
+  private resolveLinks(c: ContainerRecord, lenient = false): { alias: string; linked: ContainerRecord; ip: string; entry: HostsEntry }[] {
     const out = [];
+    // On the default bridge a link needs the linked container there too (Docker's isLinkable)
+    const isDefault = (e: EndpointRecord) => !!this.nets.find(e.networkId)?.isDefault;
+    const onDefault = Object.values(c.endpoints).some(isDefault);
     for (const l of parseLinks(c.hostConfig.Links)) {
       const linked = this.find(l.name);
+      const eps = linked ? Object.values(linked.endpoints) : [];
+      const ep = onDefault ? eps.find(isDefault) : eps.find((e) => e.networkName in c.endpoints) ?? eps[0];
+      if (lenient && (!linked?.state.Running || !ep?.ipv4)) continue;
       if (!linked) throw notFound(`could not get container for ${l.name}`);
       if (!linked.state.Running) throw conflict(`Cannot link to a non running container: /${linked.name} AS /${c.name}/${l.alias}`);
-      const ep = Object.values(linked.endpoints).find((e) => e.networkName in c.endpoints) ?? Object.values(linked.endpoints)[0];
       if (!ep?.ipv4) throw conflict(`Cannot link to /${linked.name}, as it does not belong to the default network`);
       const names = [...new Set([l.alias, linked.config.Hostname, linked.name])];
       out.push({ alias: l.alias, linked, ip: ep.ipv4, entry: { ip: ep.ipv4, names } });
@@ -420,12 +456,28 @@ export class Containers {
     const mappings: Mapping[] = [];
     if (!net.internal) {
       for (const r of portRequests(c, net.options[OPT_HOST_BINDING] || '0.0.0.0')) {
-        const h = r.hostFrom ? this.ports.hold(r.proto, r.hostIp, r.hostFrom, r.hostTo) : this.ports.holdAny(r.proto, r.hostIp);
+        let h: HeldPort;
+        try {
+          const target = `${primary.ipv4}:${r.containerPort}`;
+          h = r.hostFrom ? this.ports.hold(r.proto, r.hostIp, r.hostFrom, r.hostTo, target) : this.ports.holdAny(r.proto, r.hostIp);
+        } catch (e) {
+          // Docker's wording, which names the container and its endpoint before the port's own message
+          if (e instanceof LoomError) throw new LoomError(e.status, `failed to set up container networking: driver failed programming external connectivity on endpoint ${c.name} (${primary.id}): ${e.message}`);
+          throw e;
+        }
         rt.held.push(h);
         mappings.push({ proto: r.proto, containerPort: r.containerPort, hostIp: r.hostIp, hostPort: h.port });
       }
+      // IPv6, as Docker's ip6tables DNAT: a port published on every address answers on [::] as well when
+      // the container has an IPv6 address (held on [::]:port, shown as HostIp "::")
+      if (primary.ipv6 && net.enableIPv6) {
+        for (const m of mappings.filter((x) => !x.hostIp)) {
+          rt.held.push(this.ports.hold(m.proto, '::', m.hostPort));
+          mappings.push({ ...m, hostIp: '::' });
+        }
+      }
     }
-    rt.fwPorts = firewallPorts(mappings, primary.ipv4!, net.bridge!);
+    rt.fwPorts = portsByFamily(mappings, primary, net.bridge!);
     rt.fwLinks = links.flatMap((l) => linkRules(net.bridge!, primary.ipv4!, l.linked, l.ip));
     if (rt.fwPorts.length || rt.fwLinks.length) {
       this.fw.apply({ addPorts: rt.fwPorts, addLinks: rt.fwLinks });
@@ -433,7 +485,9 @@ export class Containers {
     }
     c.published = mappings;
     this.save(c);
-    return links.flatMap((l) => linkEnv(c.name, l.alias, l.linked, l.ip));
+    // Docker sets the link environment for legacy links on the default bridge only
+    const onDefault = Object.values(c.endpoints).some((e) => this.nets.find(e.networkId)?.isDefault);
+    return onDefault ? links.flatMap((l) => linkEnv(c.name, l.alias, l.linked, l.ip)) : [];
   }
 
   /** Containers linking to `child` get their /etc/hosts rewritten with its current address (in place: it is bind-mounted). */
@@ -443,10 +497,34 @@ export class Containers {
       if (!parseLinks(p.hostConfig.Links).some((l) => l.name === child.name)) continue;
       try {
         this.writeEtcFiles(p, p.networkMode);
+        this.refreshLinkRules(p);
       } catch (e) {
-        this.log.warn({ id: p.id, err: messageOf(e) }, 'cannot rewrite hosts file of linking container');
+        this.log.warn({ id: p.id, err: messageOf(e) }, 'cannot rewrite hosts file or link rules of linking container');
       }
     }
+  }
+
+  /** A stopped container's address may go to another one: the link exceptions naming it go (hosts files stay, as in Docker). */
+  private dropParentLinkRules(child: ContainerRecord): void {
+    for (const p of this.list()) {
+      if (!p.state.Running || p.id === child.id || !parseLinks(p.hostConfig.Links).some((l) => l.name === child.name)) continue;
+      try {
+        this.refreshLinkRules(p);
+      } catch (e) {
+        this.log.warn({ id: p.id, err: messageOf(e) }, 'cannot update link rules of linking container');
+      }
+    }
+  }
+
+  /** A running container's link exceptions (icc=false) follow its linked containers' current addresses. */
+  private refreshLinkRules(p: ContainerRecord): void {
+    const rt = this.published.get(p.id);
+    const primary = Object.values(p.endpoints).find((e) => e.ipv4);
+    const net = primary && this.nets.find(primary.networkId);
+    if (!rt || !primary || !net) return;
+    const next = this.resolveLinks(p, true).flatMap((l) => linkRules(net.bridge!, primary.ipv4!, l.linked, l.ip));
+    this.fw.apply({ removeLinks: rt.fwLinks, addLinks: next });
+    rt.fwLinks = next;
   }
 
   /** Allocates, records and plugs one endpoint; pushes its undo. */
@@ -494,9 +572,11 @@ export class Containers {
   private async startDns(c: ContainerRecord): Promise<void> {
     if (!this.dns || !c.netnsPath || !this.usesEmbeddedDns(c)) return;
     const allInternal = Object.values(c.endpoints).every((ep) => this.nets.find(ep.networkId)?.internal);
-    let upstream = c.hostConfig.Dns?.length ? c.hostConfig.Dns : parseResolvConf(readOr(this.opts.resolvConf)).nameservers;
+    const host = parseResolvConf(readOr(this.opts.resolvConf));
+    let upstream = c.hostConfig.Dns?.length ? c.hostConfig.Dns : host.nameservers;
     if (allInternal) upstream = [];
     this.dnsNames.setUpstreams(c.id, upstream);
+    this.dnsNames.setSearch(c.id, c.hostConfig.DnsSearch?.length ? c.hostConfig.DnsSearch : host.search);
     await this.dns.attach(c.id, c.netnsPath);
   }
 
@@ -504,7 +584,9 @@ export class Containers {
     const hostname = c.config.Hostname;
     const fqdn = c.config.Domainname ? [`${hostname}.${c.config.Domainname}`, hostname] : [hostname];
     fs.writeFileSync(c.hostnamePath, `${hostname}\n`);
-    const extra: HostsEntry[] = (c.hostConfig.ExtraHosts ?? []).map(parseExtraHost);
+    // "host-gateway" is the default bridge's gateway address (dockerd's default host-gateway-ip)
+    const gw = this.nets.list().find((n) => n.isDefault)?.ipam.config.find((x) => x.Gateway && !x.Gateway.includes(':'))?.Gateway;
+    const extra: HostsEntry[] = (c.hostConfig.ExtraHosts ?? []).map(parseExtraHost).map((e) => (e.ip === 'host-gateway' && gw ? { ...e, ip: gw } : e));
     if (mode === 'host') {
       let host = '';
       try { host = fs.readFileSync(this.opts.hostsFile, 'utf8'); } catch { /* none */ }
@@ -514,10 +596,8 @@ export class Containers {
         ...(ep.ipv4 ? [{ ip: ep.ipv4, names: fqdn }] : []),
         ...(ep.ipv6 ? [{ ip: ep.ipv6, names: fqdn }] : []),
       ]);
-      let links: HostsEntry[] = [];
-      try {
-        links = this.resolveLinks(c).map((l) => l.entry);
-      } catch { /* a linked container went away: its entry goes too */ }
+      // a linked container that went away loses its entry; the others keep theirs
+      const links = this.resolveLinks(c, true).map((l) => l.entry);
       fs.writeFileSync(c.hostsPath, renderHosts({ self, extra, links }));
     }
     let hostResolv = '';
@@ -548,14 +628,16 @@ export class Containers {
     await this.releaseNetworking(c);
     await this.runc.cleanup(id, c.stateDir).catch((e) => this.log.warn({ id, err: messageOf(e) }, 'runtime cleanup failed'));
     c.state = { ...c.state, Status: 'exited', Running: false, Paused: false, Pid: 0, ExitCode: st.exitCode, FinishedAt: st.finishedAt, OOMKilled: st.oomKilled, Error: st.error ?? '' };
-    this.save(c);
+    // a restart is decided with the exit, in the same record (never seen "exited" in between, as Docker)
+    const restart = !c.hostConfig.AutoRemove && shouldRestart(c, st.exitCode);
+    if (restart) this.scheduleRestart(c);
+    else this.save(c);
+    this.dropParentLinkRules(c);
     this.events.publish('container', 'die', id, { name: c.name, image: c.config.Image, exitCode: String(st.exitCode) });
     for (const fn of this.exitListeners.get(id) ?? []) fn();
     this.settleWaiters(id, ['not-running', 'next-exit'], st.exitCode);
     if (c.hostConfig.AutoRemove) {
       void this.locked(id, () => this.removeLocked(id)).catch((e) => this.log.error({ id, err: messageOf(e) }, 'auto-remove failed'));
-    } else if (shouldRestart(c, st.exitCode)) {
-      this.scheduleRestart(c);
     }
   }
 
@@ -568,6 +650,8 @@ export class Containers {
     let delay = this.backoff.get(c.id) ?? 100;
     if (ranMs >= 10_000) delay = 100;
     this.backoff.set(c.id, Math.min(delay * 2, 60_000));
+    // Docker counts the restart when it decides on it (RestartCount shows during the back-off)
+    c.restartCount++;
     c.state = { ...c.state, Status: 'restarting', Restarting: true };
     this.save(c);
     const timer = setTimeout(() => {
@@ -575,16 +659,15 @@ export class Containers {
       void this.locked(c.id, async () => {
         const cur = this.reload(c.id);
         if (!cur || cur.state.Running || !cur.state.Restarting) return;
-        cur.restartCount++;
-        cur.state = { ...cur.state, Restarting: false };
+        // still "restarting" (listed by ps) until the start has succeeded or failed
         try {
           await this.startLocked(cur);
         } catch (e) {
+          // as Docker's monitor: a restart that cannot start leaves the container stopped
           this.log.warn({ id: c.id, err: messageOf(e) }, 'restart failed');
           const again = this.reload(c.id)!;
           again.state = { ...again.state, Status: 'exited', Restarting: false };
           this.save(again);
-          if (shouldRestart(again, again.state.ExitCode)) this.scheduleRestart(again);
         }
       }).catch(() => {});
     }, delay);
@@ -666,6 +749,7 @@ export class Containers {
   // ------------------------------------------------------------------ stop / kill / restart / remove
 
   stop(ref: string, timeoutSec?: number, signal?: string): Promise<void> {
+    if (signal) normalizeSignal(signal); // a bad signal is refused before anything happens
     const c0 = this.get(ref);
     return this.locked(c0.id, async () => {
       const c = this.reload(c0.id)!;
@@ -681,7 +765,7 @@ export class Containers {
     const t = timeoutSec ?? c.config.StopTimeout ?? 10;
     const sig = signal || c.config.StopSignal || 'SIGTERM';
     const done = this.exited.get(c.id) ?? Promise.resolve();
-    this.events.publish('container', 'kill', c.id, { name: c.name, image: c.config.Image, signal: String(sig) });
+    this.events.publish('container', 'kill', c.id, { name: c.name, image: c.config.Image, signal: signalNumberOr(String(sig)) });
     await this.runc.kill(c.id, sig).catch(() => {});
     const timedOut = t < 0 ? false : await Promise.race([done.then(() => false), new Promise<boolean>((r) => setTimeout(() => r(true), t * 1000).unref())]);
     if (timedOut) {
@@ -693,20 +777,36 @@ export class Containers {
   }
 
   kill(ref: string, signal = 'SIGKILL'): Promise<void> {
-    const c = this.get(ref);
-    if (!c.state.Running) throw conflict(`Cannot kill container: ${ref}: Container ${c.id} is not running`);
-    const sig = normalizeSignal(signal);
-    if (sig === 'SIGKILL' || sig === '9' || sig === 'SIGTERM' || sig === '15') {
+    const sig = normalizeSignal(signal); // Docker checks the signal before looking the container up
+    const c0 = this.get(ref);
+    const isKill = sig === 'SIGKILL' || sig === '9';
+    if (c0.state.Restarting && !c0.state.Running) {
+      // Docker: a container waiting for its restart counts as running; a kill just cancels the restart
+      return this.locked(c0.id, async () => {
+        const c = this.reload(c0.id)!;
+        c.stoppedByUser = true;
+        this.save(c);
+        this.cancelRestart(c);
+        this.events.publish('container', 'kill', c.id, { name: c.name, image: c.config.Image, signal: signalNumber(sig) });
+      });
+    }
+    const c = c0;
+    if (!c.state.Running) throw conflict(`container ${c.id} is not running`);
+    // As Docker's killWithSignal: any signal counts as the user stopping the container (no restart policy
+    // afterwards), except one that differs from a configured stop signal.
+    const stopSig = c.config.StopSignal ? normalizeSignal(c.config.StopSignal) : '';
+    if (isKill || !stopSig || signalNumber(stopSig) === signalNumber(sig)) {
       c.stoppedByUser = true;
       this.save(c);
     }
-    this.events.publish('container', 'kill', c.id, { name: c.name, image: c.config.Image, signal: sig });
+    this.events.publish('container', 'kill', c.id, { name: c.name, image: c.config.Image, signal: signalNumber(sig) });
     return this.runc.kill(c.id, sig).then(async () => {
-      if (sig === 'SIGKILL' || sig === '9') await (this.exited.get(c.id) ?? Promise.resolve());
+      if (isKill) await (this.exited.get(c.id) ?? Promise.resolve());
     });
   }
 
-  restart(ref: string, timeoutSec?: number): Promise<void> {
+  restart(ref: string, timeoutSec?: number, signal?: string): Promise<void> {
+    if (signal) normalizeSignal(signal);
     const c0 = this.get(ref);
     return this.locked(c0.id, async () => {
       const c = this.reload(c0.id)!;
@@ -714,10 +814,12 @@ export class Containers {
       if (c.state.Running) {
         c.stoppedByUser = true; // the stop half must not trigger the restart policy
         this.save(c);
-        await this.stopLocked(c, timeoutSec);
+        await this.stopLocked(c, timeoutSec, signal);
       }
       const again = this.reload(c0.id)!;
       again.stoppedByUser = false;
+      again.restartCount = 0;
+      this.backoff.delete(again.id);
       await this.startLocked(again);
       this.events.publish('container', 'restart', c.id, { name: c.name, image: c.config.Image });
     });
@@ -729,12 +831,14 @@ export class Containers {
       const c = this.reload(c0.id);
       if (!c) throw notFound(`No such container: ${ref}`);
       if (c.state.Restarting && !force) {
-        throw conflict(`cannot remove container "/${c.name}": container is restarting: stop the container before removing or force remove`);
+        throw conflict(`cannot remove container "${ref}": container is restarting: stop the container before removing or force remove`);
       }
       this.cancelRestart(c);
       if (c.state.Running) {
         if (!force) {
-          throw conflict(`cannot remove container "/${c.name}": container is running: stop the container before removing or force remove`);
+          throw conflict(c.state.Paused
+            ? `cannot remove container "${ref}": container is paused and must be unpaused first`
+            : `cannot remove container "${ref}": container is running: stop the container before removing or force remove`);
         }
         this.events.publish('container', 'kill', c.id, { name: c.name, image: c.config.Image, signal: '9' });
         await this.runc.kill(c.id, 'SIGKILL').catch(() => {});
@@ -772,7 +876,8 @@ export class Containers {
 
   async pause(ref: string): Promise<void> {
     const c = this.get(ref);
-    if (!c.state.Running) throw conflict(`Container ${c.id} is not running`);
+    if (c.state.Restarting) throw conflict(`Container ${c.id} is restarting, wait until the container is running`);
+    if (!c.state.Running) throw conflict(`container ${c.id} is not running`);
     if (c.state.Paused) throw conflict(`Container ${c.id} is already paused`);
     await this.runc.pause(c.id);
     c.state = { ...c.state, Paused: true, Status: 'paused' };
@@ -826,17 +931,22 @@ export class Containers {
     });
   }
 
-  update(ref: string, body: { RestartPolicy?: { Name: string; MaximumRetryCount?: number } }): { Warnings: string[] } {
-    const c = this.get(ref);
-    if (body.RestartPolicy) {
-      const n = body.RestartPolicy.Name || 'no';
-      if (!['no', 'always', 'unless-stopped', 'on-failure'].includes(n)) throw invalidParameter(`invalid restart policy '${n}'`);
-      if (c.hostConfig.AutoRemove && n !== 'no') throw invalidParameter('Restart policy cannot be updated because AutoRemove is enabled for the container');
-      c.hostConfig.RestartPolicy = { Name: n, MaximumRetryCount: body.RestartPolicy.MaximumRetryCount ?? 0 };
-      this.save(c);
-    }
-    this.events.publish('container', 'update', c.id, { name: c.name });
-    return { Warnings: [] };
+  update(ref: string, body: { RestartPolicy?: { Name: string; MaximumRetryCount?: number } }): Promise<{ Warnings: string[] }> {
+    if (body.RestartPolicy) validateRestartPolicy(body.RestartPolicy);
+    const c0 = this.get(ref);
+    return this.locked(c0.id, async () => {
+      const c = this.reload(c0.id)!;
+      const rp = body.RestartPolicy;
+      if (rp && rp.Name) {
+        if (c.hostConfig.AutoRemove && rp.Name !== 'no') {
+          throw invalidParameter(`Cannot update container ${c.id}: Restart policy cannot be updated because AutoRemove is enabled for the container`);
+        }
+        c.hostConfig.RestartPolicy = { Name: rp.Name, MaximumRetryCount: rp.MaximumRetryCount ?? 0 };
+        this.save(c);
+      }
+      this.events.publish('container', 'update', c.id, { name: c.name });
+      return { Warnings: [] };
+    });
   }
 
   // ------------------------------------------------------------------ network connect / disconnect
@@ -855,6 +965,7 @@ export class Containers {
       if (net.isDefault && (req.aliases.length || req.ipv4 || req.ipv6)) {
         throw invalidParameter(req.aliases.length ? 'network-scoped alias is supported only for containers in user defined networks' : 'user specified IP address is supported on user defined networks only');
       }
+      this.nets.validateEndpoint(net, req);
       c.networkRequests[net.name] = req;
       if (!c.state.Running) {
         // validate a wanted address now, as Docker does, without keeping it
@@ -923,9 +1034,18 @@ export class Containers {
 
   execCreate(ref: string, body: { Cmd?: string[]; Env?: string[]; WorkingDir?: string; User?: string; Tty?: boolean; AttachStdin?: boolean; AttachStdout?: boolean; AttachStderr?: boolean; Privileged?: boolean }): string {
     const c = this.get(ref);
+    if (c.state.Restarting) throw conflict(`Container ${c.id} is restarting, wait until the container is running`);
     if (!c.state.Running) throw conflict(`container ${c.id} is not running`);
-    if (c.state.Paused) throw conflict(`container ${c.id} is paused, unpause the container before exec`);
+    if (c.state.Paused) throw conflict(`Container ${ref} is paused, unpause the container before exec`);
     if (!body.Cmd || body.Cmd.length === 0) throw invalidParameter('No exec command specified');
+    if (body.User) {
+      // Docker checks the user at create time (getUser), against the container's own account files
+      try {
+        resolveUserIn(`/proc/${c.state.Pid}/root`, body.User);
+      } catch (e) {
+        throw invalidParameter(messageOf(e));
+      }
+    }
     const id = newId();
     this.execs.set(id, {
       ID: id, containerId: c.id, Cmd: body.Cmd, Env: body.Env ?? [], WorkingDir: body.WorkingDir ?? '', User: body.User ?? '',
@@ -951,6 +1071,7 @@ export class Containers {
    * never started) is rolled back.
    */
   async restore(): Promise<void> {
+    const pending = new Set<string>();
     for (const c of this.list()) {
       if (c.state.Running) {
         const r = await this.runc.adopt(c.id, c.stateDir).catch((e) => ({ running: false as const, status: { exitCode: 255, finishedAt: nowIso(), oomKilled: false, error: messageOf(e) } }));
@@ -971,6 +1092,12 @@ export class Containers {
         await this.handleExit(c.id, r.status);
         continue;
       }
+      // A restart that was waiting out its back-off when the daemon went away: decided, so it happens now.
+      if (c.state.Restarting && !this.restartTimers.has(c.id)) {
+        c.state = { ...c.state, Status: 'exited', Restarting: false };
+        this.save(c);
+        pending.add(c.id);
+      }
       // Not running: nothing of its networking may remain (a crash in the middle of start leaves some).
       if (Object.keys(c.endpoints).length || c.netnsPath) {
         this.log.info({ id: c.id, name: c.name }, 'rolling back networking of a container that is not running');
@@ -978,19 +1105,31 @@ export class Containers {
         await this.runc.cleanup(c.id, c.stateDir).catch(() => {});
       }
     }
-    // Restart policies at daemon start: `always` comes back whatever stopped it; `unless-stopped` unless a user did.
-    for (const c of this.list()) {
-      if (c.state.Running || c.state.Restarting) continue;
-      const p = c.hostConfig.RestartPolicy?.Name;
-      if (p === 'always' || (p === 'unless-stopped' && !c.stoppedByUser)) {
+    // Restart policies at daemon start, as Docker's restore (container.ShouldRestart): `always` comes back
+    // whatever stopped it, `unless-stopped` unless a user did, `on-failure` after a failure with retries
+    // left; only containers that ran before. Like Docker's start at restore, this begins a new count.
+    // Containers that link to others wait for them (a pass per level of links).
+    let todo = this.list().filter((c) => !c.state.Running && !c.state.Restarting && (pending.has(c.id) || restartAtBoot(c)));
+    while (todo.length) {
+      const later: ContainerRecord[] = [];
+      for (const c of todo) {
+        const waitsFor = parseLinks(c.hostConfig.Links).some((l) => todo.some((o) => o.id !== c.id && o.name === l.name));
+        if (waitsFor && later.length < todo.length - 1) {
+          later.push(c);
+          continue;
+        }
         try {
-          c.stoppedByUser = false;
-          await this.startLocked(c);
-          this.log.info({ id: c.id, name: c.name, policy: p }, 'started by restart policy');
+          const cur = this.reload(c.id)!;
+          cur.stoppedByUser = false;
+          if (!pending.has(c.id)) cur.restartCount = 0;
+          await this.startLocked(cur);
+          this.log.info({ id: c.id, name: c.name, policy: c.hostConfig.RestartPolicy?.Name }, 'started by restart policy');
         } catch (e) {
           this.log.warn({ id: c.id, err: messageOf(e) }, 'restart policy start failed');
         }
       }
+      if (later.length === todo.length) break;
+      todo = later;
     }
     // Addresses owned by no endpoint that exists (a crash between reserve and record cannot happen: both
     // are in one transaction; this guards against older records).
@@ -1014,10 +1153,8 @@ export class Containers {
         this.log.warn({ id: c.id, port: m.hostPort, err: messageOf(e) }, 'published port taken while the daemon was down');
       }
     }
-    rt.fwPorts = firewallPorts(c.published ?? [], primary.ipv4!, net.bridge!);
-    try {
-      rt.fwLinks = this.resolveLinks(c).flatMap((l) => linkRules(net.bridge!, primary.ipv4!, l.linked, l.ip));
-    } catch { /* linked container gone */ }
+    rt.fwPorts = portsByFamily(c.published ?? [], primary, net.bridge!);
+    rt.fwLinks = this.resolveLinks(c, true).flatMap((l) => linkRules(net.bridge!, primary.ipv4!, l.linked, l.ip));
     this.published.set(c.id, rt);
   }
 
@@ -1047,6 +1184,14 @@ export class Containers {
   }
 }
 
+/** Firewall elements per family: mappings on IPv6 host addresses go to the container's IPv6 address. */
+function portsByFamily(ms: Mapping[], ep: EndpointRecord, bridge: string): FwPort[] {
+  const v6 = (m: Mapping) => m.hostIp.includes(':');
+  const out = firewallPorts(ms.filter((m) => !v6(m)), ep.ipv4!, bridge);
+  if (ep.ipv6) out.push(...firewallPorts(ms.filter(v6).map((m) => (m.hostIp === '::' ? { ...m, hostIp: '' } : m)), ep.ipv6, bridge));
+  return out;
+}
+
 function endpointRequest(e: EndpointSettingsIn, mac: string | undefined) {
   return {
     aliases: e.Aliases ?? [],
@@ -1071,6 +1216,39 @@ export function parseExtraHost(h: string): HostsEntry {
   if (ip.startsWith('[') && ip.endsWith(']')) ip = ip.slice(1, -1);
   if (!ip) throw invalidParameter(`invalid extra host: ${h}`);
   return { ip, names: [name] };
+}
+
+/** moby's ValidateRestartPolicy, with its messages. */
+function validateRestartPolicy(p: { Name: string; MaximumRetryCount?: number }): void {
+  const n = p.MaximumRetryCount ?? 0;
+  switch (p.Name) {
+    case 'always': case 'unless-stopped': case 'no':
+      if (n !== 0) throw invalidParameter(`invalid restart policy: maximum retry count can only be used with 'on-failure'${n < 0 ? ' and cannot be negative' : ''}`);
+      return;
+    case 'on-failure':
+      if (n < 0) throw invalidParameter('invalid restart policy: maximum retry count cannot be negative');
+      return;
+    case '':
+      return;
+    default:
+      throw invalidParameter(`invalid restart policy: unknown policy '${p.Name}'; use one of 'no', 'always', 'on-failure', or 'unless-stopped'`);
+  }
+}
+
+/** Docker's ShouldRestart at daemon start: the user's stop only holds back `unless-stopped`. */
+function restartAtBoot(c: ContainerRecord): boolean {
+  if (c.hostConfig.AutoRemove || c.state.StartedAt === ZERO_TIME) return false;
+  const p = c.hostConfig.RestartPolicy ?? { Name: 'no', MaximumRetryCount: 0 };
+  switch (p.Name) {
+    case 'always':
+      return true;
+    case 'unless-stopped':
+      return !c.stoppedByUser;
+    case 'on-failure':
+      return c.state.ExitCode !== 0 && (!p.MaximumRetryCount || c.restartCount < p.MaximumRetryCount);
+    default:
+      return false;
+  }
 }
 
 function shouldRestart(c: ContainerRecord, exitCode: number): boolean {
@@ -1106,6 +1284,20 @@ function mergeEnv(base: string[], over: string[]): string[] {
 
 function ensurePath(env: string[]): string[] {
   return env.some((e) => e.startsWith('PATH=')) ? env : [DEFAULT_ENV_PATH, ...env];
+}
+
+function signalNumberOr(sig: string): string {
+  try {
+    return signalNumber(normalizeSignal(sig));
+  } catch {
+    return sig;
+  }
+}
+
+/** A signal as Docker's events show it: its number. */
+function signalNumber(sig: string): string {
+  if (/^\d+$/.test(sig)) return sig;
+  return String(os.constants.signals[sig as keyof typeof os.constants.signals] ?? sig);
 }
 
 export function normalizeSignal(s: string): string {

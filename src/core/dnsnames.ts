@@ -20,6 +20,8 @@ export class DnsNames {
   private readonly attached = new Map<string, Set<string>>();
   /** containerId → upstream servers ([] = no forwarding) */
   private readonly upstreamOf = new Map<string, string[]>();
+  /** containerId → its resolv.conf search domains (lower-case) */
+  private readonly searchOf = new Map<string, string[]>();
   private readonly entries = new Map<string, NameEntry>(); // `${containerId}/${networkId}`
   /** ip → entries, for PTR */
   private readonly byIp = new Map<string, Set<NameEntry>>();
@@ -69,10 +71,23 @@ export class DnsNames {
     for (const n of [...(this.attached.get(containerId) ?? [])]) this.remove(containerId, n);
     this.attached.delete(containerId);
     this.upstreamOf.delete(containerId);
+    this.searchOf.delete(containerId);
   }
 
   setUpstreams(containerId: string, servers: string[]): void {
     this.upstreamOf.set(containerId, servers);
+  }
+
+  /**
+   * The search domains of the container's resolv.conf. A name of ours followed by one of them is ours too:
+   * resolvers that only try the search list for a dotless name (busybox nslookup does) still find
+   * containers. (Docker itself forwards such names; a real host of that name in a search domain is
+   * shadowed here, which is the price.)
+   */
+  setSearch(containerId: string, domains: string[]): void {
+    const list = domains.map((d) => d.toLowerCase().replace(/^\.+|\.+$/g, '')).filter(Boolean);
+    if (list.length) this.searchOf.set(containerId, list);
+    else this.searchOf.delete(containerId);
   }
 
   lookup(asker: string, qname: string, family: 4 | 6): string[] | null {
@@ -80,25 +95,37 @@ export class DnsNames {
     if (!nets || nets.size === 0) return null;
     let name = qname.toLowerCase();
     if (name.endsWith('.')) name = name.slice(0, -1);
-    let found: Set<NameEntry>[] = [];
-    for (const netId of nets) {
-      const m = this.byNet.get(netId);
-      let s = m?.get(name);
-      if (!s) {
-        // `c1.mynet`: the name qualified by the network's name
-        const suffix = `.${this.netNames.get(netId)}`;
-        if (name.endsWith(suffix)) s = m?.get(name.slice(0, -suffix.length));
+    let found = this.find(nets, name);
+    if (!found) {
+      for (const d of this.searchOf.get(asker) ?? []) {
+        if (name.length > d.length + 1 && name.endsWith(`.${d}`)) {
+          found = this.find(nets, name.slice(0, -d.length - 1));
+          if (found) break;
+        }
       }
-      if (s && s.size) found.push(s);
     }
-    if (found.length === 0) return null;
+    if (!found) return null;
     const out: string[] = [];
     for (const s of found) for (const e of s) {
       const ip = family === 4 ? e.ipv4 : e.ipv6;
       if (ip && !out.includes(ip)) out.push(ip);
     }
-    found = [];
     return out;
+  }
+
+  /** The entries named `name` on the given networks, plain or qualified by the network's name (`c1.mynet`). */
+  private find(nets: Set<string>, name: string): Set<NameEntry>[] | null {
+    const found: Set<NameEntry>[] = [];
+    for (const netId of nets) {
+      const m = this.byNet.get(netId);
+      let s = m?.get(name);
+      if (!s) {
+        const suffix = `.${this.netNames.get(netId)}`;
+        if (name.endsWith(suffix)) s = m?.get(name.slice(0, -suffix.length));
+      }
+      if (s && s.size) found.push(s);
+    }
+    return found.length ? found : null;
   }
 
   reverse(asker: string, ip: string): string | null {

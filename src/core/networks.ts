@@ -3,10 +3,10 @@
 import crypto from 'node:crypto';
 import type { Store } from '../store/sqlite.ts';
 import type { EndpointRecord, IpamConfig, NetworkRecord } from './types.ts';
-import { BridgeDriver, OPT_BRIDGE_NAME } from '../drivers/bridge.ts';
+import { BridgeDriver, OPT_BRIDGE_NAME, validateBridgeOptions } from '../drivers/bridge.ts';
 import {
-  allocate, cidrString, contains, DOCKER_DEFAULT_POOLS, exhausted, firstHost, macFromIpv4, nextFreePool, overlaps,
-  parseCidr, parseIp, within, type Cidr, type PoolSpec,
+  allocate, cidrString, contains, DOCKER_DEFAULT_POOLS, exhausted, firstHost, isStrictIp, macFromIpv4, nextFreePool, overlaps,
+  parseCidr, parseCidrStrict, parseIp, ulaPool, type Cidr, type PoolSpec,
 } from '../ipam/ipam.ts';
 import { conflict, invalidParameter, LoomError, notFound, systemError } from '../util/errors.ts';
 import { newId, nowIso, VALID_NAME, vethName } from './names.ts';
@@ -31,9 +31,13 @@ export interface NetworkOptions {
   pools: PoolSpec[];
   icc: boolean;
   ipMasq: boolean;
+  /** seeds the default IPv6 ULA pool (Docker derives it from its host id) */
+  daemonId?: string;
 }
 
 const PREDEFINED = ['bridge', 'host', 'none'];
+/** Names `network create` refuses (Docker's runconfig.IsPreDefinedNetwork): the predefined ones and `default`. */
+const RESERVED = [...PREDEFINED, 'default'];
 
 export class Networks {
   readonly driver: BridgeDriver;
@@ -106,6 +110,10 @@ export class Networks {
         },
       };
       this.store.put('networks', def);
+    } else if (def.options['com.docker.network.bridge.enable_icc'] !== String(this.opts.icc) || def.options['com.docker.network.bridge.enable_ip_masquerade'] !== String(this.opts.ipMasq)) {
+      // --icc / --ip-masq of this run apply to the default bridge (and `network inspect bridge` says so)
+      def.options = { ...def.options, 'com.docker.network.bridge.enable_icc': String(this.opts.icc), 'com.docker.network.bridge.enable_ip_masquerade': String(this.opts.ipMasq) };
+      this.store.put('networks', def);
     }
     for (const n of this.list()) {
       if (n.driver === 'bridge') await this.driver.ensureNetwork(n);
@@ -133,11 +141,26 @@ export class Networks {
 
   // ---------------------------------------------------------------- create / remove
 
-  async create(spec: NetworkCreateSpec): Promise<NetworkRecord> {
+  /**
+   * Creates and removals run one at a time: a create checks names and subnets against the networks that
+   * exist, then awaits the kernel; a second create in that gap would pass the same checks.
+   */
+  private serial: Promise<unknown> = Promise.resolve();
+  private exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.serial.then(fn, fn);
+    this.serial = run.catch(() => undefined);
+    return run;
+  }
+
+  create(spec: NetworkCreateSpec): Promise<NetworkRecord> {
+    return this.exclusive(() => this.createNow(spec));
+  }
+
+  private async createNow(spec: NetworkCreateSpec): Promise<NetworkRecord> {
     const name = spec.Name;
     if (!name) throw invalidParameter('network name is required');
     if (!VALID_NAME.test(name)) throw invalidParameter(`invalid network name "${name}": only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed`);
-    if (PREDEFINED.includes(name)) throw new LoomError(403, `operation is not permitted on predefined ${name} network `);
+    if (RESERVED.includes(name)) throw new LoomError(403, `operation is not permitted on predefined ${name} network `);
     if (this.list().some((n) => n.name === name)) throw conflict(`network with name ${name} already exists`);
     const driver = spec.Driver || 'bridge';
     if (driver !== 'bridge') throw notFound(`plugin "${driver}" not found`);
@@ -145,9 +168,10 @@ export class Networks {
     if (ipamDriver !== 'default') throw notFound(`plugin "${ipamDriver}" not found`);
 
     await this.refreshHostRoutes();
-    const configs = this.validateIpam(spec.IPAM?.Config ?? [], !!spec.EnableIPv6);
+    const { config: configs, auto } = this.validateIpam(spec.IPAM?.Config ?? [], !!spec.EnableIPv6);
     const id = newId();
     const options = { ...(spec.Options ?? {}) };
+    validateBridgeOptions(options);
     const bridge = options[OPT_BRIDGE_NAME] || `br-${id.slice(0, 12)}`;
     if (bridge.length > 15) throw invalidParameter(`bridge name ${bridge} is longer than 15 characters`);
     if (this.list().some((n) => n.bridge === bridge)) throw conflict(`bridge name ${bridge} is in use by another network`);
@@ -155,6 +179,7 @@ export class Networks {
       id, name, driver, scope: 'local', created: nowIso(), enableIPv6: !!spec.EnableIPv6,
       ipam: { driver: ipamDriver, options: spec.IPAM?.Options ?? {}, config: configs },
       internal: !!spec.Internal, attachable: !!spec.Attachable, options, labels: spec.Labels ?? {}, bridge,
+      ...(auto.length ? { autoSubnets: auto } : {}),
     };
     await this.driver.ensureNetwork(net);
     try {
@@ -177,37 +202,91 @@ export class Networks {
     return this.list().flatMap((n) => n.ipam.config.map((c) => parseCidr(c.Subnet)));
   }
 
-  private validateIpam(configs: IpamConfig[], ipv6: boolean): IpamConfig[] {
+  /**
+   * Docker's checks of a network's IPAM config (api/types/network ValidateIPAM): every problem of every
+   * subnet in one 400 "invalid network config" error; then overlaps with other networks (403, as the
+   * default IPAM driver refuses them); then a subnet from the default pools for each family that has none
+   * (IPv4 always, IPv6 with --ipv6), skipping pools that overlap networks or the host's routes.
+   */
+  private validateIpam(configs: IpamConfig[], ipv6: boolean): { config: IpamConfig[]; auto: string[] } {
+    const errs: string[] = [];
+    const good: { c: IpamConfig; sub: Cidr }[] = [];
+    for (const c of configs) {
+      const before = errs.length;
+      const written = c.Subnet ?? '';
+      const sub = parseCidrStrict(written);
+      if (!sub) {
+        errs.push(`invalid subnet ${written}: invalid CIDR block notation`);
+        continue;
+      }
+      const fam = sub.family === 4 ? 'IPv4' : 'IPv6';
+      const subText = `${sub.address}/${sub.prefix}`;
+      if (sub.family === 6 && !ipv6) {
+        errs.push(`invalid subnet ${written}: IPv6 has not been enabled for this network`);
+        continue;
+      }
+      if (sub.address !== sub.network) errs.push(`invalid subnet ${subText}: it should be ${cidrString(sub)}`);
+      if (c.IPRange) {
+        const r = parseCidrStrict(c.IPRange);
+        if (!r) errs.push(`invalid ip-range ${c.IPRange}: invalid CIDR block notation`);
+        else if (r.family !== sub.family) errs.push(`invalid ip-range ${c.IPRange}: parent subnet is an ${fam} block`);
+        else {
+          if (r.prefix < sub.prefix) errs.push(`invalid ip-range ${c.IPRange}: CIDR block is bigger than its parent subnet ${subText}`);
+          if (r.address !== r.network) errs.push(`invalid ip-range ${r.address}/${r.prefix}: it should be ${cidrString(r)}`);
+          if (!overlaps(r, sub)) errs.push(`invalid ip-range ${c.IPRange}: parent subnet ${subText} doesn't contain ip-range`);
+        }
+      }
+      const addrErr = (a: string): string | null => {
+        if (!isStrictIp(a)) return 'invalid address';
+        if ((a.includes(':') ? 6 : 4) !== sub.family) return `parent subnet is an ${fam} block`;
+        if (!contains(sub, a)) return `parent subnet ${subText} doesn't contain this address`;
+        return null;
+      };
+      if (c.Gateway) {
+        const e = addrErr(c.Gateway);
+        if (e) errs.push(`invalid gateway ${c.Gateway}: ${e}`);
+      }
+      for (const [k, v] of Object.entries(c.AuxiliaryAddresses ?? {})) {
+        const e = addrErr(v);
+        if (e) errs.push(`invalid auxiliary address ${k}: ${e}`);
+      }
+      if (errs.length === before) good.push({ c, sub });
+    }
+    if (errs.length) throw invalidParameter(`invalid network config:\n${errs.length === 1 ? errs[0] : `* ${errs.join('\n* ')}`}`);
+
     const used = this.usedSubnets();
     const out: IpamConfig[] = [];
-    for (const c of configs) {
-      if (!c.Subnet) throw invalidParameter('IPAM config without a subnet is not supported');
-      const sub = parseCidr(c.Subnet);
-      if (sub.family === 6 && !ipv6) throw invalidParameter(`IPv6 subnet ${c.Subnet} requires --ipv6`);
-      const clash = used.find((u) => overlaps(u, sub));
-      if (clash) throw new LoomError(403, `Pool overlaps with other one on this address space`);
-      const ipRange = c.IPRange ? parseCidr(c.IPRange) : undefined;
-      if (ipRange && !within(ipRange, sub)) throw invalidParameter(`ip-range ${c.IPRange} is not within subnet ${c.Subnet}`);
-      let gw = c.Gateway;
-      if (gw) {
-        const g = parseIp(gw);
-        if (!contains(sub, g.text)) throw invalidParameter(`gateway ${gw} is not within subnet ${c.Subnet}`);
-        gw = g.text;
-      } else gw = firstHost(sub);
-      const aux = c.AuxiliaryAddresses ?? {};
-      for (const [k, v] of Object.entries(aux)) {
-        if (!contains(sub, v)) throw invalidParameter(`auxiliary address ${k}=${v} is not within subnet ${c.Subnet}`);
-      }
+    for (const { c, sub } of good) {
+      if (used.some((u) => overlaps(u, sub))) throw new LoomError(403, 'invalid pool request: Pool overlaps with other one on this address space');
       used.push(sub);
-      out.push({ Subnet: cidrString(sub), Gateway: gw, ...(c.IPRange ? { IPRange: cidrString(ipRange!) } : {}), ...(Object.keys(aux).length ? { AuxiliaryAddresses: aux } : {}) });
+      const aux = c.AuxiliaryAddresses ?? {};
+      out.push({
+        Subnet: cidrString(sub),
+        ...(c.IPRange ? { IPRange: cidrString(parseCidr(c.IPRange)) } : {}),
+        Gateway: c.Gateway ? parseIp(c.Gateway).text : firstHost(sub),
+        ...(Object.keys(aux).length ? { AuxiliaryAddresses: Object.fromEntries(Object.entries(aux).map(([k, v]) => [k, parseIp(v).text])) } : {}),
+      });
     }
+    const auto: string[] = [];
+    const fromPools = (pools: PoolSpec[], avoid: Cidr[]) => {
+      const pick = nextFreePool(pools, avoid);
+      if (!pick) throw new LoomError(403, 'all predefined address pools have been fully subnetted');
+      used.push(pick);
+      auto.push(cidrString(pick));
+      out.push({ Subnet: cidrString(pick), Gateway: firstHost(pick) });
+    };
     if (!out.some((c) => !c.Subnet.includes(':'))) {
-      const routes = this.hostRoutesCache;
-      const pick = nextFreePool(this.opts.pools, [...used, ...routes]);
-      if (!pick) throw invalidParameter('could not find an available, non-overlapping IPv4 address pool among the defaults to assign to the network');
-      out.unshift({ Subnet: cidrString(pick), Gateway: firstHost(pick) });
+      // pools of one family given to the daemon do not take away the defaults of the other
+      const v4 = this.opts.pools.filter((p) => !p.base.includes(':'));
+      fromPools(v4.length ? v4 : DOCKER_DEFAULT_POOLS, [...used, ...this.hostRoutesCache]);
     }
-    return out;
+    if (ipv6 && !out.some((c) => c.Subnet.includes(':'))) {
+      const v6 = this.opts.pools.filter((p) => p.base.includes(':'));
+      fromPools(v6.length ? v6 : [ulaPool(this.opts.daemonId ?? 'loom')], used);
+    }
+    // Docker lists the IPv4 configs first
+    out.sort((a, b) => Number(a.Subnet.includes(':')) - Number(b.Subnet.includes(':')));
+    return { config: out, auto };
   }
 
   /** Host routes, refreshed before each create (pools that overlap them are skipped). */
@@ -217,9 +296,17 @@ export class Networks {
       .filter((c) => !this.list().some((n) => n.ipam.config.some((k) => cidrString(parseCidr(k.Subnet)) === cidrString(c))));
   }
 
-  async remove(net: NetworkRecord, attached: string[]): Promise<void> {
+  /** Removes a network; refused (403) for the predefined ones and while endpoints (running containers) are on it. */
+  remove(net: NetworkRecord, attached: { name: string; endpointId: string }[]): Promise<void> {
+    return this.exclusive(() => this.removeNow(net, attached));
+  }
+
+  private async removeNow(net: NetworkRecord, attached: { name: string; endpointId: string }[]): Promise<void> {
     if (PREDEFINED.includes(net.name)) throw new LoomError(403, `${net.name} is a pre-defined network and cannot be removed`);
-    if (attached.length) throw new LoomError(403, `error while removing network: network ${net.name} id ${net.id} has active endpoints`);
+    if (attached.length) {
+      const eps = [...attached].sort((a, b) => a.name.localeCompare(b.name)).map((a) => `name:"${a.name}" id:"${a.endpointId.slice(0, 12)}"`);
+      throw new LoomError(403, `error while removing network: network ${net.name} has active endpoints (${eps.join(', ')})`);
+    }
     this.fw.apply({ removeNetworks: [this.driver.firewallView(net)] });
     await this.driver.deleteNetwork(net);
     this.store.delete('networks', net.id);
@@ -228,44 +315,81 @@ export class Networks {
   // ---------------------------------------------------------------- endpoints
 
   /**
+   * Docker's checks of an endpoint's --ip/--ip6 (daemon validateEndpointSettings), at container create and
+   * network connect: each address must be of its family and lie in a subnet configured by the user (in its
+   * ip-range when it has one); none at all on networks whose subnets came from the default pools.
+   * Throws 400 "invalid endpoint settings:" with every problem.
+   */
+  validateEndpoint(net: NetworkRecord, req: { ipv4?: string; ipv6?: string }): void {
+    const errs: string[] = [];
+    const check = (want: string | undefined, family: 4 | 6) => {
+      if (!want) return;
+      if (!isStrictIp(want) || (want.includes(':') ? 6 : 4) !== family || /^(0\.0\.0\.0|::)$/.test(want)) {
+        errs.push(`invalid IPv${family} address: ${want}`);
+        return;
+      }
+      const configured = net.ipam.config.filter((c) => (c.Subnet.includes(':') ? 6 : 4) === family && !net.autoSubnets?.includes(c.Subnet));
+      if (!configured.length) {
+        errs.push('user specified IP address is supported only when connecting to networks with user configured subnets');
+        return;
+      }
+      if (!configured.some((c) => contains(parseCidr(c.IPRange ?? c.Subnet), want))) {
+        errs.push(`no configured subnet or ip-range contain the IP address ${want}`);
+      }
+    };
+    check(req.ipv4, 4);
+    check(req.ipv6, 6);
+    if (errs.length) throw invalidParameter(`invalid endpoint settings:\n${errs.length === 1 ? errs[0] : `* ${errs.join('\n* ')}`}`);
+  }
+
+  /**
    * Reserves addresses for a new endpoint and returns its record (phase 'creating'), inside the caller's
    * store transaction. Nothing in the kernel yet.
    */
   allocateEndpoint(net: NetworkRecord, owner: string, ifname: string, req: { ipv4?: string; ipv6?: string; mac?: string; aliases?: string[] }): EndpointRecord {
+    this.validateEndpoint(net, req);
     const epId = newId();
     const ep: EndpointRecord = { id: epId, networkId: net.id, networkName: net.name, ifname, hostVeth: vethName(), mac: '', aliases: req.aliases ?? [], phase: 'creating' };
     const taken = new Set(this.store.addresses(net.id).keys());
     const last = { ...(net.lastAllocated ?? {}) };
-    for (const c of net.ipam.config) {
-      const sub = parseCidr(c.Subnet);
-      const want = sub.family === 4 ? req.ipv4 : req.ipv6;
-      const reserved = new Set(taken);
-      if (c.Gateway) reserved.add(c.Gateway);
-      for (const a of Object.values(c.AuxiliaryAddresses ?? {})) reserved.add(parseIp(a).text);
-      let addr: string;
-      if (want) {
-        const w = parseIp(want).text;
-        if (!contains(sub, w)) {
-          if ((sub.family === 4) !== !w.includes(':')) continue;
-          throw invalidParameter(`no configured subnet or ip-range contain the IP address ${want}`);
+    // One address per family, as Docker's IPAM gives: the wanted one from the subnet holding it, else the
+    // next free one from the first subnet of that family that has one left.
+    for (const family of [4, 6] as const) {
+      const want = family === 4 ? req.ipv4 : req.ipv6;
+      const configs = net.ipam.config.filter((c) => (c.Subnet.includes(':') ? 6 : 4) === family);
+      if (!configs.length) continue;
+      let got: { addr: string; c: IpamConfig; sub: Cidr } | undefined;
+      for (const c of configs) {
+        const sub = parseCidr(c.Subnet);
+        const reserved = new Set(taken);
+        if (c.Gateway) reserved.add(c.Gateway);
+        for (const a of Object.values(c.AuxiliaryAddresses ?? {})) reserved.add(parseIp(a).text);
+        if (want) {
+          if (!contains(sub, want)) continue;
+          const w = parseIp(want).text;
+          // the gateway, an aux address or another endpoint's: Docker's IPAM answers ErrIPAlreadyAllocated (403)
+          if (reserved.has(w)) throw new LoomError(403, 'Address already in use');
+          got = { addr: w, c, sub };
+          break;
         }
-        if (reserved.has(w)) throw conflict(`Address already in use: ${want}`);
-        addr = w;
-      } else {
-        const got = allocate(sub, reserved, { range: c.IPRange ? parseCidr(c.IPRange) : undefined, after: last[c.Subnet] });
-        if (!got) throw exhausted(net.name);
-        addr = got;
-        last[c.Subnet] = got;
+        const next = allocate(sub, reserved, { range: c.IPRange ? parseCidr(c.IPRange) : undefined, after: last[c.Subnet] });
+        if (next) {
+          last[c.Subnet] = next;
+          got = { addr: next, c, sub };
+          break;
+        }
       }
-      this.store.reserveAddress(net.id, addr, epId);
-      if (sub.family === 4 && !ep.ipv4) {
-        ep.ipv4 = addr; ep.prefix4 = sub.prefix; ep.gateway4 = c.Gateway;
-      } else if (sub.family === 6 && !ep.ipv6) {
-        ep.ipv6 = addr; ep.prefix6 = sub.prefix; ep.gateway6 = c.Gateway;
+      if (!got) {
+        if (want) throw invalidParameter(`no configured subnet or ip-range contain the IP address ${want}`);
+        throw exhausted(net.name, net.id, family);
+      }
+      this.store.reserveAddress(net.id, got.addr, epId);
+      if (family === 4) {
+        ep.ipv4 = got.addr; ep.prefix4 = got.sub.prefix; ep.gateway4 = got.c.Gateway;
+      } else {
+        ep.ipv6 = got.addr; ep.prefix6 = got.sub.prefix; ep.gateway6 = got.c.Gateway;
       }
     }
-    if (req.ipv4 && !ep.ipv4) throw invalidParameter(`no configured subnet or ip-range contain the IP address ${req.ipv4}`);
-    if (req.ipv6 && !ep.ipv6) throw invalidParameter(`no configured subnet or ip-range contain the IP address ${req.ipv6}`);
     ep.mac = req.mac ?? (ep.ipv4 ? macFromIpv4(ep.ipv4) : randomMac());
     ep.requestedIpv4 = req.ipv4;
     ep.requestedIpv6 = req.ipv6;
@@ -292,4 +416,79 @@ function randomMac(): string {
   const b = crypto.randomBytes(6);
   b[0] = (b[0]! & 0xfe) | 0x02;
   return [...b].map((x) => x.toString(16).padStart(2, '0')).join(':');
+}
+
+const regexMatch = (pattern: string, s: string) => {
+  if (pattern === s) return true;
+  try {
+    return new RegExp(pattern).test(s);
+  } catch {
+    return false;
+  }
+};
+
+/** `label=k` (has the key), `label=k=v` (key with that value): Docker's MatchKVList. */
+export function matchLabels(values: string[], labels: Record<string, string>): boolean {
+  return values.every((v) => {
+    const i = v.indexOf('=');
+    if (i < 0) return v in labels;
+    return labels[v.slice(0, i)] === v.slice(i + 1);
+  });
+}
+
+/**
+ * GET /networks filters as Docker applies them (api/server/router/network/filter.go): driver and scope
+ * exact, name and id as regular expressions (so substrings match), labels all given, then dangling
+ * (no endpoint, not predefined) and type (builtin / custom). `used` counts a network's endpoints.
+ */
+export function filterNetworks(nets: NetworkRecord[], f: Record<string, string[]>, used: (n: NetworkRecord) => number): NetworkRecord[] {
+  const accepted = ['dangling', 'driver', 'id', 'label', 'name', 'scope', 'type'];
+  for (const k of Object.keys(f)) if (!accepted.includes(k)) throw invalidParameter(`invalid filter '${k}'`);
+  const any = (k: string, fn: (v: string) => boolean) => !f[k]?.length || f[k]!.some(fn);
+  let out = nets.filter((n) => any('driver', (v) => v === n.driver) && any('name', (v) => regexMatch(v, n.name))
+    && any('id', (v) => regexMatch(v, n.id)) && (!f.label?.length || matchLabels(f.label, n.labels)) && any('scope', (v) => v === n.scope));
+  const dangling = f.dangling ?? [];
+  if (dangling.length > 1) throw invalidParameter('got more than one value for filter key "dangling"');
+  if (dangling.length === 1) {
+    const v = dangling[0]!;
+    if (!['0', 'false', '1', 'true'].includes(v)) throw invalidParameter(`invalid value for filter 'dangling', must be "true" (or "1"), or "false" (or "0")`);
+    const only = v === '1' || v === 'true';
+    out = out.filter((n) => (only ? !RESERVED.includes(n.name) && used(n) === 0 : RESERVED.includes(n.name) || used(n) > 0));
+  }
+  if (f.type?.length) {
+    const typed: NetworkRecord[] = [];
+    for (const t of f.type) {
+      if (t !== 'builtin' && t !== 'custom') throw invalidParameter(`invalid filter 'type=${t}'`);
+      typed.push(...out.filter((n) => RESERVED.includes(n.name) === (t === 'builtin')));
+    }
+    out = typed;
+  }
+  return out;
+}
+
+/** POST /networks/prune filters: `until` (timestamp or duration), `label`, `label!`. */
+export function pruneFilter(f: Record<string, string[]>): (n: NetworkRecord) => boolean {
+  for (const k of Object.keys(f)) if (!['until', 'label', 'label!'].includes(k)) throw invalidParameter(`invalid filter '${k}'`);
+  let until: number | undefined;
+  for (const u of f.until ?? []) {
+    const t = parseUntil(u);
+    if (t === null) throw invalidParameter(`failed to parse value as time or duration: "${u}"`);
+    until = t;
+  }
+  return (n) => (until === undefined || Date.parse(n.created) < until)
+    && (!f.label?.length || matchLabels(f.label, n.labels))
+    && (!f['label!']?.length || !f['label!'].some((v) => matchLabels([v], n.labels)));
+}
+
+/** Docker's until: a Unix timestamp (with fractions), an RFC 3339 date, or a Go duration before now. */
+function parseUntil(s: string): number | null {
+  if (/^\d+(\.\d+)?$/.test(s)) return Number(s) * 1000;
+  const dur = /^(\d+(?:\.\d+)?(?:ns|us|µs|ms|s|m|h))+$/.test(s) ? s.match(/\d+(?:\.\d+)?(?:ns|us|µs|ms|s|m|h)/g)! : null;
+  if (dur) {
+    const unit: Record<string, number> = { ns: 1e-6, us: 1e-3, 'µs': 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+    const ms = dur.reduce((t, p) => t + parseFloat(p) * unit[p.replace(/[\d.]/g, '')]!, 0);
+    return Date.now() - ms;
+  }
+  const t = Date.parse(s);
+  return Number.isNaN(t) ? null : t;
 }

@@ -4,6 +4,7 @@
 // bound but never listen: DNAT in nftables carries the traffic, the socket only reserves the port.
 // Node has no API for a TCP socket that binds without listening, hence socket()/bind() through koffi.
 import fs from 'node:fs';
+import util from 'node:util';
 import koffi from 'koffi';
 import { conflict, invalidParameter } from '../util/errors.ts';
 import { parseIp } from '../ipam/ipam.ts';
@@ -17,7 +18,19 @@ const errnoLoc = libc.func('int *__errno_location()');
 
 const AF_INET = 2, AF_INET6 = 10, SOCK_STREAM = 1, SOCK_DGRAM = 2, SOCK_CLOEXEC = 0o2000000, IPPROTO_SCTP = 132;
 const IPPROTO_IPV6 = 41, IPV6_V6ONLY = 26;
-const EADDRINUSE = 98;
+const EADDRINUSE = 98, EADDRNOTAVAIL = 99, EACCES = 13;
+
+/** Go's wording of the errors a bind can meet (Docker prints these), libuv's for anything else. */
+function errnoText(e: number): string {
+  if (e === EADDRINUSE) return 'address already in use';
+  if (e === EADDRNOTAVAIL) return 'cannot assign requested address';
+  if (e === EACCES) return 'permission denied';
+  try {
+    return util.getSystemErrorMessage(-e);
+  } catch {
+    return `errno ${e}`;
+  }
+}
 
 function errno(): number {
   return koffi.decode(errnoLoc(), 'int') as number;
@@ -79,23 +92,37 @@ export class PortHolder {
     return `${proto}/${ip || '*'}/${port}`;
   }
 
-  /** Held by loom on the same address, or on the wildcard, or (for the wildcard) on any address. */
-  private heldByLoom(proto: Proto, ip: string, port: number): boolean {
+  /**
+   * Loom's hold that conflicts, within one address family ('' is IPv4's wildcard, '::' IPv6's; the IPv6
+   * sockets are V6ONLY): on the same address, on the wildcard, or (for the wildcard) on any address.
+   */
+  private heldByLoom(proto: Proto, ip: string, port: number): HeldPort | undefined {
+    const fam = (a: string) => (a.includes(':') ? 6 : 4);
+    const any = (a: string) => a === '' || a === '0.0.0.0' || a === '::';
     for (const h of this.held.values()) {
-      if (h.proto === proto && h.port === port && (!h.hostIp || !ip || h.hostIp === ip)) return true;
+      if (h.proto === proto && h.port === port && fam(h.hostIp) === fam(ip) && (any(h.hostIp) || any(ip) || h.hostIp === ip)) return h;
     }
-    return false;
+    return undefined;
   }
 
-  /** Holds one explicit port (or the first free one of [from, to]); refuses with 409 naming the port. */
-  hold(proto: Proto, ip: string, from: number, to = from): HeldPort {
+  /**
+   * Holds one explicit port (or the first free one of [from, to]); refuses with 409 naming the port, in
+   * Docker's words: "Bind for 0.0.0.0:8080 failed: port is already allocated" when loom itself holds it,
+   * "failed to bind host port for 0.0.0.0:8080:172.17.0.2:80/tcp: address already in use" when a host
+   * process does. `target` (container address:port) only shapes that second message.
+   */
+  hold(proto: Proto, ip: string, from: number, to = from, target = ''): HeldPort {
     if (ip) parseIp(ip);
     let lastErr = 0;
+    let allLoom = true;
+    let holder: HeldPort | undefined;
     for (let port = from; port <= to; port++) {
-      if (this.heldByLoom(proto, ip, port)) {
-        lastErr = EADDRINUSE;
+      const h = this.heldByLoom(proto, ip, port);
+      if (h) {
+        holder ??= h;
         continue;
       }
+      allLoom = false;
       const r = tryBind(proto, ip, port);
       if ('fd' in r) {
         const h = { proto, hostIp: ip, port, fd: r.fd };
@@ -103,12 +130,17 @@ export class PortHolder {
         return h;
       }
       lastErr = r.err;
-      if (r.err !== EADDRINUSE && r.err !== 13) break;
+      if (r.err !== EADDRINUSE && r.err !== EACCES) break;
     }
-    const where = `${ip ? (ip.includes(':') ? `[${ip}]` : ip) : '0.0.0.0'}:${from === to ? from : `${from}-${to}`}`;
-    if (lastErr === EADDRINUSE) throw conflict(`Bind for ${where} failed: port is already allocated`);
-    if (lastErr === 99) throw invalidParameter(`Bind for ${where} failed: cannot assign requested address`);
-    throw conflict(`Bind for ${where} failed: errno ${lastErr}`);
+    const hostText = (a: string) => (a ? (a.includes(':') ? `[${a}]` : a) : '0.0.0.0');
+    const host = hostText(ip);
+    const ports = from === to ? String(from) : `${from}-${to}`;
+    // Docker names the address the port is already allocated on (0.0.0.0 when that is what holds it)
+    if (allLoom) throw conflict(`Bind for ${from === to ? hostText(holder!.hostIp) : host}:${ports} failed: port is already allocated`);
+    const what = `${host}:${ports}${target ? `:${target}` : ''}/${proto}`;
+    const text = `failed to bind host port for ${what}: ${errnoText(lastErr)}`;
+    if (lastErr === EADDRNOTAVAIL) throw invalidParameter(text);
+    throw conflict(text);
   }
 
   /** A free port from the kernel's ephemeral range, sequentially as Docker's allocator does. */
@@ -127,7 +159,7 @@ export class PortHolder {
         return h;
       }
     }
-    throw conflict(`no free host port in ${lo}-${hi} for ${proto}`);
+    throw conflict(`Bind for ${ip ? (ip.includes(':') ? `[${ip}]` : ip) : '0.0.0.0'}:${lo}-${hi} failed: all ports are allocated`);
   }
 
   release(h: HeldPort): void {

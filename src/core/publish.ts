@@ -3,6 +3,7 @@
 import type { ContainerRecord } from './types.ts';
 import type { FwLink, FwPort } from '../firewall/model.ts';
 import type { Proto } from './ports.ts';
+import net from 'node:net';
 import { invalidParameter } from '../util/errors.ts';
 
 export interface PortRequest {
@@ -22,21 +23,45 @@ export interface Mapping {
 }
 
 function parseKey(k: string): { port: number; proto: Proto } {
-  const [p, proto = 'tcp'] = k.split('/');
-  const port = Number(p);
-  if (!Number.isInteger(port) || port < 1 || port > 65535) throw invalidParameter(`invalid port specification: "${k}"`);
+  const [p = '', proto = 'tcp', ...rest] = k.split('/');
+  const port = /^\d{1,5}$/.test(p) ? Number(p) : NaN;
+  // Docker: `invalid port specification: "0/tcp"` for a key that is not PORT[/PROTO] with PORT in 1-65535
+  if (rest.length || !Number.isInteger(port) || port < 1 || port > 65535) throw invalidParameter(`invalid port specification: ${JSON.stringify(k)}`);
   if (proto !== 'tcp' && proto !== 'udp' && proto !== 'sctp') throw invalidParameter(`invalid proto: ${proto}`);
   return { port, proto };
 }
 
-function parseHostPort(s: string, key: string): [number, number] {
-  if (!s) return [0, 0];
-  const m = /^(\d+)(?:-(\d+))?$/.exec(s);
-  if (!m) throw invalidParameter(`invalid hostPort: ${s}`);
-  const a = Number(m[1]);
-  const b = m[2] ? Number(m[2]) : a;
-  if (a < 1 || b > 65535 || b < a) throw invalidParameter(`invalid hostPort: ${s} for ${key}`);
+/** HostPort of a binding: '' or '0' = any free port, 'N' = that port, 'N-M' = the first free port of the range. */
+function parseHostPort(s: string): [number, number] {
+  if (!s || s === '0') return [0, 0];
+  const m = /^(\d{1,5})(?:-(\d{1,5}))?$/.exec(s);
+  const a = m ? Number(m[1]) : NaN;
+  const b = m?.[2] ? Number(m[2]) : a;
+  if (!m || a < 1 || b > 65535 || b < a) throw invalidParameter(`invalid port specification: ${JSON.stringify(s)}`);
   return [a, b];
+}
+
+function checkHostIp(ip: string): void {
+  if (ip && !net.isIP(ip)) throw invalidParameter(`invalid IP address: ${ip}`);
+}
+
+/**
+ * Create-time check of HostConfig.PortBindings (Docker validates them when the container is created, not
+ * when it starts): every key is PORT[/PROTO], every host port empty, a port or a range, every host IP an IP.
+ */
+export function validatePortBindings(bindings: Record<string, { HostIp?: string; HostPort?: string }[] | null> | undefined): void {
+  for (const [key, list] of Object.entries(bindings ?? {})) {
+    parseKey(key);
+    for (const b of list ?? []) {
+      parseHostPort(b?.HostPort ?? '');
+      checkHostIp(b?.HostIp ?? '');
+    }
+  }
+}
+
+/** ExposedPorts keys (from the API or an image): PORT[/PROTO]. */
+export function validateExposedPorts(exposed: Record<string, object> | undefined): void {
+  for (const key of Object.keys(exposed ?? {})) parseKey(key);
 }
 
 /** Requests from HostConfig.PortBindings, plus every exposed port for -P. */
@@ -46,8 +71,9 @@ export function portRequests(c: ContainerRecord, defaultHostIp: string): PortReq
   for (const [key, list] of Object.entries(bindings)) {
     const { port, proto } = parseKey(key);
     for (const b of list ?? [{ HostIp: '', HostPort: '' }]) {
-      const [from, to] = parseHostPort(b.HostPort ?? '', key);
+      const [from, to] = parseHostPort(b.HostPort ?? '');
       let ip = b.HostIp ?? '';
+      checkHostIp(ip);
       if (ip === '0.0.0.0') ip = '';
       out.push({ proto, containerPort: port, hostIp: ip || (defaultHostIp === '0.0.0.0' ? '' : defaultHostIp), hostFrom: from, hostTo: to });
     }
@@ -104,19 +130,34 @@ export function parseLinks(links: string[] | null): LinkSpec[] {
   });
 }
 
-/** Docker's link environment: ALIAS_PORT_80_TCP=tcp://IP:80 and friends, ALIAS_NAME, ALIAS_ENV_*. */
+/**
+ * Docker's link environment (daemon/links): ALIAS_PORT, ALIAS_PORT_80_TCP{,_ADDR,_PORT,_PROTO} per exposed
+ * port (tcp first, then by number), _START/_END for runs of consecutive ports, ALIAS_NAME, ALIAS_ENV_*.
+ */
 export function linkEnv(linkerName: string, alias: string, linked: ContainerRecord, ip: string): string[] {
-  const A = alias.toUpperCase().replace(/[^A-Z0-9_]/g, '_');
+  const A = alias.toUpperCase().replace(/-/g, '_');
   const env: string[] = [];
   const ports = Object.keys(linked.config.ExposedPorts ?? {}).map((k) => {
     const [p, proto = 'tcp'] = k.split('/');
-    return { port: Number(p), proto };
-  }).sort((a, b) => a.port - b.port || a.proto.localeCompare(b.proto));
-  if (ports.length) env.push(`${A}_PORT=${ports[0]!.proto}://${ip}:${ports[0]!.port}`);
-  for (const { port, proto } of ports) {
-    const P = `${A}_PORT_${port}_${proto.toUpperCase()}`;
-    env.push(`${P}=${proto}://${ip}:${port}`, `${P}_ADDR=${ip}`, `${P}_PORT=${port}`, `${P}_PROTO=${proto}`);
-  }
+    return { port: Number(p), proto: proto! };
+  }).sort((a, b) => (a.proto === b.proto ? a.port - b.port : a.proto === 'tcp' ? -1 : b.proto === 'tcp' ? 1 : a.proto.localeCompare(b.proto)));
+  let start = ports[0], end = ports[0];
+  const key = (p: { port: number; proto: string }) => `${A}_PORT_${p.port}_${p.proto.toUpperCase()}`;
+  ports.forEach((p, i) => {
+    if (i === 0) env.push(`${A}_PORT=${p.proto}://${ip}:${p.port}`);
+    const P = key(p);
+    env.push(`${P}=${p.proto}://${ip}:${p.port}`, `${P}_ADDR=${ip}`, `${P}_PORT=${p.port}`, `${P}_PROTO=${p.proto}`);
+    if (p.port === end!.port + 1 && p.proto === end!.proto) {
+      end = p;
+      if (i < ports.length - 1) return;
+    }
+    if (end !== start) {
+      const S = key(start!);
+      env.push(`${S}_START=${start!.proto}://${ip}:${start!.port}`, `${S}_PORT_START=${start!.port}`, `${S}_END=${end!.proto}://${ip}:${end!.port}`, `${S}_PORT_END=${end!.port}`);
+    }
+    start = p;
+    end = p;
+  });
   env.push(`${A}_NAME=/${linkerName}/${alias}`);
   for (const e of linked.config.Env) {
     const i = e.indexOf('=');

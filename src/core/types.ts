@@ -25,6 +25,8 @@ export interface NetworkRecord {
   isDefault?: boolean;
   /** last address handed out, per subnet, for round-robin allocation */
   lastAllocated?: Record<string, string>;
+  /** subnets taken from the default pools (no --ip/--ip6 there: Docker allows them only in configured subnets) */
+  autoSubnets?: string[];
 }
 
 export interface EndpointRecord {

@@ -7,7 +7,8 @@ import fs from 'node:fs';
 import type { EndpointRecord, NetworkRecord } from '../core/types.ts';
 import type { FwNetwork } from '../firewall/model.ts';
 import { parseCidr } from '../ipam/ipam.ts';
-import { systemError } from '../util/errors.ts';
+import { invalidParameter, systemError } from '../util/errors.ts';
+import net from 'node:net';
 import type { Logger } from '../util/log.ts';
 
 export const OPT_BRIDGE_NAME = 'com.docker.network.bridge.name';
@@ -16,7 +17,41 @@ export const OPT_MASQ = 'com.docker.network.bridge.enable_ip_masquerade';
 export const OPT_HOST_BINDING = 'com.docker.network.bridge.host_binding_ipv4';
 export const OPT_MTU = 'com.docker.network.driver.mtu';
 
-const truthy = (v: string | undefined, dflt: boolean) => (v === undefined ? dflt : !/^(false|0|no)$/i.test(v));
+// Go's strconv.ParseBool, which Docker uses for the bridge driver's boolean options.
+const GO_TRUE = ['1', 't', 'T', 'TRUE', 'true', 'True'];
+const GO_FALSE = ['0', 'f', 'F', 'FALSE', 'false', 'False'];
+const truthy = (v: string | undefined, dflt: boolean) => (v === undefined || v === '' ? dflt : GO_TRUE.includes(v));
+
+// Docker's message for a driver option it cannot parse (bridge driver's parseErr), a 400.
+const parseErr = (label: string, value: string, why: string) => invalidParameter(`failed to parse ${label} value: ${value} (${why})`);
+
+/**
+ * Checks the bridge driver's options of a network about to be created, as Docker's bridge driver parses
+ * them: booleans as Go's ParseBool, the MTU as an integer the kernel accepts, the host binding address as
+ * an IPv4 address, the bridge name as an interface name.
+ */
+export function validateBridgeOptions(options: Record<string, string>): void {
+  for (const k of [OPT_ICC, OPT_MASQ]) {
+    const v = options[k];
+    if (v !== undefined && v !== '' && !GO_TRUE.includes(v) && !GO_FALSE.includes(v)) {
+      throw parseErr(k, v, `strconv.ParseBool: parsing ${JSON.stringify(v)}: invalid syntax`);
+    }
+  }
+  const mtu = options[OPT_MTU];
+  if (mtu !== undefined && mtu !== '') {
+    if (!/^[+-]?\d+$/.test(mtu)) throw parseErr(OPT_MTU, mtu, `strconv.Atoi: parsing ${JSON.stringify(mtu)}: invalid syntax`);
+    const n = Number(mtu);
+    // 68 is IPv4's minimum; the kernel refuses less on a bridge, and a veth's maximum is 65535
+    if (n < 0) throw invalidParameter(`invalid MTU number: ${n}`);
+    if (n !== 0 && (n < 68 || n > 65535)) throw invalidParameter(`invalid MTU number: ${n} (must be between 68 and 65535)`);
+  }
+  const hb = options[OPT_HOST_BINDING];
+  if (hb !== undefined && hb !== '' && !net.isIP(hb)) throw parseErr(OPT_HOST_BINDING, hb, 'nil ip');
+  const name = options[OPT_BRIDGE_NAME];
+  if (name !== undefined && name !== '' && !/^[A-Za-z0-9_.:@+-]{1,15}$/.test(name)) {
+    throw invalidParameter(name.length > 15 ? `bridge name ${name} is longer than 15 characters` : `invalid bridge name: ${JSON.stringify(name)}`);
+  }
+}
 
 // The daemon's own namespace: /proc/sys/net is that of the thread opening it, and the daemon runs in its host.
 function writeProcSys(key: string, value: string): void {
@@ -48,16 +83,19 @@ export class BridgeDriver {
       bridge: net.bridge!,
       subnets4: subnets.filter((s) => !s.includes(':')),
       subnets6: subnets.filter((s) => s.includes(':')),
-      masquerade: truthy(net.options[OPT_MASQ], true) && (net.isDefault ? this.defaults.ipMasq : true),
-      icc: truthy(net.options[OPT_ICC], true) && (net.isDefault ? this.defaults.icc : true),
+      gateways4: net.ipam.config.filter((c) => c.Gateway && !c.Subnet.includes(':')).map((c) => c.Gateway!),
+      gateways6: net.ipam.config.filter((c) => c.Gateway && c.Subnet.includes(':')).map((c) => c.Gateway!),
+      // The default bridge follows the daemon's --ip-masq and --icc of this run, whatever its record says.
+      masquerade: net.isDefault ? this.defaults.ipMasq : truthy(net.options[OPT_MASQ], true),
+      icc: net.isDefault ? this.defaults.icc : truthy(net.options[OPT_ICC], true),
       internal: net.internal,
       hostBindingIpv4: net.options[OPT_HOST_BINDING],
     };
   }
 
   mtu(net: NetworkRecord): number | undefined {
-    const m = net.options[OPT_MTU];
-    return m ? Number(m) : undefined;
+    const m = Number(net.options[OPT_MTU] || 0);
+    return m > 0 ? m : undefined;
   }
 
   /** Creates (or adopts, after a restart) the bridge device with its gateway addresses, up. Idempotent. */
@@ -91,6 +129,17 @@ export class BridgeDriver {
     }
     // Published ports are DNATed from 127.0.0.1 too (no userland proxy): the bridge must route 127/8 sources.
     writeProcSys(`net/ipv4/conf/${name}/route_localnet`, '1');
+    // icc=false is a rule on traffic between two ports of one bridge, which nftables' forward hook sees
+    // only when br_netfilter hands bridged packets to it (Docker turns this on for the same reason).
+    if (!this.firewallView(net).icc) {
+      for (const f of ['bridge-nf-call-iptables', ...(net.enableIPv6 ? ['bridge-nf-call-ip6tables'] : [])]) {
+        try {
+          writeProcSys(`net/bridge/${f}`, '1');
+        } catch (e) {
+          this.log.warn({ network: net.name, err: String(e) }, `cannot set net.bridge.${f}: inter-container communication stays possible on ${name}`);
+        }
+      }
+    }
     if (net.enableIPv6) {
       try { writeProcSys('net/ipv6/conf/all/forwarding', '1'); } catch (e) { this.log.warn({ err: String(e) }, 'cannot enable IPv6 forwarding'); }
     }
@@ -114,7 +163,8 @@ export class BridgeDriver {
   async join(net: NetworkRecord, ep: EndpointRecord, netnsPath: string, defaultRoute: boolean): Promise<void> {
     const master = await this.bridgeIndex(net);
     const mtu = this.mtu(net);
-    await this.rtnl.createVeth({ name: ep.hostVeth!, peerName: ep.ifname, peerNetnsPath: netnsPath, peerMac: ep.mac, mtu, master, up: true });
+    // hairpin: a container reaching its own published port through a host address (see rtnl's hairpinOn)
+    await this.rtnl.createVeth({ name: ep.hostVeth!, peerName: ep.ifname, peerNetnsPath: netnsPath, peerMac: ep.mac, mtu, master, up: true, hairpin: true });
     try {
       const addresses: string[] = [];
       if (ep.ipv4) addresses.push(`${ep.ipv4}/${ep.prefix4}`);

@@ -9,6 +9,12 @@ export interface FwNetwork {
   bridge: string;
   subnets4: string[];
   subnets6: string[];
+  /**
+   * The network's gateway addresses (the bridge's own): containers of other networks may not reach them,
+   * as they may not reach the other network's containers. Optional: no gateway, no rule.
+   */
+  gateways4?: string[];
+  gateways6?: string[];
   /** masquerade traffic leaving the network (com.docker.network.bridge.enable_ip_masquerade) */
   masquerade: boolean;
   /** inter-container communication on the bridge (com.docker.network.bridge.enable_icc) */

@@ -14,6 +14,8 @@
 //   set links        --link exceptions to icc=false: bridge . from . to . protocol . port
 //   chain prerouting / output   local destination addresses go to chain published: DNAT by the maps
 //   chain postrouting           masquerade: outbound, hairpin, and the host's 127.0.0.1 into a bridge
+//   chain input                 isolation for the host's side of a bridge: other networks' containers
+//                               may not reach a network's gateway address
 //   chain forward               which traffic may enter a container network (policy stays accept: loom
 //                               only drops traffic headed into, or leaving, its own bridges)
 // Per-network rules (masquerade, icc, internal) are plain rules keyed on the bridge name, like Docker's
@@ -106,6 +108,10 @@ export function normNetwork(n: FwNetwork): FwNetwork {
     icc: !!n.icc,
     internal: !!n.internal,
   };
+  const gw4 = [...new Set((n.gateways4 ?? []).map((g) => normAddr(g, 4)))];
+  const gw6 = [...new Set((n.gateways6 ?? []).map((g) => normAddr(g, 6)))];
+  if (gw4.length) out.gateways4 = gw4;
+  if (gw6.length) out.gateways6 = gw6;
   if (n.hostBindingIpv4 !== undefined) out.hostBindingIpv4 = n.hostBindingIpv4;
   return out;
 }
@@ -291,6 +297,15 @@ function renderFamily(state: FwState, f: Family): string {
     }
   }
 
+  // A gateway address is the host's own, so traffic to it meets the input hook, not forward: isolation
+  // between networks covers it there (a container may still reach its own network's gateway).
+  const input: string[] = [];
+  for (const n of nets) {
+    for (const g of (f.version === 4 ? n.gateways4 : n.gateways6) ?? []) {
+      input.push(`${a} daddr ${g} iifname @bridges iifname != ${q(n.bridge)} drop comment "isolation: gateway of ${short(n.id)}"`);
+    }
+  }
+
   const forward: string[] = [];
   for (const n of nets.filter((x) => x.internal)) {
     forward.push(`iifname ${q(n.bridge)} oifname != ${q(n.bridge)} drop comment "internal ${short(n.id)}: no way out"`);
@@ -354,6 +369,10 @@ function renderFamily(state: FwState, f: Family): string {
     `\tchain postrouting {`,
     `\t\ttype nat hook postrouting priority srcnat; policy accept;`,
     ...postrouting.map((r) => `\t\t${r}`),
+    `\t}`,
+    `\tchain input {`,
+    `\t\ttype filter hook input priority filter; policy accept;`,
+    ...input.map((r) => `\t\t${r}`),
     `\t}`,
     `\tchain forward {`,
     `\t\ttype filter hook forward priority filter; policy accept;`,

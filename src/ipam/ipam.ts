@@ -1,5 +1,7 @@
 // Pure address arithmetic and allocation: no I/O here, so it is unit-tested with plain data.
 // IPv4 as 32-bit numbers, IPv6 as bigint; ipaddr.js does the parsing.
+import net from 'node:net';
+import crypto from 'node:crypto';
 import ipaddr from 'ipaddr.js';
 import { invalidParameter, conflict } from '../util/errors.ts';
 
@@ -51,6 +53,25 @@ export function parseCidr(s: string): Cidr {
 }
 
 export const cidrString = (c: Cidr) => `${c.network}/${c.prefix}`;
+
+/**
+ * Go's netip.ParsePrefix, which Docker validates network configs with: a plain dotted quad or an IPv6
+ * address without zone, then a decimal prefix length in range. null for anything else (ipaddr.js alone
+ * would take "10.1/8" or "0xa.0.0.0/8", which Docker refuses).
+ */
+export function parseCidrStrict(s: string): Cidr | null {
+  const m = /^([^/]+)\/(0|[1-9]\d{0,2})$/.exec(s);
+  if (!m || !isStrictIp(m[1]!)) return null;
+  if (Number(m[2]) > (m[1]!.includes(':') ? 128 : 32)) return null;
+  return parseCidr(s);
+}
+
+/** Go's netip.ParseAddr: dotted quad (no leading zeros) or IPv6 text, no zone. */
+export function isStrictIp(s: string): boolean {
+  if (s.includes('%')) return false;
+  if (net.isIPv4(s)) return s.split('.').every((p) => p === '0' || !p.startsWith('0'));
+  return net.isIPv6(s);
+}
 
 export function contains(c: Cidr, ip: string): boolean {
   const p = parseIp(ip);
@@ -115,6 +136,18 @@ export const DOCKER_DEFAULT_POOLS: PoolSpec[] = [
   { base: '192.168.0.0/16', size: 20 },
 ];
 
+/**
+ * Docker's default IPv6 pool (daemon deriveULABaseNetwork): a /48 unique local prefix whose 40-bit global
+ * ID comes from the daemon's id, cut in /64s, so networks created with --ipv6 and no IPv6 subnet get a
+ * stable, host-specific ULA subnet.
+ */
+export function ulaPool(daemonId: string): PoolSpec {
+  const sha = crypto.createHash('sha256').update(daemonId).digest();
+  const gid = sha.readBigUInt64BE(0) & ((1n << 40n) - 1n);
+  const base = (0xfdn << 120n) | (gid << 80n);
+  return { base: `${ipToString(base, 6)}/48`, size: 64 };
+}
+
 /** Parses the daemon flag `--default-address-pool base=CIDR,size=N`. */
 export function parsePoolFlag(s: string): PoolSpec {
   const kv = Object.fromEntries(s.split(',').map((p) => p.split('=', 2).map((x) => x.trim()) as [string, string]));
@@ -148,6 +181,6 @@ export function requireAddressIn(subnet: Cidr, ip: string, what: string): void {
   if (!contains(subnet, ip)) throw invalidParameter(`${what} ${ip} is not in subnet ${cidrString(subnet)}`);
 }
 
-export function exhausted(network: string): Error {
-  return conflict(`no available IPv4 addresses on this network's address pools: ${network}`);
+export function exhausted(network: string, id: string, family: 4 | 6 = 4): Error {
+  return conflict(`no available IPv${family} addresses on this network's address pools: ${network} (${id})`);
 }

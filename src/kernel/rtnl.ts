@@ -36,7 +36,8 @@ const NLM_F_REPLACE = 0x100, NLM_F_EXCL = 0x200, NLM_F_CREATE = 0x400;
 const RTM_NEWLINK = 16, RTM_DELLINK = 17, RTM_GETLINK = 18, RTM_SETLINK = 19;
 const RTM_NEWADDR = 20, RTM_DELADDR = 21, RTM_GETADDR = 22;
 const RTM_NEWROUTE = 24, RTM_DELROUTE = 25, RTM_GETROUTE = 26;
-const AF_UNSPEC = 0, AF_INET = 2, AF_INET6 = 10;
+const AF_UNSPEC = 0, AF_INET = 2, AF_INET6 = 10, AF_BRIDGE = 7;
+const IFLA_PROTINFO = 12, IFLA_BRPORT_MODE = 4, NLA_F_NESTED = 0x8000;
 const IFF_UP = 0x1;
 const IFLA_ADDRESS = 1, IFLA_IFNAME = 3, IFLA_MTU = 4, IFLA_MASTER = 10, IFLA_LINKINFO = 18, IFLA_NET_NS_FD = 28, IFLA_EXT_MASK = 29;
 const IFLA_AF_SPEC = 26, IFLA_INET6_ADDR_GEN_MODE = 8, IN6_ADDR_GEN_MODE_NONE = 1;
@@ -145,6 +146,21 @@ function noLinkLocal(m: Msg): Msg {
   m.attr(IFLA_INET6_ADDR_GEN_MODE, Uint8Array.of(IN6_ADDR_GEN_MODE_NONE));
   m.end(inet6);
   m.end(spec);
+  return m;
+}
+
+/**
+ * `bridge link set dev X hairpin on`: the bridge may send a frame back out of the port it came in on.
+ * A container reaching its own published port through a host address needs it: with br_netfilter the
+ * DNATed packet is bridged back to the port it arrived on (Docker sets it too when it runs without its
+ * userland proxy, as loom always does).
+ */
+function hairpinOn(index: number): Msg {
+  const m = new Msg(RTM_SETLINK, NLM_F_ACK, 16);
+  ifinfo(m, m.body, index, 0, 0, AF_BRIDGE);
+  const pi = m.begin(IFLA_PROTINFO | NLA_F_NESTED);
+  m.attr(IFLA_BRPORT_MODE, Uint8Array.of(1));
+  m.end(pi);
   return m;
 }
 
@@ -619,7 +635,7 @@ export class Rtnl {
    * (5× at 1000 here). The kernel refuses that setting in a creating request (EAFNOSUPPORT), so it
    * follows in a second one, addressed by the new index, and only then is the link brought up.
    */
-  async createVeth(opts: { name: string; peerName: string; peerNetnsPath: string; peerMac?: string; mtu?: number; master?: number; up?: boolean }): Promise<number> {
+  async createVeth(opts: { name: string; peerName: string; peerNetnsPath: string; peerMac?: string; mtu?: number; master?: number; up?: boolean; hairpin?: boolean }): Promise<number> {
     const what = this.w(`create veth ${opts.name}`);
     const m = linkMsg(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL | NLM_F_ACK, 0);
     const peerMac = opts.peerMac ? macBytes(opts.peerMac) : null;
@@ -651,15 +667,16 @@ export class Rtnl {
     } finally {
       fs.closeSync(fd);
     }
-    const [quiet, up] = this.c.submit([
+    const [quiet, ...more] = this.c.submit([
       { msg: noLinkLocal(linkMsg(RTM_SETLINK, NLM_F_ACK, index)), kind: KIND_ACK, what },
+      ...(opts.hairpin && opts.master ? [{ msg: hairpinOn(index), kind: KIND_ACK, what: this.w(`set ${opts.name} hairpin on`) }] : []),
       ...(opts.up ? [{ msg: linkMsg(RTM_SETLINK, NLM_F_ACK, index, IFF_UP, IFF_UP), kind: KIND_ACK, what: this.w(`set ${opts.name} up`) }] : []),
     ]);
-    up?.catch(() => {});
+    for (const p of more) p.catch(() => {});
     try {
       // EAFNOSUPPORT: a kernel without IPv6, nothing to keep quiet.
       await quiet.catch(ignoring(os.constants.errno.EAFNOSUPPORT));
-      await up;
+      for (const p of more) await p;
     } catch (e) {
       await this.deleteLink(index).catch(() => {});
       throw e;

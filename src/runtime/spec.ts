@@ -27,7 +27,12 @@ export interface ContainerSpec {
   /** Host paths bind-mounted at /etc/hosts, /etc/resolv.conf, /etc/hostname. */
   etcFiles: { hosts: string; resolvConf: string; hostname: string };
   labels?: Record<string, string>;
+  /** host path of an init (docker-init/tini) to run as PID 1 in front of the command (`--init`) */
+  init?: string;
 }
+
+/** Where Docker mounts its init in the container. */
+export const INIT_PATH = '/sbin/docker-init';
 
 export interface ExitStatus {
   exitCode: number;
@@ -171,7 +176,7 @@ export function buildOciConfig(spec: ContainerSpec, opts: OciOptions): Record<st
     process: {
       terminal: spec.tty,
       user: { uid: user.uid, gid: user.gid, ...(user.additionalGids.length ? { additionalGids: user.additionalGids } : {}) },
-      args: spec.args,
+      args: spec.init ? [INIT_PATH, '--', ...spec.args] : spec.args,
       env,
       cwd: spec.cwd || '/',
       // As Docker: a non-root user gets the bounding set only, as execve would leave it.
@@ -192,6 +197,7 @@ export function buildOciConfig(spec: ContainerSpec, opts: OciOptions): Record<st
       bind('/etc/resolv.conf', spec.etcFiles.resolvConf),
       bind('/etc/hostname', spec.etcFiles.hostname),
       bind('/etc/hosts', spec.etcFiles.hosts),
+      ...(spec.init ? [{ destination: INIT_PATH, type: 'bind', source: spec.init, options: ['bind', 'ro'] }] : []),
     ],
     ...annotations,
     linux: {

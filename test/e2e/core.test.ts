@@ -163,7 +163,7 @@ test('errors are Docker-shaped', { skip }, async () => {
   assert.match(r.stderr, /No such container: nope/);
   r = await sb.loom('run', 'nosuchimage');
   assert.equal(r.code, 125);
-  assert.match(r.stderr, /Unable to find image 'nosuchimage'/);
+  assert.match(r.stderr, /Unable to find image 'nosuchimage(:latest)?' locally/);
   r = await sb.loom('rm', 'c1');
   assert.equal(r.code, 1);
   assert.match(r.stderr, /container is running: stop the container before removing or force remove/);

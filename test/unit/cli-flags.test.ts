@@ -23,7 +23,7 @@ test('-p forms', () => {
   assert.deepEqual(Object.keys(parsePublish(['8000-8002:8000-8002']).bindings), ['8000/tcp', '8001/tcp', '8002/tcp']);
   assert.equal(parsePublish(['8000-8002:8000-8002']).bindings['8001/tcp']![0]!.HostPort, '8001');
   assert.equal(parsePublish(['9000-9009:80']).bindings['80/tcp']![0]!.HostPort, '9000-9009');
-  assert.throws(() => parsePublish(['0:80']), /invalid hostPort: 0/);
+  assert.deepEqual(parsePublish(['0:80']).bindings, { '80/tcp': [{ HostIp: '', HostPort: '0' }] }); // as docker: host port 0 = any
   assert.throws(() => parsePublish(['8080:70000']), /70000/);
   assert.throws(() => parsePublish(['8080:80/xyz']), /invalid proto: xyz/);
   assert.throws(() => parsePublish(['8000-8002:80-81']), /invalid ranges/);

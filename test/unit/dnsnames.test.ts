@@ -20,3 +20,20 @@ test('names resolve only on shared networks; aliases give every address; PTR; re
   assert.equal(d.lookup('B', 'c1', 4), null);
   assert.deepEqual(d.lookup('B', 'web', 4), ['10.1.0.3']);
 });
+
+test('a name of ours followed by one of the asker\'s search domains is ours (busybox nslookup asks that way)', () => {
+  const d = new DnsNames();
+  d.add({ containerId: 'A', networkId: 'n1', names: ['c1'], ipv4: '10.1.0.2', ptrName: 'c1.net1' }, 'net1');
+  d.add({ containerId: 'B', networkId: 'n1', names: ['c2'], ipv4: '10.1.0.3', ptrName: 'c2.net1' }, 'net1');
+  assert.equal(d.lookup('B', 'c1.example.test', 4), null, 'no search list yet: forwarded');
+  d.setSearch('B', ['Example.Test.', 'corp.test']);
+  assert.deepEqual(d.lookup('B', 'c1.example.test', 4), ['10.1.0.2']);
+  assert.deepEqual(d.lookup('B', 'C1.corp.test.', 4), ['10.1.0.2']);
+  assert.deepEqual(d.lookup('B', 'c1.net1.corp.test', 4), ['10.1.0.2']);
+  assert.equal(d.lookup('B', 'other.example.test', 4), null);
+  assert.equal(d.lookup('B', 'example.test', 4), null);
+  assert.equal(d.lookup('A', 'c2.example.test', 4), null, 'per container');
+  d.removeContainer('B');
+  d.add({ containerId: 'B', networkId: 'n1', names: ['c2'], ipv4: '10.1.0.3', ptrName: 'c2.net1' }, 'net1');
+  assert.equal(d.lookup('B', 'c1.example.test', 4), null, 'forgotten with the container');
+});

@@ -28,7 +28,7 @@ function golden(name: string, actual: string): void {
 const ID = (c: string) => c.repeat(64);
 
 function network(over: Partial<FwNetwork> = {}): FwNetwork {
-  return { id: ID('a'), bridge: 'docker0', subnets4: ['172.17.0.0/16'], subnets6: [], masquerade: true, icc: true, internal: false, ...over };
+  return { id: ID('a'), bridge: 'docker0', subnets4: ['172.17.0.0/16'], subnets6: [], gateways4: ['172.17.0.1'], masquerade: true, icc: true, internal: false, ...over };
 }
 
 function port(over: Partial<FwPort> = {}): FwPort {
@@ -67,7 +67,7 @@ describe('firewall ruleset: golden files', () => {
         const name = `matrix-icc-${icc ? 'on' : 'off'}-masq-${masquerade ? 'on' : 'off'}${internal ? '-internal' : ''}`;
         test(name, () => {
           const state: FwState = {
-            networks: [network({ id: ID('b'), bridge: 'br-test', subnets4: ['10.10.0.0/24'], subnets6: ['fd00:10::/64'], icc, masquerade, internal })],
+            networks: [network({ id: ID('b'), bridge: 'br-test', subnets4: ['10.10.0.0/24'], subnets6: ['fd00:10::/64'], gateways4: ['10.10.0.1'], gateways6: ['fd00:10::1'], icc, masquerade, internal })],
             // The controller publishes nothing on internal networks, but the rules must not care.
             ports: internal ? [] : allPortShapes('br-test', '10.10.0.2', 'fd00:10::2'),
             links: [link({ bridge: 'br-test', fromIp: '10.10.0.3', toIp: '10.10.0.2', port: 5432 }), link({ bridge: 'br-test', fromIp: '10.10.0.3', toIp: '10.10.0.2', proto: 'udp', port: 53 })],
@@ -82,9 +82,9 @@ describe('firewall ruleset: golden files', () => {
     golden('several-networks', renderRuleset({
       networks: [
         network(),
-        network({ id: ID('c'), bridge: 'br-c0ffee', subnets4: ['172.18.0.0/16'], subnets6: ['fd00:18::/64'], icc: false }),
-        network({ id: ID('d'), bridge: 'br-internal', subnets4: ['172.19.0.0/16'], internal: true }),
-        network({ id: ID('e'), bridge: 'br-nomasq', subnets4: ['172.20.0.0/16', '172.21.0.0/16'], masquerade: false }),
+        network({ id: ID('c'), bridge: 'br-c0ffee', subnets4: ['172.18.0.0/16'], subnets6: ['fd00:18::/64'], gateways4: ['172.18.0.1'], gateways6: ['fd00:18::1'], icc: false }),
+        network({ id: ID('d'), bridge: 'br-internal', subnets4: ['172.19.0.0/16'], gateways4: ['172.19.0.1'], internal: true }),
+        network({ id: ID('e'), bridge: 'br-nomasq', subnets4: ['172.20.0.0/16', '172.21.0.0/16'], gateways4: ['172.20.0.1', '172.21.0.1'], masquerade: false }),
       ],
       ports: [port(), port({ hostPort: 8081, hostPortEnd: 8081, containerIp: '172.18.0.2', bridge: 'br-c0ffee' })],
       links: [link({ bridge: 'br-c0ffee', fromIp: '172.18.0.3', toIp: '172.18.0.2' })],
@@ -152,6 +152,14 @@ describe('firewall ruleset: properties', () => {
     assert.throws(() => renderAddPorts([port({ proto: 'icmp' as 'tcp' })]), /invalid protocol/);
     assert.throws(() => renderAddPorts([port({ hostPort: 0 })]), /invalid host port/);
     assert.throws(() => renderAddLinks([link({ port: 70000 })]), /invalid link port/);
+  });
+
+  test('isolation covers the other networks\' gateway addresses (input hook), not the own one', () => {
+    const text = renderRuleset({ networks: [network(), network({ id: ID('c'), bridge: 'br-c', subnets4: ['172.18.0.0/16'], gateways4: ['172.18.0.1'] })], ports: [], links: [] });
+    assert.match(text, /chain input \{\n\t\ttype filter hook input priority filter; policy accept;\n(\t\tip daddr .*\n){2}\t\}/);
+    assert.match(text, /ip daddr 172\.17\.0\.1 iifname @bridges iifname != "docker0" drop/);
+    assert.match(text, /ip daddr 172\.18\.0\.1 iifname @bridges iifname != "br-c" drop/);
+    assert.throws(() => renderRuleset({ networks: [network({ gateways4: ['172.17.0.1; accept'] })], ports: [], links: [] }), /invalid IPv4 address/);
   });
 
   test('internal networks get no masquerade and no hairpin, and are sealed in the forward chain', () => {

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { allocate, cidrString, contains, DOCKER_DEFAULT_POOLS, firstHost, macFromIpv4, nextFreePool, overlaps, parseCidr, parsePoolFlag, within } from '../../src/ipam/ipam.ts';
+import { allocate, cidrString, contains, DOCKER_DEFAULT_POOLS, exhausted, firstHost, isStrictIp, macFromIpv4, nextFreePool, overlaps, parseCidr, parseCidrStrict, parsePoolFlag, ulaPool, within } from '../../src/ipam/ipam.ts';
 
 test('parseCidr normalizes the network and keeps the written address', () => {
   const c = parseCidr('172.17.0.1/16');
@@ -57,4 +57,32 @@ test('default pools: 172.17/16 first, next one skips used subnets and host route
 test('MAC from IPv4 as Docker derives it', () => {
   assert.equal(macFromIpv4('172.17.0.2'), '02:42:ac:11:00:02');
   assert.equal(macFromIpv4('172.18.0.3'), '02:42:ac:12:00:03');
+});
+
+test('parseCidrStrict takes what Go\'s netip.ParsePrefix takes, nothing more', () => {
+  for (const good of ['10.0.0.0/8', '192.168.1.5/24', '0.0.0.0/0', 'fd00:1::/64', '::/0', '2001:db8::1/128']) {
+    assert.ok(parseCidrStrict(good), good);
+  }
+  for (const bad of ['10.0.0.0/33', 'fd00::/129', '10.0.0.0', '10.1/8', '010.0.0.0/8', '10.0.0.0/08', 'fe80::1%eth0/64', ' 10.0.0.0/8', 'notacidr', '']) {
+    assert.equal(parseCidrStrict(bad), null, bad);
+  }
+  assert.equal(parseCidrStrict('192.168.1.5/24')!.address, '192.168.1.5', 'the written address is kept (for "it should be")');
+  assert.ok(isStrictIp('10.1.2.3') && isStrictIp('fd00::1') && !isStrictIp('10.1.2') && !isStrictIp('1.2.3.04') && !isStrictIp('nope'));
+});
+
+test('the default ULA pool: a /48 under fd00::/8 from the daemon id, cut in /64s', () => {
+  const p = ulaPool('some-daemon-id');
+  assert.equal(p.size, 64);
+  assert.match(p.base, /^fd[0-9a-f:]*\/48$/);
+  assert.deepEqual(ulaPool('some-daemon-id'), p, 'stable for one daemon');
+  assert.notDeepEqual(ulaPool('another-daemon'), p);
+  const first = nextFreePool([p], [])!;
+  assert.equal(first.prefix, 64);
+  assert.ok(contains(parseCidr(p.base), first.network));
+  const second = nextFreePool([p], [first])!;
+  assert.notEqual(cidrString(second), cidrString(first));
+});
+
+test('pool exhaustion names the network and the family', () => {
+  assert.equal(exhausted('front', 'abc', 6).message, "no available IPv6 addresses on this network's address pools: front (abc)");
 });

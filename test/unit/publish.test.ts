@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { firewallPorts, linkEnv, parseLinks, portRequests, publishedView } from '../../src/core/publish.ts';
+import { firewallPorts, linkEnv, parseLinks, portRequests, publishedView, validateExposedPorts, validatePortBindings } from '../../src/core/publish.ts';
 import type { ContainerRecord } from '../../src/core/types.ts';
 
 function ctr(over: { PortBindings?: Record<string, { HostIp: string; HostPort: string }[]>; ExposedPorts?: Record<string, object>; PublishAllPorts?: boolean; Env?: string[] }): ContainerRecord {
@@ -20,8 +20,25 @@ test('port requests from bindings and -P', () => {
     { proto: 'tcp', containerPort: 443, hostIp: '', hostFrom: 0, hostTo: 0 },
   ]);
   assert.deepEqual(portRequests(ctr({ PortBindings: { '80/tcp': [{ HostIp: '', HostPort: '9000-9009' }] } }), '10.0.0.1')[0], { proto: 'tcp', containerPort: 80, hostIp: '10.0.0.1', hostFrom: 9000, hostTo: 9009 });
-  assert.throws(() => portRequests(ctr({ PortBindings: { '80/tcp': [{ HostIp: '', HostPort: '0' }] } }), '0.0.0.0'), /invalid hostPort: 0/);
-  assert.throws(() => portRequests(ctr({ PortBindings: { '99999/tcp': [{ HostIp: '', HostPort: '1' }] } }), '0.0.0.0'), /99999/);
+  // host port 0 is "any free port", as for Docker
+  assert.deepEqual(portRequests(ctr({ PortBindings: { '80/tcp': [{ HostIp: '', HostPort: '0' }] } }), '0.0.0.0')[0], { proto: 'tcp', containerPort: 80, hostIp: '', hostFrom: 0, hostTo: 0 });
+  assert.throws(() => portRequests(ctr({ PortBindings: { '99999/tcp': [{ HostIp: '', HostPort: '1' }] } }), '0.0.0.0'), { message: 'invalid port specification: "99999/tcp"' });
+});
+
+test('create-time validation of PortBindings and ExposedPorts, naming the bad value', () => {
+  assert.doesNotThrow(() => validatePortBindings({ '80/tcp': [{ HostIp: '', HostPort: '' }, { HostIp: '127.0.0.1', HostPort: '8080' }], '53/udp': [{ HostIp: '::1', HostPort: '9000-9009' }], '81': null }));
+  const bad: [Record<string, { HostIp?: string; HostPort?: string }[]>, string][] = [
+    [{ '0/tcp': [{ HostPort: '8080' }] }, 'invalid port specification: "0/tcp"'],
+    [{ '70000/tcp': [] }, 'invalid port specification: "70000/tcp"'],
+    [{ 'abc/tcp': [] }, 'invalid port specification: "abc/tcp"'],
+    [{ '80/icmp': [] }, 'invalid proto: icmp'],
+    [{ '80/tcp': [{ HostPort: '70000' }] }, 'invalid port specification: "70000"'],
+    [{ '80/tcp': [{ HostPort: '9009-9000' }] }, 'invalid port specification: "9009-9000"'],
+    [{ '80/tcp': [{ HostPort: 'x' }] }, 'invalid port specification: "x"'],
+    [{ '80/tcp': [{ HostIp: '1.2.3', HostPort: '80' }] }, 'invalid IP address: 1.2.3'],
+  ];
+  for (const [b, msg] of bad) assert.throws(() => validatePortBindings(b), { message: msg }, msg);
+  assert.throws(() => validateExposedPorts({ '0/tcp': {} }), { message: 'invalid port specification: "0/tcp"' });
 });
 
 test('consecutive same-number mappings become one firewall range; others stay single', () => {
@@ -40,5 +57,19 @@ test('links: parsing and Docker\'s environment variables', () => {
     'DB_PORT_80_TCP=tcp://172.17.0.3:80', 'DB_PORT_80_TCP_ADDR=172.17.0.3', 'DB_PORT_80_TCP_PORT=80', 'DB_PORT_80_TCP_PROTO=tcp',
     'DB_PORT_5432_TCP=tcp://172.17.0.3:5432', 'DB_PORT_5432_TCP_ADDR=172.17.0.3', 'DB_PORT_5432_TCP_PORT=5432', 'DB_PORT_5432_TCP_PROTO=tcp',
     'DB_NAME=/app/db', 'DB_ENV_PASSWORD=x',
+  ]);
+});
+
+test('link environment as Docker builds it: tcp first, ranges get _START/_END, only - becomes _', () => {
+  const env = linkEnv('app', 'my-db.x', ctr({ ExposedPorts: { '53/udp': {}, '8001/tcp': {}, '8000/tcp': {}, '8002/tcp': {}, '9000/tcp': {} }, Env: ['HOME=/root', 'A=1'] }), '10.0.0.2');
+  assert.deepEqual(env, [
+    'MY_DB.X_PORT=tcp://10.0.0.2:8000',
+    'MY_DB.X_PORT_8000_TCP=tcp://10.0.0.2:8000', 'MY_DB.X_PORT_8000_TCP_ADDR=10.0.0.2', 'MY_DB.X_PORT_8000_TCP_PORT=8000', 'MY_DB.X_PORT_8000_TCP_PROTO=tcp',
+    'MY_DB.X_PORT_8001_TCP=tcp://10.0.0.2:8001', 'MY_DB.X_PORT_8001_TCP_ADDR=10.0.0.2', 'MY_DB.X_PORT_8001_TCP_PORT=8001', 'MY_DB.X_PORT_8001_TCP_PROTO=tcp',
+    'MY_DB.X_PORT_8002_TCP=tcp://10.0.0.2:8002', 'MY_DB.X_PORT_8002_TCP_ADDR=10.0.0.2', 'MY_DB.X_PORT_8002_TCP_PORT=8002', 'MY_DB.X_PORT_8002_TCP_PROTO=tcp',
+    'MY_DB.X_PORT_9000_TCP=tcp://10.0.0.2:9000', 'MY_DB.X_PORT_9000_TCP_ADDR=10.0.0.2', 'MY_DB.X_PORT_9000_TCP_PORT=9000', 'MY_DB.X_PORT_9000_TCP_PROTO=tcp',
+    'MY_DB.X_PORT_8000_TCP_START=tcp://10.0.0.2:8000', 'MY_DB.X_PORT_8000_TCP_PORT_START=8000', 'MY_DB.X_PORT_8000_TCP_END=tcp://10.0.0.2:8002', 'MY_DB.X_PORT_8000_TCP_PORT_END=8002',
+    'MY_DB.X_PORT_53_UDP=udp://10.0.0.2:53', 'MY_DB.X_PORT_53_UDP_ADDR=10.0.0.2', 'MY_DB.X_PORT_53_UDP_PORT=53', 'MY_DB.X_PORT_53_UDP_PROTO=udp',
+    'MY_DB.X_NAME=/app/my-db.x', 'MY_DB.X_ENV_A=1',
   ]);
 });
