@@ -29,7 +29,7 @@ const USAGE = `usage: bench/run [--quick] [--only NAME[,NAME]] [--json FILE] [--
   --quick      small N and short runs (under 3 minutes): for development; figures are rough
   --only NAME  run only these benchmarks (${SUITES.map((s) => s.name).join(', ')})
   --json FILE  also write the figures, with date, kernel and package versions, to FILE
-  --cpu-prof   run loom's processes under node --cpu-prof (profiles in bench/profiles/) and print where
+  --cpu-prof   run loom's processes under V8's sampling profiler (bench/profiles/) and print where
                the time went; best with --only
   --list       list the benchmarks`;
 

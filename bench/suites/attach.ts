@@ -52,7 +52,7 @@ export function attachRows(system: string, out: AttachResult, loom = false, note
 export async function run(ctx: Ctx, res: SuiteResult): Promise<void> {
   const N = ctx.quick ? 100 : 1000;
   // the peers' per-container cost grows with N (iptables): their runs are capped in time, and say so
-  const budgetMs = ctx.quick ? 20_000 : 50_000, detachBudgetMs = ctx.quick ? 20_000 : 30_000;
+  const budgetMs = ctx.quick ? 12_000 : 50_000, detachBudgetMs = ctx.quick ? 12_000 : 30_000;
   const have = available();
   const runs: AttachRun[] = [
     { system: 'loom (daemon code, in process)', loom: true, mode: 'loom', dns: true, port: true, n: N, prof: 'attach-loom' },

@@ -46,7 +46,7 @@ async function apiRuns(d: Daemon, K: number, port: boolean): Promise<number[]> {
 
 export async function run(ctx: Ctx, res: SuiteResult): Promise<void> {
   const have = available();
-  const Np = ctx.quick ? 30 : 100;
+  const Np = ctx.quick ? 20 : 100;
   const rows: Row[] = [];
   const costRows: Row[] = [];
   // --- (a) one port: attach with and without it, in the same conditions

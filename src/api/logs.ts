@@ -146,8 +146,9 @@ export async function serveLogs(d: Daemon, id: string, files: { stdout: string; 
     let done = false;
     const pump = (final: boolean): boolean => {
       clock.sampleNow(files.dir);
-      const o = stampedLines(files.stdout, 'stdout', offsets.stdout, final);
-      const e = stampedLines(files.stderr, 'stderr', offsets.stderr, final);
+      const now = nowNanos();
+      const o = stampedLines(files.stdout, 'stdout', offsets.stdout, final, now);
+      const e = stampedLines(files.stderr, 'stderr', offsets.stderr, final, now);
       offsets.stdout = o.end;
       offsets.stderr = e.end;
       return emit(mergeLines(q.stdout ? o.lines : [], q.stderr ? e.lines : []));

@@ -73,6 +73,12 @@ function cliMistake(cli: Cli, name: string, e: unknown): number | undefined {
 /** Runs a verb, turning argument and flag mistakes into docker's messages and exit codes. */
 function verb(name: string, fn: Command): Command {
   return async (cli, argv) => {
+    // (exec's own command may take --help: there only what parses as loom's flags would count)
+    const dashdash = argv.indexOf('--');
+    if (name !== 'exec' && argv.slice(0, dashdash < 0 ? undefined : dashdash).includes('--help')) {
+      cli.out(`\nUsage:  loom ${name} ${USAGE[name] ?? ''}\n`);
+      return 0;
+    }
     try {
       return await fn(cli, argv);
     } catch (e) {
@@ -510,21 +516,24 @@ const rm: Command = verb('rm', async (cli, argv) => {
   return failed ? 1 : 0;
 });
 
-const pause: Command = verb('pause', async (cli, argv) => {
+const pause: Command = verb('pause', async (cli, argvIn) => {
+  const argv = parseFlags(argvIn, [], { interspersed: true }).args;
   requireArgs('pause', argv, 1, Infinity);
   return (await eachRef(cli, argv, async (r) => {
     await cli.client.request('POST', `/containers/${ref(r)}/pause`);
   })).code;
 });
 
-const unpause: Command = verb('unpause', async (cli, argv) => {
+const unpause: Command = verb('unpause', async (cli, argvIn) => {
+  const argv = parseFlags(argvIn, [], { interspersed: true }).args;
   requireArgs('unpause', argv, 1, Infinity);
   return (await eachRef(cli, argv, async (r) => {
     await cli.client.request('POST', `/containers/${ref(r)}/unpause`);
   })).code;
 });
 
-const wait: Command = verb('wait', async (cli, argv) => {
+const wait: Command = verb('wait', async (cli, argvIn) => {
+  const argv = parseFlags(argvIn, [], { interspersed: true }).args;
   requireArgs('wait', argv, 1, Infinity);
   return (await eachRef(cli, argv, async (r) => {
     const w = await cli.client.request('POST', `/containers/${ref(r)}/wait`);
@@ -765,7 +774,8 @@ const port: Command = verb('port', async (cli, argv) => {
   return 0;
 });
 
-const rename: Command = verb('rename', async (cli, argv) => {
+const rename: Command = verb('rename', async (cli, argvIn) => {
+  const argv = parseFlags(argvIn, [], { interspersed: true }).args;
   requireArgs('rename', argv, 2, 2);
   const [oldName, newName] = [argv[0]!.trim(), argv[1]!.trim()];
   if (!oldName || !newName) throw new PlainError('Error: Neither old nor new names may be empty');

@@ -83,13 +83,13 @@ export class LogClock {
     for (const d of [...this.tracks.keys()]) this.untrack(d);
   }
 
-  /** Inotify fires per write: sample at most every few milliseconds. */
+  /** Inotify fires per write: sample at most every 10 ms (the precision of the times). */
   private soon(t: Track): void {
     if (t.pending) return;
     t.pending = setTimeout(() => {
       t.pending = null;
       this.sample(t, false);
-    }, 2);
+    }, 10);
     t.pending.unref();
   }
 
@@ -153,32 +153,47 @@ export interface LogLine { stream: StreamName; at: bigint; data: Buffer }
  * The lines of one stream from byte `from` on, each with its time. A last line without a newline is
  * included when `partial` (the container has exited, or the caller wants everything there is).
  */
-export function stampedLines(file: string, stream: StreamName, from = 0, partial = true): { lines: LogLine[]; end: number } {
-  let buf: Buffer;
-  try {
-    buf = fs.readFileSync(file);
-  } catch {
-    return { lines: [], end: from };
-  }
-  const recs = readIndex(file);
-  let fallback: bigint;
-  try {
-    fallback = fs.statSync(file, { bigint: true }).mtimeNs;
-  } catch {
-    fallback = nowNanos();
+export function stampedLines(file: string, stream: StreamName, from = 0, partial = true, at?: bigint): { lines: LogLine[]; end: number } {
+  const buf = readTail(file, from);
+  if (!buf.length) return { lines: [], end: from };
+  // `at`: the caller has just sampled, so what is new was written by now (followers)
+  const recs = at === undefined ? readIndex(file) : [];
+  let fallback = at ?? nowNanos();
+  if (at === undefined) {
+    try {
+      fallback = fs.statSync(file, { bigint: true }).mtimeNs;
+    } catch { /* gone */ }
   }
   const lines: LogLine[] = [];
   let r = 0;
-  let start = from;
+  let start = 0;
   while (start < buf.length) {
     const nl = buf.indexOf(10, start);
     if (nl < 0 && !partial) break;
     const end = nl < 0 ? buf.length : nl + 1;
-    while (r < recs.length && recs[r]!.size < end) r++;
+    while (r < recs.length && recs[r]!.size < from + end) r++;
     lines.push({ stream, at: r < recs.length ? recs[r]!.at : fallback, data: buf.subarray(start, end) });
     start = end;
   }
-  return { lines, end: start };
+  return { lines, end: from + start };
+}
+
+/** The bytes of `file` from `offset` to its end (empty when absent). */
+function readTail(file: string, offset: number): Buffer {
+  let fd: number;
+  try {
+    fd = fs.openSync(file, 'r');
+  } catch {
+    return Buffer.alloc(0);
+  }
+  try {
+    const size = fs.fstatSync(fd).size;
+    if (size <= offset) return Buffer.alloc(0);
+    const buf = Buffer.alloc(size - offset);
+    return buf.subarray(0, fs.readSync(fd, buf, 0, buf.length, offset));
+  } finally {
+    fs.closeSync(fd);
+  }
 }
 
 /** Both streams' lines in the order they were written (stable: stdout first at equal times). */
