@@ -50,7 +50,12 @@ export function readLogs(files: LogFiles, write: Write): Offsets {
 export function followLogs(d: Daemon, id: string, files: LogFiles, offsets: Offsets, write: Write, sock: net.Socket, attach = false): Promise<void> {
   return new Promise((resolve) => {
     let done = false;
+    // An attacher that came before the start sees nothing until the process runs: a start that fails
+    // leaves runc's error in the log files for an instant (then cuts it away), and that is no output.
+    let live = !attach || !!d.containers.find(id)?.state.Running;
+    const offStart = live ? () => {} : d.containers.onProcessStart(id, () => { live = true; });
     const pump = () => {
+      if (!live) return;
       const o = readFrom(files.stdout, offsets.stdout);
       if (o.length) { offsets.stdout += o.length; write(1, o); }
       const e = readFrom(files.stderr, offsets.stderr);
@@ -61,6 +66,7 @@ export function followLogs(d: Daemon, id: string, files: LogFiles, offsets: Offs
       done = true;
       clearInterval(timer);
       off();
+      offStart();
       pump();
       resolve();
     };

@@ -407,8 +407,16 @@ export class Networks {
     await this.driver.join(net, ep, netnsPath, defaultRoute);
   }
 
-  async leave(ep: EndpointRecord): Promise<void> {
-    await this.driver.leave(ep);
+  /** sandboxGoing: the container namespace is deleted next (see BridgeDriver.leave). */
+  async leave(ep: EndpointRecord, opts: { sandboxGoing?: boolean } = {}): Promise<void> {
+    await this.driver.leave(ep, opts);
+  }
+
+  /** After a restart: veths on our bridges that no endpoint owns go. */
+  async sweepOrphans(liveVeths: Set<string>): Promise<void> {
+    const bridges = this.list().map((n) => n.bridge).filter((b): b is string => !!b);
+    const gone = await this.driver.sweepOrphans(bridges, liveVeths);
+    if (gone.length) this.log.info({ links: gone }, 'deleted veths that no endpoint owns');
   }
 }
 

@@ -58,11 +58,15 @@ function writeProcSys(key: string, value: string): void {
   fs.writeFileSync(`/proc/sys/${key}`, value);
 }
 
+const REAP_AFTER_MS = 2000;
+
 export class BridgeDriver {
   private readonly rtnl: Rtnl;
   private readonly log: Logger;
   private readonly indexes = new Map<string, number>();
   private forwardingOn = false;
+  /** host ends left to the kernel's namespace cleanup, deleted later if still there */
+  private readonly reaping = new Set<string>();
   private readonly defaults: { icc: boolean; ipMasq: boolean };
 
   constructor(log: Logger, defaults: { icc: boolean; ipMasq: boolean }) {
@@ -184,8 +188,34 @@ export class BridgeDriver {
   }
 
   /** Idempotent: deleting the host end removes the pair; a missing device is fine. */
-  async leave(ep: EndpointRecord): Promise<void> {
-    if (ep.hostVeth) await this.rtnl.deleteLink(ep.hostVeth);
+  async leave(ep: EndpointRecord, opts: { sandboxGoing?: boolean } = {}): Promise<void> {
+    if (!ep.hostVeth) return;
+    if (opts.sandboxGoing) this.reapLater(ep.hostVeth);
+    else await this.rtnl.deleteLink(ep.hostVeth);
+  }
+
+  /**
+   * The container namespace is about to be deleted: the kernel then destroys the veth pair by itself, in
+   * the background. Deleting the link here would make the caller wait for the device to unregister (an RCU
+   * grace period, ~30 ms: 90% of a detach). If something else still holds the namespace (a stray
+   * `ip netns exec`, a container sharing it), the host end would stay on the bridge with a released address:
+   * the reaper deletes whatever is left a little later, and restore() sweeps what a daemon crash left.
+   */
+  private reapLater(hostVeth: string): void {
+    this.reaping.add(hostVeth);
+    setTimeout(() => {
+      this.reaping.delete(hostVeth);
+      this.rtnl.deleteLink(hostVeth).catch((e) => this.log.warn({ link: hostVeth, err: String(e) }, 'cannot delete a leftover veth'));
+    }, REAP_AFTER_MS).unref();
+  }
+
+  /** Deletes veths on loom's bridges that belong to no endpoint (left by a crash). */
+  async sweepOrphans(bridges: string[], liveVeths: Set<string>): Promise<string[]> {
+    const links = await this.rtnl.listLinks();
+    const masters = new Set(links.filter((l) => bridges.includes(l.name)).map((l) => l.index));
+    const orphans = links.filter((l) => l.master !== undefined && masters.has(l.master) && l.kind === 'veth' && !liveVeths.has(l.name) && !this.reaping.has(l.name));
+    for (const l of orphans) await this.rtnl.deleteLink(l.index);
+    return orphans.map((l) => l.name);
   }
 
   async linkExists(name: string): Promise<boolean> {

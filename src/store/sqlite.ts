@@ -11,6 +11,8 @@ export type Kind = 'networks' | 'containers' | 'images' | 'endpoints';
 export class Store {
   readonly db: DatabaseSync;
   private depth = 0;
+  /** called after a transaction rolled back: in-memory caches of rows re-read what the database holds */
+  private readonly rollbackHooks: (() => void)[] = [];
 
   constructor(dataRoot: string) {
     fs.mkdirSync(dataRoot, { recursive: true });
@@ -43,10 +45,15 @@ export class Store {
       return r;
     } catch (e) {
       this.db.exec('ROLLBACK');
+      for (const h of this.rollbackHooks) h();
       throw e;
     } finally {
       this.depth--;
     }
+  }
+
+  onRollback(fn: () => void): void {
+    this.rollbackHooks.push(fn);
   }
 
   put<T extends { id: string; name: string }>(kind: Kind, doc: T): void {

@@ -3,7 +3,7 @@
 // outside world (never to any address outside the namespaces this test makes).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { createSandbox, requireRoot, type Sandbox } from '../helpers/sandbox.ts';
+import { createSandbox, eventually, requireRoot, type Sandbox } from '../helpers/sandbox.ts';
 
 let sb: Sandbox;
 const skip = process.getuid?.() !== 0 ? 'needs root (network namespaces, runc)' : false;
@@ -147,7 +147,8 @@ test('ps, logs, stop, start, rm release everything', { skip }, async () => {
   assert.equal(await ok(sb.loom('inspect', '-f', '{{.State.Running}}', 'talk')), 'true');
   const before = await hostLinks();
   await ok(sb.loom('rm', '-f', 'talk'));
-  const afterLinks = await hostLinks();
+  // the kernel destroys the pair with the container's namespace, in the background
+  const afterLinks = await eventually(hostLinks, (l) => l.length === before.length - 1);
   assert.equal(afterLinks.length, before.length - 1, 'rm removes the veth');
   const r = await sb.loom('inspect', 'talk');
   assert.equal(r.code, 1);
@@ -235,7 +236,8 @@ test('the docker CLI drives loom', { skip }, async () => {
 test('rm -f of everything leaves no veth, namespace or mount behind', { skip }, async () => {
   const names = (await ok(sb.loom('ps', '-aq'))).split('\n').filter(Boolean);
   await ok(sb.loom('rm', '-f', ...names));
-  assert.deepEqual((await hostLinks()).filter((l) => l.startsWith('veth')), []);
+  const veths = async () => (await hostLinks()).filter((l) => l.startsWith('veth'));
+  assert.deepEqual(await eventually(veths, []), []);
   assert.deepEqual(await netnsNames(), []);
   const mounts = await ok(sb.hostExec(['cat', '/proc/mounts']));
   assert.doesNotMatch(mounts, new RegExp(`${sb.dir}/.*containers`));

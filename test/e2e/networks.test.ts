@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
-import { createSandbox, runCmd, ROOT, type Result, type Sandbox } from '../helpers/sandbox.ts';
+import { createSandbox, eventually, runCmd, ROOT, type Result, type Sandbox } from '../helpers/sandbox.ts';
 
 let sb: Sandbox;
 const skip = process.getuid?.() !== 0 ? 'needs root (network namespaces, runc)' : false;
@@ -668,8 +668,8 @@ test('everything removed leaves no veth, bridge of a removed network, or namespa
   if (names.length) await loom('rm', '-f', ...names);
   await loom('network', 'prune', '-f');
   assert.deepEqual(await netNames(), ['bridge', 'host', 'none']);
-  const links = await hostLinks();
-  assert.deepEqual(links.filter((l) => l.startsWith('veth') || l.startsWith('br-')), []);
+  const ours = async () => (await hostLinks()).filter((l) => l.startsWith('veth') || l.startsWith('br-'));
+  assert.deepEqual(await eventually(ours, []), []);
   const nss = (await ok(runCmd(['ip', 'netns', 'list']))).split('\n').filter((l) => l.startsWith(sb.netnsPrefix));
   assert.deepEqual(nss, []);
 });

@@ -11,7 +11,7 @@ import { test, before, after, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import type { ChildProcess } from 'node:child_process';
-import { createSandbox, type Result, type Sandbox } from '../helpers/sandbox.ts';
+import { createSandbox, eventually, type Result, type Sandbox } from '../helpers/sandbox.ts';
 
 const skip = process.getuid?.() !== 0 ? 'needs root (network namespaces, nftables, runc)' : false;
 const NODE = process.execPath;
@@ -233,7 +233,7 @@ describe('port publishing', { skip }, () => {
     assert.equal(r.code, 125);
     assert.match(r.stderr, /^loom: Error response from daemon: failed to set up container networking: driver failed programming external connectivity on endpoint dup \([0-9a-f]{64}\): Bind for 0\.0\.0\.0:8080 failed: port is already allocated\n/);
     assert.equal(await ok(sb.loom('inspect', '-f', '{{.State.Status}} {{.State.Running}}', 'dup')), 'created false');
-    assert.deepEqual(await snapshot(sb), before, 'no rule, link, namespace or address of the failed start');
+    assert.deepEqual(await eventually(() => snapshot(sb), before), before, 'no rule, link, namespace or address of the failed start');
     // the API: 409 on start
     const st = await api(sb, 'POST', '/containers/dup/start');
     assert.equal(st.status, 409);
@@ -259,7 +259,7 @@ describe('port publishing', { skip }, () => {
     const r = await fails(sb.loom('run', '-d', '--name', 'blocked', '-p', '7001:80', '-p', '6060:80', 'box', 'sleep', '1d'));
     assert.equal(r.code, 125);
     assert.match(r.stderr, /driver failed programming external connectivity on endpoint blocked \([0-9a-f]{64}\): failed to bind host port for 0\.0\.0\.0:6060:172\.17\.\d+\.\d+:80\/tcp: address already in use\n/);
-    assert.deepEqual(await snapshot(sb), before);
+    assert.deepEqual(await eventually(() => snapshot(sb), before), before);
     assert.equal(await hostCanBind(sb, 7001), true, 'the port held before the failure is released');
     holder.kill('SIGKILL');
     // --rm: the failed container is removed (the docker CLI waits for that)
@@ -359,7 +359,7 @@ describe('links', { skip }, () => {
     const before = await snapshot(sb);
     r = await fails(sb.loom('run', '-d', '--name', 'tostopped', '--link', 'idle', 'box', 'sleep', '1d'));
     assert.match(r.stderr, /Cannot link to a non running container: \/idle AS \/tostopped\/idle/);
-    assert.deepEqual(await snapshot(sb), before);
+    assert.deepEqual(await eventually(() => snapshot(sb), before), before);
     // on the default bridge, only to a container that is on it too
     await ok(sb.loom('network', 'create', 'elsewhere'));
     await ok(sb.loom('run', '-d', '--name', 'away', '--network', 'elsewhere', 'box', 'sleep', '1d'));
@@ -486,7 +486,7 @@ describe('bridge networks: isolation, icc, internal, options', { skip }, () => {
       const r = await fails(sb.loom('network', 'create', '-o', opt, 'badopt'), opt);
       assert.match(r.stderr, new RegExp(msg.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')), opt);
     }
-    assert.deepEqual(await snapshot(sb), before);
+    assert.deepEqual(await eventually(() => snapshot(sb), before), before);
     assert.equal((await sb.loom('network', 'inspect', 'badopt')).code, 1);
   });
 });
@@ -530,7 +530,7 @@ describe('daemon --icc=false', { skip }, () => {
     await sbi.stopDaemon('SIGKILL');
     assert.equal(await fromExt(sbi, 8080), 'srv', 'published ports keep working while the daemon is down');
     await sbi.startDaemon();
-    assert.deepEqual(await snapshot(sbi), before);
+    assert.deepEqual(await eventually(() => snapshot(sbi), before), before);
     assert.equal(await hostCanBind(sbi, 8080), false, 'the published port is held again');
     assert.deepEqual(await Promise.all([fromExt(sbi, 8080), fromCtr(sbi, 'linked', 'srv')]), ['srv', 'srv']);
     await ok(sbi.loom('rm', '-f', 'linked'));
@@ -577,7 +577,7 @@ describe('the docker CLI', { skip }, () => {
     assert.doesNotMatch(r.stderr + r.stdout, /Unable to find image/);
     await ok(sb.docker('rm', '-f', 'dweb', 'dlinker', 'ddup'));
     assert.deepEqual(await Promise.all([fromExt(sb, 8180), fromHost(sb, '127.0.0.1', local)]), [null, null]);
-    assert.deepEqual(await snapshot(sb), before, 'nothing left after rm');
+    assert.deepEqual(await eventually(() => snapshot(sb), before), before, 'nothing left after rm');
   });
 
   test('docker network create with options, -p on it, isolation', async () => {

@@ -283,3 +283,19 @@ export async function createSandbox(opts: SandboxOptions = {}): Promise<Sandbox>
   }
   return sb;
 }
+
+/**
+ * Polls `get` until it deep-equals `want` (or `want` is a predicate that holds), up to `ms`; returns the
+ * last value, so the caller's assertion shows the difference. For kernel state that settles in the
+ * background: a stopped container's veth pair is destroyed by the kernel with its namespace.
+ */
+export async function eventually<T>(get: () => Promise<T>, want: T | ((v: T) => boolean), ms = 5000): Promise<T> {
+  const { isDeepStrictEqual } = await import('node:util');
+  const ok = (v: T) => (typeof want === 'function' ? (want as (v: T) => boolean)(v) : isDeepStrictEqual(v, want));
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await get();
+    if (ok(v) || Date.now() > end) return v;
+    await sleep(50);
+  }
+}
