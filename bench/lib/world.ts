@@ -161,8 +161,8 @@ export class World {
     const d = path.join(this.dir, 'loom');
     const socket = path.join(d, 'run', 'loom.sock');
     const env: NodeJS.ProcessEnv = { ...process.env };
-    // --cpu-prof: the whole daemon's life; nft-sigprof keeps the profiler's signals out of libnftables
-    if (this.ctx.profDir) env.NODE_OPTIONS = `--cpu-prof --cpu-prof-dir=${uniqueDir(path.join(this.ctx.profDir, `loom-daemon-${this.id}`))} --import=${path.join(ROOT, 'bench/lib/nft-sigprof.ts')}`;
+    // --cpu-prof: the whole daemon's life (src/firewall/nft.ts keeps the profiler's signals out of libnftables)
+    if (this.ctx.profDir) env.NODE_OPTIONS = `--cpu-prof --cpu-prof-dir=${uniqueDir(path.join(this.ctx.profDir, `loom-daemon-${this.id}`))}`;
     const proc = this.spawnBg(this.inHost([
       LOOM, 'daemon', '--data-root', path.join(d, 'data'), '--exec-root', path.join(d, 'run'), '--host', `unix://${socket}`,
       '--netns-prefix', this.ctrPrefix, '--cgroup-parent', this.cgroupParent, '--resolv-conf', this.resolvConf,

@@ -111,7 +111,6 @@ async function loomSystem(cfg: AttachConfig, notes: string[]): Promise<System> {
   let network = 'bridge';
   return {
     async setup() {
-      if (cfg.profDir) await import('../lib/nft-sigprof.ts'); // keeps SIGPROF out of libnftables' select()
       d = await Daemon.start({
         dataRoot: path.join(cfg.dir, 'data'), execRoot: path.join(cfg.dir, 'run'), socket: path.join(cfg.dir, 'run', 'loom.sock'),
         icc: true, ipMasq: true, logLevel: 'warn', pools: DOCKER_DEFAULT_POOLS, netnsDir: '/run/netns', netnsPrefix: cfg.prefix,

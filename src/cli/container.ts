@@ -28,7 +28,7 @@ const USAGE: Record<string, string> = {
   stop: '[OPTIONS] CONTAINER [CONTAINER...]', restart: '[OPTIONS] CONTAINER [CONTAINER...]', kill: '[OPTIONS] CONTAINER [CONTAINER...]',
   rm: '[OPTIONS] CONTAINER [CONTAINER...]', ps: '[OPTIONS]', logs: '[OPTIONS] CONTAINER', exec: '[OPTIONS] CONTAINER COMMAND [ARG...]',
   wait: 'CONTAINER [CONTAINER...]', pause: 'CONTAINER [CONTAINER...]', unpause: 'CONTAINER [CONTAINER...]', rename: 'CONTAINER NEW_NAME',
-  update: '[OPTIONS] CONTAINER [CONTAINER...]', inspect: '[OPTIONS] NAME|ID [NAME|ID...]', port: 'CONTAINER [PRIVATE_PORT[/PROTO]]',
+  update: '[OPTIONS] CONTAINER [CONTAINER...]', attach: '[OPTIONS] CONTAINER', inspect: '[OPTIONS] NAME|ID [NAME|ID...]', port: 'CONTAINER [PRIVATE_PORT[/PROTO]]',
 };
 
 /** Wrong number of arguments: docker prints usage and exits 1. */
@@ -449,6 +449,20 @@ const start: Command = verb('start', async (cli, argv) => {
   return r.code;
 });
 
+/** docker attach: the running container's streams (and stdin, if it keeps one open) until it exits. */
+const attach: Command = verb('attach', async (cli, argv) => {
+  const p = parseFlags(argv, [f('--no-stdin'), f('--sig-proxy', 'bool'), f('--detach-keys', 'string')], { interspersed: true });
+  requireArgs('attach', p.args, 1, 1);
+  const info = (await cli.client.request('GET', `/containers/${ref(p.args[0]!)}/json`)).body;
+  if (!info.State.Running) throw new PlainError('You cannot attach to a stopped container, start it first');
+  if (info.State.Paused) throw new PlainError('You cannot attach to a paused container, unpause it first');
+  const stdin = !p.flags['no-stdin'] && info.Config.OpenStdin;
+  const sock = await cli.client.hijack(`/containers/${info.Id}/attach?stream=1&stdout=1&stderr=1${stdin ? '&stdin=1' : ''}`);
+  const waiting = waitFor(cli, info.Id, 'next-exit');
+  await Promise.all([waiting.registered, pumpStreams(sock, info.Config.Tty, stdin)]);
+  return waiting.result;
+});
+
 function timeFlag(p: Parsed): string | undefined {
   const t = p.flags.time ?? p.flags.timeout;
   if (p.flags.time !== undefined && p.flags.timeout !== undefined) throw new PlainError('conflicting options: cannot specify both --timeout and --time');
@@ -819,6 +833,6 @@ const update: Command = verb('update', async (cli, argv) => {
   return 0;
 });
 
-export const containerCommands: Record<string, Command> = { run, create, start, stop, restart, kill, rm, ps, logs, exec, inspect, wait, pause, unpause, port, rename, update };
+export const containerCommands: Record<string, Command> = { run, create, start, attach, stop, restart, kill, rm, ps, logs, exec, inspect, wait, pause, unpause, port, rename, update };
 void renderTemplate;
 void printTable;

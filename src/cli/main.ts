@@ -25,6 +25,7 @@ Commands:
   run         Create and run a new container from an image
   create      Create a new container
   start       Start one or more stopped containers
+  attach      Attach local standard input, output, and error streams to a running container
   stop        Stop one or more running containers
   restart     Restart one or more containers
   kill        Kill one or more running containers
@@ -102,6 +103,14 @@ async function main(argv: string[]): Promise<number> {
     return 1;
   }
   return fn(cli, rest);
+}
+
+// `loom ps | head`: a reader that goes away ends the command quietly, as a Go program's SIGPIPE does
+for (const out of [process.stdout, process.stderr]) {
+  out.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+    throw e;
+  });
 }
 
 main(process.argv.slice(2)).then(

@@ -611,8 +611,9 @@ export class Containers {
     const net = this.nets.find(ep.networkId);
     if (!net || net.isDefault) return;
     const req = c.networkRequests[ep.networkName];
-    const links = parseLinks(c.hostConfig.Links).map((l) => l.alias);
-    const names = [...new Set([c.name, c.id.slice(0, 12), c.config.Hostname, ...(req?.aliases ?? []), ...links].map((n) => n.toLowerCase()))];
+    // a --link alias is a name for the linked container, seen by this one only
+    this.dnsNames.setLinks(c.id, parseLinks(c.hostConfig.Links).map((l) => ({ alias: l.alias, name: l.name })));
+    const names = [...new Set([c.name, c.id.slice(0, 12), c.config.Hostname, ...(req?.aliases ?? [])].map((n) => n.toLowerCase()))];
     this.dnsNames.add({ containerId: c.id, networkId: net.id, names, ipv4: ep.ipv4, ipv6: ep.ipv6, ptrName: `${c.name}.${net.name}` }, net.name);
   }
 

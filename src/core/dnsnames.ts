@@ -23,6 +23,8 @@ export class DnsNames {
   /** containerId → its resolv.conf search domains (lower-case) */
   private readonly searchOf = new Map<string, string[]>();
   private readonly entries = new Map<string, NameEntry>(); // `${containerId}/${networkId}`
+  /** containerId → its --link aliases on user-defined networks (alias → linked container's name), lower-case */
+  private readonly linksOf = new Map<string, Map<string, string>>();
   /** ip → entries, for PTR */
   private readonly byIp = new Map<string, Set<NameEntry>>();
 
@@ -72,6 +74,17 @@ export class DnsNames {
     this.attached.delete(containerId);
     this.upstreamOf.delete(containerId);
     this.searchOf.delete(containerId);
+    this.linksOf.delete(containerId);
+  }
+
+  /**
+   * Docker's links on user-defined networks: `--link db:alias` lets the linking container (only it) resolve
+   * `alias` to db, as long as db is on a network they share. The alias is no name of the linking container.
+   */
+  setLinks(containerId: string, links: { alias: string; name: string }[]): void {
+    const m = new Map(links.map((l) => [l.alias.toLowerCase(), l.name.toLowerCase()] as const));
+    if (m.size) this.linksOf.set(containerId, m);
+    else this.linksOf.delete(containerId);
   }
 
   setUpstreams(containerId: string, servers: string[]): void {
@@ -96,6 +109,8 @@ export class DnsNames {
     let name = qname.toLowerCase();
     if (name.endsWith('.')) name = name.slice(0, -1);
     let found = this.find(nets, name);
+    const linked = this.linksOf.get(asker)?.get(name);
+    if (!found && linked) found = this.find(nets, linked);
     if (!found) {
       for (const d of this.searchOf.get(asker) ?? []) {
         if (name.length > d.length + 1 && name.endsWith(`.${d}`)) {

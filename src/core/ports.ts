@@ -86,7 +86,17 @@ export function ephemeralRange(): [number, number] {
 
 export class PortHolder {
   private readonly held = new Map<string, HeldPort>();
+  /** the same holds by proto/port: a conflict check looks at the few holds of one port, not at all of them */
+  private readonly byPort = new Map<string, Set<HeldPort>>();
   private next = 0;
+
+  private add(h: HeldPort): void {
+    this.held.set(this.key(h.proto, h.hostIp, h.port), h);
+    const k = `${h.proto}/${h.port}`;
+    let set = this.byPort.get(k);
+    if (!set) this.byPort.set(k, (set = new Set()));
+    set.add(h);
+  }
 
   private key(proto: Proto, ip: string, port: number): string {
     return `${proto}/${ip || '*'}/${port}`;
@@ -99,8 +109,8 @@ export class PortHolder {
   private heldByLoom(proto: Proto, ip: string, port: number): HeldPort | undefined {
     const fam = (a: string) => (a.includes(':') ? 6 : 4);
     const any = (a: string) => a === '' || a === '0.0.0.0' || a === '::';
-    for (const h of this.held.values()) {
-      if (h.proto === proto && h.port === port && fam(h.hostIp) === fam(ip) && (any(h.hostIp) || any(ip) || h.hostIp === ip)) return h;
+    for (const h of this.byPort.get(`${proto}/${port}`) ?? []) {
+      if (fam(h.hostIp) === fam(ip) && (any(h.hostIp) || any(ip) || h.hostIp === ip)) return h;
     }
     return undefined;
   }
@@ -126,7 +136,7 @@ export class PortHolder {
       const r = tryBind(proto, ip, port);
       if ('fd' in r) {
         const h = { proto, hostIp: ip, port, fd: r.fd };
-        this.held.set(this.key(proto, ip, port), h);
+        this.add(h);
         return h;
       }
       lastErr = r.err;
@@ -155,7 +165,7 @@ export class PortHolder {
       if ('fd' in r) {
         this.next = port + 1;
         const h = { proto, hostIp: ip, port, fd: r.fd };
-        this.held.set(this.key(proto, ip, port), h);
+        this.add(h);
         return h;
       }
     }
@@ -164,8 +174,12 @@ export class PortHolder {
 
   release(h: HeldPort): void {
     const k = this.key(h.proto, h.hostIp, h.port);
-    if (this.held.get(k)?.fd === h.fd) {
+    const cur = this.held.get(k);
+    if (cur?.fd === h.fd) {
       this.held.delete(k);
+      const set = this.byPort.get(`${h.proto}/${h.port}`);
+      set?.delete(cur);
+      if (set && !set.size) this.byPort.delete(`${h.proto}/${h.port}`);
       c_close(h.fd);
     }
   }
@@ -173,6 +187,7 @@ export class PortHolder {
   releaseAll(): void {
     for (const h of this.held.values()) c_close(h.fd);
     this.held.clear();
+    this.byPort.clear();
   }
 }
 

@@ -18,6 +18,7 @@ const LIB_CANDIDATES = ['libnftables.so.1', '/usr/lib/x86_64-linux-gnu/libnftabl
 
 interface NftLib {
   memfdCreate: (name: string, flags: number) => number;
+  sigmask: (how: number, set: Buffer, old: Buffer | null) => number;
   ctxNew: (flags: number) => unknown;
   ctxFree: (ctx: unknown) => void;
   bufferOutput: (ctx: unknown) => number;
@@ -29,6 +30,16 @@ interface NftLib {
 
 let lib: NftLib | null = null;
 const MFD_CLOEXEC = 1;
+const SIG_BLOCK = 0, SIG_SETMASK = 2;
+/** sigset_t of every signal but the synchronous ones (SIGILL, SIGTRAP, SIGABRT, SIGBUS, SIGFPE, SIGSEGV) */
+const BLOCK_ASYNC = (() => {
+  const set = Buffer.alloc(128, 0);
+  for (let sig = 1; sig <= 64; sig++) {
+    if ([4, 5, 6, 7, 8, 11].includes(sig)) continue;
+    set[(sig - 1) >> 3]! |= 1 << ((sig - 1) & 7);
+  }
+  return set;
+})();
 
 /** Loaded on first use, so that importing the firewall module costs nothing in processes that never apply rules. */
 function load(): NftLib {
@@ -48,6 +59,7 @@ function load(): NftLib {
   koffi.opaque('nft_ctx');
   lib = {
     memfdCreate: libc.func('int memfd_create(const char *name, unsigned int flags)'),
+    sigmask: libc.func('int pthread_sigmask(int how, const uint8_t *set, _Out_ uint8_t *old)'),
     ctxNew: handle.func('nft_ctx *nft_ctx_new(uint32_t flags)'),
     ctxFree: handle.func('void nft_ctx_free(nft_ctx *ctx)'),
     bufferOutput: handle.func('int nft_ctx_buffer_output(nft_ctx *ctx)'),
@@ -91,6 +103,7 @@ function failingLines(commands: string, err: string): string {
 export class Nft {
   private ctx: unknown;
   private readonly lib: NftLib;
+  private readonly oldMask = Buffer.alloc(128);
 
   constructor() {
     this.lib = load();
@@ -115,7 +128,16 @@ export class Nft {
     let rc: number;
     try {
       fs.writeSync(fd, commands);
-      rc = this.lib.runFile(this.ctx, `/proc/self/fd/${fd}`);
+      // libnftables waits for the kernel's answer in select(), which any signal interrupts whatever
+      // SA_RESTART says: nft then reports "Interrupted system call" for a batch the kernel may already have
+      // committed. Asynchronous signals (SIGCHLD of runc children, SIGPROF of --cpu-prof, SIGTERM...) wait
+      // until the call returns; their handlers run right after.
+      this.lib.sigmask(SIG_BLOCK, BLOCK_ASYNC, this.oldMask);
+      try {
+        rc = this.lib.runFile(this.ctx, `/proc/self/fd/${fd}`);
+      } finally {
+        this.lib.sigmask(SIG_SETMASK, this.oldMask, null);
+      }
     } finally {
       fs.closeSync(fd);
     }

@@ -37,3 +37,17 @@ test('a name of ours followed by one of the asker\'s search domains is ours (bus
   d.add({ containerId: 'B', networkId: 'n1', names: ['c2'], ipv4: '10.1.0.3', ptrName: 'c2.net1' }, 'net1');
   assert.equal(d.lookup('B', 'c1.example.test', 4), null, 'forgotten with the container');
 });
+
+test('a --link alias on a user-defined network resolves for the linking container only, to the linked one', () => {
+  const d = new DnsNames();
+  d.add({ containerId: 'DB', networkId: 'n1', names: ['db1'], ipv4: '10.1.0.2', ptrName: 'db1.net1' }, 'net1');
+  d.add({ containerId: 'APP', networkId: 'n1', names: ['app'], ipv4: '10.1.0.3', ptrName: 'app.net1' }, 'net1');
+  d.add({ containerId: 'OTHER', networkId: 'n1', names: ['other'], ipv4: '10.1.0.4', ptrName: 'other.net1' }, 'net1');
+  d.setLinks('APP', [{ alias: 'Database', name: 'db1' }]);
+  assert.deepEqual(d.lookup('APP', 'database', 4), ['10.1.0.2']);
+  assert.equal(d.lookup('OTHER', 'database', 4), null, 'the alias is the linking container\'s own');
+  assert.deepEqual(d.lookup('OTHER', 'app', 4), ['10.1.0.3'], 'and no name of the linking container');
+  d.removeContainer('APP');
+  d.add({ containerId: 'APP', networkId: 'n1', names: ['app'], ipv4: '10.1.0.3', ptrName: 'app.net1' }, 'net1');
+  assert.equal(d.lookup('APP', 'database', 4), null, 'links go with the container');
+});
