@@ -2,10 +2,9 @@
 // kept by the daemon (runtime/logclock.ts). `logs` reads them line by line, as Docker's json-file driver
 // does: --tail counts lines of both streams, --since/--until select by time, -t prefixes Docker's fixed
 // RFC 3339 nano time, -f follows until the container's process ends. `attach` streams raw bytes.
-import fs from 'node:fs';
 import type net from 'node:net';
 import type { Daemon } from '../daemon.ts';
-import { mergeLines, nowNanos, rfc3339NanoFixed, stampedLines, type LogLine } from '../runtime/logclock.ts';
+import { mergeLines, nowNanos, readTail, rfc3339NanoFixed, stampedLines, type LogLine } from '../runtime/logclock.ts';
 import { invalidParameter } from '../util/errors.ts';
 
 export interface LogFiles {
@@ -17,22 +16,7 @@ export type Offsets = { stdout: number; stderr: number };
 type Write = (stream: 1 | 2, data: Buffer) => void;
 
 function readFrom(path: string | undefined, offset: number): Buffer {
-  if (!path) return Buffer.alloc(0);
-  let fd: number;
-  try {
-    fd = fs.openSync(path, 'r');
-  } catch {
-    return Buffer.alloc(0);
-  }
-  try {
-    const size = fs.fstatSync(fd).size;
-    if (size <= offset) return Buffer.alloc(0);
-    const buf = Buffer.alloc(size - offset);
-    const n = fs.readSync(fd, buf, 0, buf.length, offset);
-    return buf.subarray(0, n);
-  } finally {
-    fs.closeSync(fd);
-  }
+  return path ? readTail(path, offset) : Buffer.alloc(0);
 }
 
 /** Writes what the files hold now, raw (attach with logs=1); returns the offsets reached. */

@@ -50,14 +50,7 @@ export class Client {
     return new Promise((resolve, reject) => {
       const req = http.request({ socketPath: this.socketPath, method, path: `/v1.50${path}` }, (res) => {
         if ((res.statusCode ?? 0) >= 400) {
-          const chunks: Buffer[] = [];
-          res.on('data', (c) => chunks.push(c));
-          res.on('end', () => {
-            const t = Buffer.concat(chunks).toString();
-            let m = t;
-            try { m = JSON.parse(t).message; } catch { /* text */ }
-            reject(new ApiError(res.statusCode!, m));
-          });
+          rejectWithBody(res, reject);
           return;
         }
         resolve(res);
@@ -81,20 +74,23 @@ export class Client {
         if (head.length) socket.unshift(head);
         resolve(socket);
       });
-      req.on('response', (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c) => chunks.push(c));
-        res.on('end', () => {
-          const t = Buffer.concat(chunks).toString();
-          let m = t;
-          try { m = JSON.parse(t).message; } catch { /* text */ }
-          reject(new ApiError(res.statusCode ?? 500, m));
-        });
-      });
+      req.on('response', (res) => rejectWithBody(res, reject));
       req.on('error', (e) => reject(connError(this.socketPath, e)));
       req.end(payload);
     });
   }
+}
+
+/** An error response: Docker's `{"message"}` (or the plain text) becomes an ApiError. */
+function rejectWithBody(res: http.IncomingMessage, reject: (e: Error) => void): void {
+  const chunks: Buffer[] = [];
+  res.on('data', (c) => chunks.push(c));
+  res.on('end', () => {
+    const t = Buffer.concat(chunks).toString();
+    let m = t;
+    try { m = JSON.parse(t).message; } catch { /* text */ }
+    reject(new ApiError(res.statusCode ?? 500, m));
+  });
 }
 
 function connError(sock: string, e: Error): Error {

@@ -209,7 +209,7 @@ export class Containers {
     const hc = body.HostConfig ?? {};
     const id = newId();
     const name = nameIn ? validateContainerName(nameIn) : randomName((n) => !!this.find(n));
-    const clash = this.find(name);
+    const clash = this.records().get(this.byName.get(name) ?? '');
     if (clash) {
       throw conflict(`Conflict. The container name "/${name}" is already in use by container "${clash.id}". You have to remove (or rename) that container to be able to reuse that name.`);
     }

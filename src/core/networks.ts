@@ -52,15 +52,36 @@ export class Networks {
     this.log = log;
     this.opts = opts;
     this.driver = new BridgeDriver(log, { icc: opts.icc, ipMasq: opts.ipMasq });
+    store.onRollback(() => { this.cached = null; });
+  }
+
+  /**
+   * The parsed records, read again only after a write (lookups run a dozen times per attach; parsing the
+   * table each time was a tenth of it). Callers get copies.
+   */
+  private cached: NetworkRecord[] | null = null;
+
+  private records(): NetworkRecord[] {
+    return (this.cached ??= this.store.all<NetworkRecord>('networks'));
+  }
+
+  private put(net: NetworkRecord): void {
+    this.cached = null;
+    this.store.put('networks', net);
   }
 
   list(): NetworkRecord[] {
-    return this.store.all<NetworkRecord>('networks');
+    return this.records().map((n) => structuredClone(n));
   }
 
   /** Docker's lookup order: full id, exact name, unique id prefix. */
   find(ref: string): NetworkRecord | undefined {
-    const all = this.list();
+    const n = this.findCached(ref);
+    return n && structuredClone(n);
+  }
+
+  private findCached(ref: string): NetworkRecord | undefined {
+    const all = this.records();
     const byId = all.find((n) => n.id === ref);
     if (byId) return byId;
     const byName = all.find((n) => n.name === ref);
@@ -85,7 +106,7 @@ export class Networks {
       ipam: { driver: 'default', options: {}, config: [] }, internal: false, attachable: false, options: {}, labels: {},
     });
     for (const [name, driver] of [['host', 'host'], ['none', 'null']] as const) {
-      if (!existing.some((n) => n.name === name)) this.store.put('networks', mk(name, driver));
+      if (!existing.some((n) => n.name === name)) this.put(mk(name, driver));
     }
     let def = existing.find((n) => n.name === 'bridge');
     const wanted = await this.defaultBridgeConfig(def);
@@ -109,11 +130,11 @@ export class Networks {
           'com.docker.network.driver.mtu': '1500',
         },
       };
-      this.store.put('networks', def);
+      this.put(def);
     } else if (def.options['com.docker.network.bridge.enable_icc'] !== String(this.opts.icc) || def.options['com.docker.network.bridge.enable_ip_masquerade'] !== String(this.opts.ipMasq)) {
       // --icc / --ip-masq of this run apply to the default bridge (and `network inspect bridge` says so)
       def.options = { ...def.options, 'com.docker.network.bridge.enable_icc': String(this.opts.icc), 'com.docker.network.bridge.enable_ip_masquerade': String(this.opts.ipMasq) };
-      this.store.put('networks', def);
+      this.put(def);
     }
     for (const n of this.list()) {
       if (n.driver === 'bridge') await this.driver.ensureNetwork(n);
@@ -189,7 +210,7 @@ export class Networks {
       throw e;
     }
     try {
-      this.store.put('networks', net);
+      this.put(net);
     } catch (e) {
       this.fw.apply({ removeNetworks: [this.driver.firewallView(net)] });
       await this.driver.deleteNetwork(net).catch(() => {});
@@ -309,6 +330,7 @@ export class Networks {
     }
     this.fw.apply({ removeNetworks: [this.driver.firewallView(net)] });
     await this.driver.deleteNetwork(net);
+    this.cached = null;
     this.store.delete('networks', net.id);
   }
 
@@ -350,7 +372,9 @@ export class Networks {
     this.validateEndpoint(net, req);
     const epId = newId();
     const ep: EndpointRecord = { id: epId, networkId: net.id, networkName: net.name, ifname, hostVeth: vethName(), mac: '', aliases: req.aliases ?? [], phase: 'creating' };
-    const taken = new Set(this.store.addresses(net.id).keys());
+    // Looked up one address at a time (the primary key) rather than reading every reservation of the
+    // network: allocation goes round-robin, so the next address is nearly always free.
+    const inStore = (a: string) => this.store.isReserved(net.id, a);
     const last = { ...(net.lastAllocated ?? {}) };
     // One address per family, as Docker's IPAM gives: the wanted one from the subnet holding it, else the
     // next free one from the first subnet of that family that has one left.
@@ -361,9 +385,10 @@ export class Networks {
       let got: { addr: string; c: IpamConfig; sub: Cidr } | undefined;
       for (const c of configs) {
         const sub = parseCidr(c.Subnet);
-        const reserved = new Set(taken);
-        if (c.Gateway) reserved.add(c.Gateway);
-        for (const a of Object.values(c.AuxiliaryAddresses ?? {})) reserved.add(parseIp(a).text);
+        const fixed = new Set<string>();
+        if (c.Gateway) fixed.add(c.Gateway);
+        for (const a of Object.values(c.AuxiliaryAddresses ?? {})) fixed.add(parseIp(a).text);
+        const reserved = { has: (a: string) => fixed.has(a) || inStore(a) };
         if (want) {
           if (!contains(sub, want)) continue;
           const w = parseIp(want).text;
@@ -393,7 +418,7 @@ export class Networks {
     ep.mac = req.mac ?? (ep.ipv4 ? macFromIpv4(ep.ipv4) : randomMac());
     ep.requestedIpv4 = req.ipv4;
     ep.requestedIpv6 = req.ipv6;
-    if (Object.keys(last).length) this.store.put('networks', { ...net, lastAllocated: last });
+    if (Object.keys(last).length) this.put({ ...net, lastAllocated: last });
     return ep;
   }
 

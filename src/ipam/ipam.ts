@@ -97,7 +97,7 @@ export function firstHost(c: Cidr): string {
  * as Docker's allocator does, so a just-released address is not handed out again at once.
  * The network address and (IPv4) the broadcast address are never handed out.
  */
-export function allocate(subnet: Cidr, taken: ReadonlySet<string>, opts: { range?: Cidr; after?: string } = {}): string | null {
+export function allocate(subnet: Cidr, taken: { has(addr: string): boolean }, opts: { range?: Cidr; after?: string } = {}): string | null {
   const lo = subnet.base + 1n;
   const hi = subnet.family === 4 && subnet.prefix < 31 ? subnet.base + subnet.size - 2n : subnet.base + subnet.size - 1n;
   let first = lo;

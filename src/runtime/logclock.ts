@@ -179,7 +179,7 @@ export function stampedLines(file: string, stream: StreamName, from = 0, partial
 }
 
 /** The bytes of `file` from `offset` to its end (empty when absent). */
-function readTail(file: string, offset: number): Buffer {
+export function readTail(file: string, offset: number): Buffer {
   let fd: number;
   try {
     fd = fs.openSync(file, 'r');

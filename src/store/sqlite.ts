@@ -2,7 +2,7 @@
 // would need compiling against Node 24's headers, which this machine cannot download).
 // Records are JSON documents keyed by id; the columns that need uniqueness or lookups are real columns,
 // so SQLite enforces them (a name taken twice fails inside the transaction, not in our code).
-import { DatabaseSync } from 'node:sqlite';
+import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import fs from 'node:fs';
 import path from 'node:path';
 
@@ -56,56 +56,67 @@ export class Store {
     this.rollbackHooks.push(fn);
   }
 
+  /** Prepared once per SQL text: preparing was a tenth of an attach. */
+  private readonly stmts = new Map<string, StatementSync>();
+  private q(sql: string): StatementSync {
+    let st = this.stmts.get(sql);
+    if (!st) this.stmts.set(sql, (st = this.db.prepare(sql)));
+    return st;
+  }
+
   put<T extends { id: string; name: string }>(kind: Kind, doc: T): void {
-    this.db.prepare(`INSERT INTO ${kind} (id, name, doc) VALUES (?, ?, ?)
+    this.q(`INSERT INTO ${kind} (id, name, doc) VALUES (?, ?, ?)
       ON CONFLICT(id) DO UPDATE SET name = excluded.name, doc = excluded.doc`).run(doc.id, doc.name, JSON.stringify(doc));
   }
   get<T>(kind: Kind, id: string): T | undefined {
-    const row = this.db.prepare(`SELECT doc FROM ${kind} WHERE id = ?`).get(id) as { doc: string } | undefined;
+    const row = this.q(`SELECT doc FROM ${kind} WHERE id = ?`).get(id) as { doc: string } | undefined;
     return row ? (JSON.parse(row.doc) as T) : undefined;
   }
   all<T>(kind: Kind): T[] {
-    return (this.db.prepare(`SELECT doc FROM ${kind} ORDER BY rowid`).all() as { doc: string }[]).map((r) => JSON.parse(r.doc) as T);
+    return (this.q(`SELECT doc FROM ${kind} ORDER BY rowid`).all() as { doc: string }[]).map((r) => JSON.parse(r.doc) as T);
   }
   delete(kind: Kind, id: string): void {
-    this.db.prepare(`DELETE FROM ${kind} WHERE id = ?`).run(id);
+    this.q(`DELETE FROM ${kind} WHERE id = ?`).run(id);
   }
 
   // --- IP allocations ---
   reserveAddress(networkId: string, address: string, owner: string): void {
-    this.db.prepare('INSERT INTO ip_allocations (network_id, address, owner) VALUES (?, ?, ?)').run(networkId, address, owner);
+    this.q('INSERT INTO ip_allocations (network_id, address, owner) VALUES (?, ?, ?)').run(networkId, address, owner);
+  }
+  isReserved(networkId: string, address: string): boolean {
+    return this.q('SELECT 1 FROM ip_allocations WHERE network_id = ? AND address = ?').get(networkId, address) !== undefined;
   }
   releaseAddress(networkId: string, address: string): void {
-    this.db.prepare('DELETE FROM ip_allocations WHERE network_id = ? AND address = ?').run(networkId, address);
+    this.q('DELETE FROM ip_allocations WHERE network_id = ? AND address = ?').run(networkId, address);
   }
   releaseOwner(owner: string): void {
-    this.db.prepare('DELETE FROM ip_allocations WHERE owner = ?').run(owner);
+    this.q('DELETE FROM ip_allocations WHERE owner = ?').run(owner);
   }
   addresses(networkId: string): Map<string, string> {
-    const rows = this.db.prepare('SELECT address, owner FROM ip_allocations WHERE network_id = ?').all(networkId) as { address: string; owner: string }[];
+    const rows = this.q('SELECT address, owner FROM ip_allocations WHERE network_id = ?').all(networkId) as { address: string; owner: string }[];
     return new Map(rows.map((r) => [r.address, r.owner]));
   }
   allAllocations(): { network_id: string; address: string; owner: string }[] {
-    return this.db.prepare('SELECT network_id, address, owner FROM ip_allocations').all() as never;
+    return this.q('SELECT network_id, address, owner FROM ip_allocations').all() as never;
   }
 
   // --- image tags ---
   tag(ref: string, imageId: string): void {
-    this.db.prepare('INSERT INTO image_tags (ref, image_id) VALUES (?, ?) ON CONFLICT(ref) DO UPDATE SET image_id = excluded.image_id').run(ref, imageId);
+    this.q('INSERT INTO image_tags (ref, image_id) VALUES (?, ?) ON CONFLICT(ref) DO UPDATE SET image_id = excluded.image_id').run(ref, imageId);
   }
   untag(ref: string): void {
-    this.db.prepare('DELETE FROM image_tags WHERE ref = ?').run(ref);
+    this.q('DELETE FROM image_tags WHERE ref = ?').run(ref);
   }
   tags(): { ref: string; image_id: string }[] {
-    return this.db.prepare('SELECT ref, image_id FROM image_tags ORDER BY ref').all() as never;
+    return this.q('SELECT ref, image_id FROM image_tags ORDER BY ref').all() as never;
   }
 
   getMeta(key: string): string | undefined {
-    const r = this.db.prepare('SELECT value FROM meta WHERE key = ?').get(key) as { value: string } | undefined;
+    const r = this.q('SELECT value FROM meta WHERE key = ?').get(key) as { value: string } | undefined;
     return r?.value;
   }
   setMeta(key: string, value: string): void {
-    this.db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value').run(key, value);
+    this.q('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value').run(key, value);
   }
 
   close(): void {

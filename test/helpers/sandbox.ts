@@ -253,11 +253,14 @@ export class Sandbox {
   }
 }
 
-/** Builds (once per dir) a busybox root filesystem tarball: the binary, applet symlinks, passwd, a web root. */
-export function busyboxTar(dir: string): string {
-  const tar = path.join(dir, 'busybox.tar');
+/**
+ * Builds (once per dir and name) a busybox root filesystem tarball: the binary, applet symlinks, passwd, a
+ * web root; `files` (path in the image → content) adds or replaces files.
+ */
+export function busyboxTar(dir: string, files: Record<string, string> = {}, name = 'busybox.tar'): string {
+  const tar = path.join(dir, name);
   if (fs.existsSync(tar)) return tar;
-  const build = path.join(dir, 'rootfs-build');
+  const build = path.join(dir, `${name}.build`);
   fs.mkdirSync(path.join(build, 'bin'), { recursive: true });
   for (const d of ['etc', 'proc', 'sys', 'dev', 'tmp', 'root', 'www']) fs.mkdirSync(path.join(build, d), { recursive: true });
   fs.copyFileSync('/bin/busybox', path.join(build, 'bin/busybox'));
@@ -268,6 +271,7 @@ export function busyboxTar(dir: string): string {
   fs.writeFileSync(path.join(build, 'etc/passwd'), 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n');
   fs.writeFileSync(path.join(build, 'etc/group'), 'root:x:0:\nnogroup:x:65534:\n');
   fs.writeFileSync(path.join(build, 'www/index.html'), 'hello from loom\n');
+  for (const [p, text] of Object.entries(files)) fs.writeFileSync(path.join(build, p), text);
   execFileSync('tar', ['-C', build, '--numeric-owner', '-cf', tar, '.']);
   fs.rmSync(build, { recursive: true, force: true });
   return tar;

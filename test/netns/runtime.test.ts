@@ -15,6 +15,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { unpackImage } from '../../src/runtime/images.ts';
 import { Runc, type ContainerSpec } from '../../src/runtime/runc.ts';
+import { busyboxTar } from '../helpers/sandbox.ts';
 
 const isRoot = process.getuid?.() === 0;
 const haveRunc = spawnSync('runc', ['--version']).status === 0;
@@ -87,18 +88,11 @@ describe('runtime: images and runc containers', { skip }, () => {
     execFileSync('ip', ['netns', 'add', NS]);
 
     // A busybox root filesystem: the binary, its applets as symlinks, two users and a group.
-    const build = path.join(tmp, 'build');
-    fs.mkdirSync(path.join(build, 'bin'), { recursive: true });
-    for (const d of ['etc', 'proc', 'sys', 'dev', 'tmp', 'root']) fs.mkdirSync(path.join(build, d));
-    fs.copyFileSync('/bin/busybox', path.join(build, 'bin/busybox'));
-    fs.chmodSync(path.join(build, 'bin/busybox'), 0o755);
-    for (const a of execFileSync('/bin/busybox', ['--list'], { encoding: 'utf8' }).split('\n').filter(Boolean)) {
-      if (a !== 'busybox') fs.symlinkSync('busybox', path.join(build, 'bin', a));
-    }
-    fs.writeFileSync(path.join(build, 'etc/passwd'), 'root:x:0:0:root:/root:/bin/sh\nweb:x:1000:1000:web:/:/bin/sh\n');
-    fs.writeFileSync(path.join(build, 'etc/group'), 'root:x:0:\nweb:x:1000:\nwheel:x:10:web\n');
-    fs.writeFileSync(path.join(build, 'etc/motd'), 'from the image\n');
-    execFileSync('tar', ['-C', build, '--numeric-owner', '-cf', path.join(tmp, 'img.tar'), '.']);
+    busyboxTar(tmp, {
+      'etc/passwd': 'root:x:0:0:root:/root:/bin/sh\nweb:x:1000:1000:web:/:/bin/sh\n',
+      'etc/group': 'root:x:0:\nweb:x:1000:\nwheel:x:10:web\n',
+      'etc/motd': 'from the image\n',
+    }, 'img.tar');
     execFileSync('gzip', ['-k', path.join(tmp, 'img.tar')]);
 
     etc = { hosts: path.join(tmp, 'hosts'), resolvConf: path.join(tmp, 'resolv.conf'), hostname: path.join(tmp, 'hostname') };
