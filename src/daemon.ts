@@ -12,6 +12,7 @@ import { Nft } from './firewall/nft.ts';
 import { Firewall } from './firewall/firewall.ts';
 import { createApiServer } from './api/server.ts';
 import { EmbeddedDns } from './dns/resolver.ts';
+import { raiseOpenFileLimit } from './kernel/rlimit.ts';
 import { createLogger, type Logger } from './util/log.ts';
 import { newId } from './core/names.ts';
 import type { PoolSpec } from './ipam/ipam.ts';
@@ -74,6 +75,7 @@ export class Daemon {
     fs.mkdirSync(opts.dataRoot, { recursive: true, mode: 0o710 });
     fs.mkdirSync(opts.execRoot, { recursive: true, mode: 0o700 });
     takePidFile(path.join(opts.execRoot, 'loom.pid'));
+    const nofile = raiseOpenFileLimit();
     const d = new Daemon(opts, log);
     const t0 = Date.now();
     await d.networks.init();
@@ -83,7 +85,7 @@ export class Daemon {
     await d.containers.restore();
     d.firewall.reconcile({ networks: d.networks.firewallState(), ...d.containers.firewallElements() });
     await d.listen();
-    log.info({ socket: opts.socket, ms: Date.now() - t0, containers: d.containers.list().length }, 'loom daemon ready');
+    log.info({ socket: opts.socket, ms: Date.now() - t0, containers: d.containers.list().length, nofile }, 'loom daemon ready');
     return d;
   }
 
