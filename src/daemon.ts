@@ -109,7 +109,7 @@ export class Daemon {
   async close(): Promise<void> {
     await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
     await this.containers.dns?.close();
-    this.networks.driver.close();
+    this.networks.close();
     this.store.close();
     try {
       fs.unlinkSync(path.join(this.opts.execRoot, 'loom.pid'));

@@ -491,6 +491,8 @@ export class Containers {
     const links = this.resolveLinks(c);
     if (!primary) return [];
     const net = this.nets.get(primary.networkId);
+    // as Docker: ports and links are a bridge's (macvlan, ipvlan... endpoints are on the wire themselves)
+    if (!this.nets.publishes(net)) return [];
     const rt = { held: [] as HeldPort[], fwPorts: [] as FwPort[], fwLinks: [] as FwLink[] };
     this.published.set(c.id, rt);
     undo.push(() => {
@@ -573,7 +575,7 @@ export class Containers {
     const rt = this.published.get(p.id);
     const primary = Object.values(p.endpoints).find((e) => e.ipv4);
     const net = primary && this.nets.find(primary.networkId);
-    if (!rt || !primary || !net) return;
+    if (!rt || !primary || !net || !this.nets.publishes(net)) return;
     const next = this.resolveLinks(p, true).flatMap((l) => linkRules(net.bridge!, primary.ipv4!, l.linked, l.ip));
     this.fw.apply({ removeLinks: rt.fwLinks, addLinks: next });
     rt.fwLinks = next;
@@ -1212,7 +1214,7 @@ export class Containers {
     const primary = Object.values(c.endpoints).find((e) => e.ipv4);
     if (!primary) return;
     const net = this.nets.find(primary.networkId);
-    if (!net) return;
+    if (!net || !this.nets.publishes(net)) return;
     const rt = { held: [] as HeldPort[], fwPorts: [] as FwPort[], fwLinks: [] as FwLink[] };
     for (const m of c.published ?? []) {
       try {

@@ -3,7 +3,8 @@
 import crypto from 'node:crypto';
 import type { Store } from '../store/sqlite.ts';
 import type { EndpointRecord, IpamConfig, NetworkRecord } from './types.ts';
-import { BridgeDriver, OPT_BRIDGE_NAME, validateBridgeOptions } from '../drivers/bridge.ts';
+import { BridgeDriver, OPT_BRIDGE_NAME } from '../drivers/bridge.ts';
+import type { NetworkDriver } from '../drivers/driver.ts';
 import {
   allocate, cidrString, contains, DOCKER_DEFAULT_POOLS, exhausted, firstHost, isStrictIp, macFromIpv4, nextFreePool, overlaps,
   parseCidr, parseCidrStrict, parseIp, ulaPool, type Cidr, type PoolSpec,
@@ -40,7 +41,10 @@ const PREDEFINED = ['bridge', 'host', 'none'];
 const RESERVED = [...PREDEFINED, 'default'];
 
 export class Networks {
+  /** the bridge driver: also the host's routes and the sweep of leftover veths */
   readonly driver: BridgeDriver;
+  /** every driver `network create -d` takes, by type ('host' and 'null' networks have no driver object) */
+  private readonly drivers = new Map<string, NetworkDriver>();
   private readonly store: Store;
   private readonly log: Logger;
   private readonly fw: Firewall;
@@ -52,7 +56,29 @@ export class Networks {
     this.log = log;
     this.opts = opts;
     this.driver = new BridgeDriver(log, { icc: opts.icc, ipMasq: opts.ipMasq });
+    this.register(this.driver);
     store.onRollback(() => { this.cached = null; });
+  }
+
+  register(d: NetworkDriver): void {
+    this.drivers.set(d.type, d);
+  }
+
+  /** The driver of a network with endpoints (bridge, macvlan, ...); null for host and none. */
+  driverOf(net: NetworkRecord): NetworkDriver | null {
+    if (net.driver === 'host' || net.driver === 'null') return null;
+    const d = this.drivers.get(net.driver);
+    if (!d) throw systemError(`network ${net.name}: driver ${net.driver} is not available`);
+    return d;
+  }
+
+  /** Whether `-p` and --link apply on this network (bridge-like drivers). */
+  publishes(net: NetworkRecord): boolean {
+    return this.driverOf(net)?.publishes ?? false;
+  }
+
+  close(): void {
+    for (const d of this.drivers.values()) d.close();
   }
 
   /**
@@ -137,7 +163,9 @@ export class Networks {
       this.put(def);
     }
     for (const n of this.list()) {
-      if (n.driver === 'bridge') await this.driver.ensureNetwork(n);
+      const d = n.driver === 'host' || n.driver === 'null' ? null : this.drivers.get(n.driver);
+      if (d) await d.ensureNetwork(n);
+      else if (n.driver !== 'host' && n.driver !== 'null') this.log.warn({ network: n.name, driver: n.driver }, 'no driver for this network: it has no kernel side until the driver is back');
     }
   }
 
@@ -157,7 +185,11 @@ export class Networks {
   }
 
   firewallState() {
-    return this.list().filter((n) => n.driver === 'bridge').map((n) => this.driver.firewallView(n));
+    return this.records().flatMap((n) => {
+      const d = n.driver === 'host' || n.driver === 'null' ? undefined : this.drivers.get(n.driver);
+      const v = d?.firewallView(n);
+      return v ? [v] : [];
+    });
   }
 
   // ---------------------------------------------------------------- create / remove
@@ -184,7 +216,8 @@ export class Networks {
     if (RESERVED.includes(name)) throw new LoomError(403, `operation is not permitted on predefined ${name} network `);
     if (this.list().some((n) => n.name === name)) throw conflict(`network with name ${name} already exists`);
     const driver = spec.Driver || 'bridge';
-    if (driver !== 'bridge') throw notFound(`plugin "${driver}" not found`);
+    const drv = this.drivers.get(driver);
+    if (!drv) throw notFound(`plugin "${driver}" not found`);
     const ipamDriver = spec.IPAM?.Driver || 'default';
     if (ipamDriver !== 'default') throw notFound(`plugin "${ipamDriver}" not found`);
 
@@ -192,28 +225,26 @@ export class Networks {
     const { config: configs, auto } = this.validateIpam(spec.IPAM?.Config ?? [], !!spec.EnableIPv6);
     const id = newId();
     const options = { ...(spec.Options ?? {}) };
-    validateBridgeOptions(options);
-    const bridge = options[OPT_BRIDGE_NAME] || `br-${id.slice(0, 12)}`;
-    if (bridge.length > 15) throw invalidParameter(`bridge name ${bridge} is longer than 15 characters`);
-    if (this.list().some((n) => n.bridge === bridge)) throw conflict(`bridge name ${bridge} is in use by another network`);
     const net: NetworkRecord = {
-      id, name, driver, scope: 'local', created: nowIso(), enableIPv6: !!spec.EnableIPv6,
+      id, name, driver, scope: drv.scope, created: nowIso(), enableIPv6: !!spec.EnableIPv6,
       ipam: { driver: ipamDriver, options: spec.IPAM?.Options ?? {}, config: configs },
-      internal: !!spec.Internal, attachable: !!spec.Attachable, options, labels: spec.Labels ?? {}, bridge,
+      internal: !!spec.Internal, attachable: !!spec.Attachable, options, labels: spec.Labels ?? {},
       ...(auto.length ? { autoSubnets: auto } : {}),
     };
-    await this.driver.ensureNetwork(net);
+    await drv.prepare(net, this.records());
+    await drv.ensureNetwork(net);
+    const fwView = drv.firewallView(net);
     try {
-      this.fw.apply({ addNetworks: [this.driver.firewallView(net)] });
+      if (fwView) this.fw.apply({ addNetworks: [fwView] });
     } catch (e) {
-      await this.driver.deleteNetwork(net).catch(() => {});
+      await drv.deleteNetwork(net).catch(() => {});
       throw e;
     }
     try {
       this.put(net);
     } catch (e) {
-      this.fw.apply({ removeNetworks: [this.driver.firewallView(net)] });
-      await this.driver.deleteNetwork(net).catch(() => {});
+      if (fwView) this.fw.apply({ removeNetworks: [fwView] });
+      await drv.deleteNetwork(net).catch(() => {});
       throw e;
     }
     return net;
@@ -328,8 +359,10 @@ export class Networks {
       const eps = [...attached].sort((a, b) => a.name.localeCompare(b.name)).map((a) => `name:"${a.name}" id:"${a.endpointId.slice(0, 12)}"`);
       throw new LoomError(403, `error while removing network: network ${net.name} has active endpoints (${eps.join(', ')})`);
     }
-    this.fw.apply({ removeNetworks: [this.driver.firewallView(net)] });
-    await this.driver.deleteNetwork(net);
+    const drv = this.driverOf(net);
+    const fwView = drv?.firewallView(net);
+    if (fwView) this.fw.apply({ removeNetworks: [fwView] });
+    await drv?.deleteNetwork(net);
     this.cached = null;
     this.store.delete('networks', net.id);
   }
@@ -428,13 +461,17 @@ export class Networks {
 
   async join(ep: EndpointRecord, netnsPath: string, defaultRoute: boolean): Promise<void> {
     const net = this.get(ep.networkId);
-    if (net.driver !== 'bridge') throw systemError(`network ${net.name} (driver ${net.driver}) takes no endpoints`);
-    await this.driver.join(net, ep, netnsPath, defaultRoute);
+    const drv = this.driverOf(net);
+    if (!drv) throw systemError(`network ${net.name} (driver ${net.driver}) takes no endpoints`);
+    await drv.join(net, ep, netnsPath, defaultRoute);
   }
 
   /** sandboxGoing: the container namespace is deleted next (see BridgeDriver.leave). */
   async leave(ep: EndpointRecord, opts: { sandboxGoing?: boolean } = {}): Promise<void> {
-    await this.driver.leave(ep, opts);
+    const net = this.find(ep.networkId);
+    // a network whose record is gone: its endpoint was a bridge's (the only driver before the registry)
+    const drv = net ? this.driverOf(net) : this.driver;
+    await drv?.leave(net, ep, opts);
   }
 
   /** After a restart: veths on our bridges that no endpoint owns go. */

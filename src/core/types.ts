@@ -10,8 +10,8 @@ export interface IpamConfig {
 export interface NetworkRecord {
   id: string;
   name: string;
-  driver: string; // 'bridge' | 'host' | 'null'
-  scope: 'local';
+  driver: string; // 'bridge' | 'host' | 'null' | 'macvlan' | 'overlay' | a plugin's name
+  scope: 'local' | 'swarm' | 'global';
   created: string;
   enableIPv6: boolean;
   ipam: { driver: string; options: Record<string, string>; config: IpamConfig[] };

@@ -7,7 +7,8 @@ import fs from 'node:fs';
 import type { EndpointRecord, NetworkRecord } from '../core/types.ts';
 import type { FwNetwork } from '../firewall/model.ts';
 import { parseCidr } from '../ipam/ipam.ts';
-import { invalidParameter, systemError } from '../util/errors.ts';
+import { conflict, invalidParameter, systemError } from '../util/errors.ts';
+import type { NetworkDriver } from './driver.ts';
 import net from 'node:net';
 import type { Logger } from '../util/log.ts';
 
@@ -60,7 +61,10 @@ function writeProcSys(key: string, value: string): void {
 
 const REAP_AFTER_MS = 2000;
 
-export class BridgeDriver {
+export class BridgeDriver implements NetworkDriver {
+  readonly type = 'bridge';
+  readonly scope = 'local' as const;
+  readonly publishes = true;
   private readonly rtnl: Rtnl;
   private readonly log: Logger;
   private readonly indexes = new Map<string, number>();
@@ -188,7 +192,16 @@ export class BridgeDriver {
   }
 
   /** Idempotent: deleting the host end removes the pair; a missing device is fine. */
-  async leave(ep: EndpointRecord, opts: { sandboxGoing?: boolean } = {}): Promise<void> {
+  /** Docker's bridge options, and the device name (the option, or br-<id>) free among `others`. */
+  prepare(net: NetworkRecord, others: NetworkRecord[]): void {
+    validateBridgeOptions(net.options);
+    const bridge = net.options[OPT_BRIDGE_NAME] || `br-${net.id.slice(0, 12)}`;
+    if (bridge.length > 15) throw invalidParameter(`bridge name ${bridge} is longer than 15 characters`);
+    if (others.some((n) => n.bridge === bridge)) throw conflict(`bridge name ${bridge} is in use by another network`);
+    net.bridge = bridge;
+  }
+
+  async leave(_net: NetworkRecord | undefined, ep: EndpointRecord, opts: { sandboxGoing?: boolean } = {}): Promise<void> {
     if (!ep.hostVeth) return;
     if (opts.sandboxGoing) this.reapLater(ep.hostVeth);
     else await this.rtnl.deleteLink(ep.hostVeth);

@@ -1,0 +1,30 @@
+// What a network driver is to the controller (libnetwork's driverapi, reduced to what loom needs). The
+// controller (src/core/networks.ts) owns records, IPAM and the order of steps; a driver owns the kernel
+// side of its networks and endpoints, and nothing else: it never touches the store or calls back up.
+import type { EndpointRecord, NetworkRecord } from '../core/types.ts';
+import type { FwNetwork } from '../firewall/model.ts';
+
+export interface NetworkDriver {
+  /** the name `network create -d` takes ('bridge', 'macvlan', 'overlay', a plugin's name...) */
+  readonly type: string;
+  /** 'local': this host only; 'global': the network exists on every host of a cluster */
+  readonly scope: 'local' | 'swarm' | 'global';
+  /**
+   * Checks and completes a new network's driver options before anything exists (throws invalidParameter
+   * naming the bad value); may set driver-owned fields such as `bridge`. `others` are the existing networks.
+   */
+  prepare(net: NetworkRecord, others: NetworkRecord[]): void | Promise<void>;
+  /** Creates the kernel side of a network, or brings it back after a restart (idempotent). */
+  ensureNetwork(net: NetworkRecord): Promise<void>;
+  /** Removes the kernel side; absent is fine. */
+  deleteNetwork(net: NetworkRecord): Promise<void>;
+  /** Plugs an endpoint into a container namespace; on failure nothing of it is left in the kernel. */
+  join(net: NetworkRecord, ep: EndpointRecord, netnsPath: string, defaultRoute: boolean): Promise<void>;
+  /** Unplugs an endpoint (idempotent). sandboxGoing: the namespace is deleted next, with what is in it. */
+  leave(net: NetworkRecord | undefined, ep: EndpointRecord, opts: { sandboxGoing?: boolean }): Promise<void>;
+  /** The firewall's view of a network (bridge-like drivers), or null when loom's firewall has no part in it. */
+  firewallView(net: NetworkRecord): FwNetwork | null;
+  /** Whether `-p` publishing and --link apply to endpoints of this driver (Docker: bridge only). */
+  readonly publishes: boolean;
+  close(): void;
+}
