@@ -8,6 +8,15 @@ import { Events } from './core/events.ts';
 import { Images } from './core/images.ts';
 import { Networks } from './core/networks.ts';
 import { Containers } from './core/containers.ts';
+import { MacvlanDriver } from './drivers/macvlan.ts';
+import { IpvlanDriver } from './drivers/ipvlan.ts';
+import { RemoteDriver } from './drivers/remote.ts';
+import { RemoteIpam } from './plugins/ipam.ts';
+import { Plugins } from './plugins/registry.ts';
+import { DEFAULT_PLUGIN_DIRS } from './plugins/discovery.ts';
+import { OverlayDriver } from './drivers/overlay.ts';
+import { Cluster, parseClusterFlags } from './core/cluster.ts';
+import { EtcdClusterStore } from './store/etcd.ts';
 import { Nft } from './firewall/nft.ts';
 import { Firewall } from './firewall/firewall.ts';
 import { createApiServer } from './api/server.ts';
@@ -33,6 +42,12 @@ export interface DaemonOptions {
   resolvConf: string;
   hostsFile: string;
   cgroupParent?: string;
+  /** where legacy plugins are found (unix sockets NAME.sock, spec files NAME.spec / NAME.json) */
+  pluginDirs?: string[];
+  /** dockerd's --cluster-store (etcd://HOST:PORT), --cluster-advertise (IP[:port] or interface[:port]), --cluster-store-opt */
+  clusterStore?: string;
+  clusterAdvertise?: string;
+  clusterStoreOpts?: string[];
 }
 
 export class Daemon {
@@ -44,6 +59,8 @@ export class Daemon {
   readonly images: Images;
   readonly networks: Networks;
   readonly containers: Containers;
+  /** overlay networks' shared state, with --cluster-store */
+  readonly cluster?: Cluster;
   readonly id: string;
   private server?: http.Server;
 
@@ -62,12 +79,35 @@ export class Daemon {
     this.networks = new Networks(this.store, this.firewall, log, {
       bip: opts.bip, defaultBridgeName: opts.bridgeName, pools: opts.pools, icc: opts.icc, ipMasq: opts.ipMasq, daemonId: id,
     });
+    // underlay drivers: ports of a host interface inside the container namespaces
+    this.networks.register(new MacvlanDriver(log.child({ driver: 'macvlan' })));
+    this.networks.register(new IpvlanDriver(log.child({ driver: 'ipvlan' })));
+    // legacy plugins: remote network drivers (-d NAME) and remote IPAM (--ipam-driver NAME)
+    const plugins = new Plugins(opts.pluginDirs ?? DEFAULT_PLUGIN_DIRS, log.child({ component: 'plugins' }));
+    this.networks.pluginDriver = async (name) => RemoteDriver.load(name, (await plugins.get(name, 'NetworkDriver')).client, log.child({ driver: name }));
+    const ipams = new Map<string, RemoteIpam>();
+    this.networks.pluginIpam = async (name) => {
+      const client = (await plugins.get(name, 'IpamDriver')).client;
+      let ipam = ipams.get(name);
+      if (!ipam) ipams.set(name, (ipam = new RemoteIpam(name, client)));
+      return ipam;
+    };
     this.containers = new Containers(this.store, this.networks, this.images, this.events, this.firewall, log, {
       dataRoot: opts.dataRoot, execRoot: opts.execRoot, netnsDir: opts.netnsDir, netnsPrefix: opts.netnsPrefix,
       resolvConf: opts.resolvConf, hostsFile: opts.hostsFile, cgroupParent: opts.cgroupParent,
     });
     // One resolver for every container on a user-defined network; it answers from the controller's names.
     this.containers.dns = new EmbeddedDns(this.containers.dnsNames, log.child({ component: 'dns' }));
+    // overlay: the driver always (without a cluster store `-d overlay` gets Docker's refusal), the cluster with one
+    const cl = parseClusterFlags(opts.clusterStore, opts.clusterAdvertise, opts.clusterStoreOpts ?? []);
+    const overlay = new OverlayDriver(log.child({ driver: 'overlay' }), { sandboxDir: path.join(opts.execRoot, 'netns'), advertise: cl?.advertise });
+    this.networks.register(overlay);
+    if (cl) {
+      this.cluster = new Cluster(new EtcdClusterStore(opts.clusterStore!), { hostId: id, ...cl, log: log.child({ component: 'cluster' }) });
+      this.cluster.attach(this.networks, overlay, this.containers.dnsNames);
+      this.networks.cluster = this.cluster;
+      this.containers.dnsNames.onAdd = (e, netName) => this.cluster!.updateNames(e, netName);
+    }
   }
 
   static async start(opts: DaemonOptions): Promise<Daemon> {
@@ -78,11 +118,15 @@ export class Daemon {
     const nofile = raiseOpenFileLimit();
     const d = new Daemon(opts, log);
     const t0 = Date.now();
+    // the cluster's networks first: init() then brings their kernel side back with the rest
+    await d.cluster?.start();
     await d.networks.init();
     // The whole table first (networks only), so exits handled during restore find a consistent ruleset,
     // then again with the port and link elements of the containers that are still running.
     d.firewall.reconcile({ networks: d.networks.firewallState(), ports: [], links: [] });
     await d.containers.restore();
+    // this host's overlay endpoints, written again under this run's lease
+    await d.cluster?.reconcile(d.containers.list().flatMap((c) => Object.values(c.endpoints)));
     d.firewall.reconcile({ networks: d.networks.firewallState(), ...d.containers.firewallElements() });
     await d.listen();
     log.info({ socket: opts.socket, ms: Date.now() - t0, containers: d.containers.list().length, nofile }, 'loom daemon ready');
@@ -109,6 +153,7 @@ export class Daemon {
   async close(): Promise<void> {
     await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
     await this.containers.dns?.close();
+    await this.cluster?.close().catch(() => {});
     this.networks.close();
     this.store.close();
     try {

@@ -247,7 +247,7 @@ export function inspectNetwork(n: NetworkRecord, members: ContainerRecord[], ver
     Driver: n.driver,
     // no EnableIPv4: the keys are those of Docker's reference output (../shared/reference/peer-output)
     EnableIPv6: n.enableIPv6,
-    IPAM: { Driver: n.ipam.driver, Options: n.driver === 'bridge' ? sortedKeys(n.ipam.options) : null, Config: n.ipam.config.length || n.driver === 'bridge' ? n.ipam.config : null },
+    IPAM: { Driver: n.ipam.driver, Options: n.driver !== 'host' && n.driver !== 'null' ? sortedKeys(n.ipam.options) : null, Config: n.ipam.config.length || (n.driver !== 'host' && n.driver !== 'null') ? n.ipam.config : null },
     Internal: n.internal,
     Attachable: n.attachable,
     Ingress: false,

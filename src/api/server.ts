@@ -117,7 +117,7 @@ route('GET', '/info', (d) => {
     Images: d.images.list().length,
     Driver: 'overlay2',
     DriverStatus: [['Backing Filesystem', 'overlay']],
-    Plugins: { Volume: [], Network: ['bridge', 'host', 'null'], Authorization: null, Log: ['json-file'] },
+    Plugins: { Volume: [], Network: d.networks.driverNames(), Authorization: null, Log: ['json-file'] },
     MemoryLimit: false, SwapLimit: false, CpuCfsPeriod: false, CpuCfsQuota: false, CPUShares: false, CPUSet: false, PidsLimit: false,
     IPv4Forwarding: true, BridgeNfIptables: false, BridgeNfIp6tables: false, Debug: d.opts.logLevel === 'debug',
     NFd: 0, OomKillDisable: false, NGoroutines: 0, SystemTime: new Date().toISOString(), LoggingDriver: 'json-file',
@@ -128,6 +128,8 @@ route('GET', '/info', (d) => {
     HttpProxy: '', HttpsProxy: '', NoProxy: '', Name: os.hostname(), Labels: [], ExperimentalBuild: false,
     ServerVersion: LOOM_VERSION, Runtimes: { runc: { path: 'runc' } }, DefaultRuntime: 'runc',
     Swarm: { NodeID: '', NodeAddr: '', LocalNodeState: 'inactive', ControlAvailable: false, Error: '', RemoteManagers: null },
+    // dockerd's pre-swarm cluster fields (API < 1.40), there when the daemon runs with --cluster-store
+    ...(d.opts.clusterStore ? { ClusterStore: d.opts.clusterStore, ClusterAdvertise: d.opts.clusterAdvertise ?? '' } : {}),
     LiveRestoreEnabled: true, Isolation: '', InitBinary: '', ContainerdCommit: { ID: '' }, RuncCommit: { ID: '' }, InitCommit: { ID: '' },
     SecurityOptions: [], Warnings: null,
     DefaultAddressPools: d.opts.pools.map((p) => ({ Base: p.base, Size: p.size })),
@@ -499,7 +501,13 @@ route('POST', '/networks/prune', async (d, { query }) => {
     if (['bridge', 'host', 'none'].includes(n.name) || !keep(n)) continue;
     // as Docker: networks without endpoints go, even when stopped containers still name them
     if (d.containers.attachedTo(n.id).length) continue;
-    await d.networks.remove(n, []);
+    try {
+      await d.networks.remove(n, []);
+    } catch (e) {
+      // as Docker's prune: a network that may not go (an overlay with endpoints on other hosts) is skipped
+      if (e instanceof LoomError && e.status === 403) continue;
+      throw e;
+    }
     d.events.publish('network', 'destroy', n.id, { name: n.name, type: n.driver });
     deleted.push(n.name);
   }

@@ -2,12 +2,15 @@
 import { parseFlags, f } from './flags.ts';
 import { runDaemon } from '../daemon.ts';
 import { DOCKER_DEFAULT_POOLS, parsePoolFlag } from '../ipam/ipam.ts';
+import { DEFAULT_PLUGIN_DIRS } from '../plugins/discovery.ts';
 
 const specs = [
   f('--data-root', 'string'), f('--exec-root', 'string'), f('-H,--host', 'string'), f('--bip', 'string'),
   f('--icc', 'bool'), f('--ip-masq', 'bool'), f('--log-level', 'string'), f('-D,--debug', 'bool'),
   f('--default-address-pool', 'list'), f('--netns-dir', 'string'), f('--netns-prefix', 'string'),
   f('-b,--bridge-name', 'string'), f('--resolv-conf', 'string'), f('--hosts-file', 'string'), f('--cgroup-parent', 'string'),
+  f('--plugins-dir', 'list'),
+  f('--cluster-store', 'string'), f('--cluster-advertise', 'string'), f('--cluster-store-opt', 'list'),
 ];
 
 export async function daemonCommand(argv: string[], envHost: string): Promise<number> {
@@ -32,6 +35,11 @@ export async function daemonCommand(argv: string[], envHost: string): Promise<nu
     resolvConf: flags['resolv-conf'] ?? '/etc/resolv.conf',
     hostsFile: flags['hosts-file'] ?? '/etc/hosts',
     cgroupParent: flags['cgroup-parent'],
+    clusterStore: flags['cluster-store'],
+    clusterAdvertise: flags['cluster-advertise'],
+    clusterStoreOpts: flags['cluster-store-opt'],
+    // legacy plugins: sockets (NAME.sock) and spec files (NAME.spec|json), in Docker's places by default
+    pluginDirs: flags['plugins-dir'].length ? flags['plugins-dir'] : DEFAULT_PLUGIN_DIRS,
   });
   return new Promise<number>(() => {}); // runs until a signal
 }

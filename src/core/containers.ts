@@ -407,6 +407,9 @@ export class Containers {
             const ep = await this.attachEndpoint(c, netName, `eth${idx++}`, first, undo);
             if (ep.gateway4 && !this.nets.get(ep.networkId).internal) first = false;
           }
+          // overlay endpoints have no way out: Docker's docker_gwbridge endpoint (eth1) gives one
+          const gw = await this.nets.gatewayFor(Object.values(c.endpoints));
+          if (gw) await this.attachEndpoint(c, gw, `eth${idx++}`, true, undo);
         }
         linkEnvs = await this.publishAndLink(c, undo);
         this.writeEtcFiles(c, mode);
@@ -485,9 +488,15 @@ export class Containers {
     return out;
   }
 
+  /** Where ports and links go: the first endpoint with an address, or the gateway network's (overlay containers publish there, as in Docker). */
+  private primaryOf(c: ContainerRecord): EndpointRecord | undefined {
+    const eps = Object.values(c.endpoints).filter((e) => e.ipv4);
+    return eps.find((e) => { const n = this.nets.find(e.networkId); return !!n && this.nets.isGatewayNetwork(n); }) ?? eps[0];
+  }
+
   /** Holds the published host ports, adds port and link elements to the firewall (one transaction). */
   private async publishAndLink(c: ContainerRecord, undo: (() => Promise<void> | void)[]): Promise<string[]> {
-    const primary = Object.values(c.endpoints).find((e) => e.ipv4);
+    const primary = this.primaryOf(c);
     const links = this.resolveLinks(c);
     if (!primary) return [];
     const net = this.nets.get(primary.networkId);
@@ -573,7 +582,7 @@ export class Containers {
   /** A running container's link exceptions (icc=false) follow its linked containers' current addresses. */
   private refreshLinkRules(p: ContainerRecord): void {
     const rt = this.published.get(p.id);
-    const primary = Object.values(p.endpoints).find((e) => e.ipv4);
+    const primary = this.primaryOf(p);
     const net = primary && this.nets.find(primary.networkId);
     if (!rt || !primary || !net || !this.nets.publishes(net)) return;
     const next = this.resolveLinks(p, true).flatMap((l) => linkRules(net.bridge!, primary.ipv4!, l.linked, l.ip));
@@ -584,7 +593,8 @@ export class Containers {
   /** Allocates, records and plugs one endpoint; pushes its undo. */
   private async attachEndpoint(c: ContainerRecord, netName: string, ifname: string, defaultRoute: boolean, undo: (() => Promise<void> | void)[]): Promise<EndpointRecord> {
     const net = this.nets.get(netName);
-    const req = c.networkRequests[netName]!;
+    // no request: the gateway network's endpoint, which the controller adds by itself
+    const req = c.networkRequests[netName] ?? { aliases: [] };
     const ep = this.store.tx(() => {
       const ep = this.nets.allocateEndpoint(this.nets.get(net.id), c.id, ifname, req);
       c.endpoints[net.name] = ep;
@@ -611,7 +621,7 @@ export class Containers {
   /** User-defined networks get DNS: names, aliases and the short id resolve on that network. */
   private registerNames(c: ContainerRecord, ep: EndpointRecord): void {
     const net = this.nets.find(ep.networkId);
-    if (!net || net.isDefault) return;
+    if (!net || net.isDefault || this.nets.isGatewayNetwork(net)) return;
     const req = c.networkRequests[ep.networkName];
     // a --link alias is a name for the linked container, seen by this one only
     this.dnsNames.setLinks(c.id, parseLinks(c.hostConfig.Links).map((l) => ({ alias: l.alias, name: l.name })));
@@ -1211,7 +1221,7 @@ export class Containers {
 
   /** After a restart: hold the published ports of an adopted container again and rebuild its firewall elements. */
   private rehold(c: ContainerRecord): void {
-    const primary = Object.values(c.endpoints).find((e) => e.ipv4);
+    const primary = this.primaryOf(c);
     if (!primary) return;
     const net = this.nets.find(primary.networkId);
     if (!net || !this.nets.publishes(net)) return;

@@ -28,6 +28,9 @@ export class DnsNames {
   /** ip → entries, for PTR */
   private readonly byIp = new Map<string, Set<NameEntry>>();
 
+  /** told of every name registration (the cluster publishes those of overlay endpoints to other hosts) */
+  onAdd?: (e: NameEntry, netName: string) => void;
+
   add(e: NameEntry, netName: string): void {
     this.remove(e.containerId, e.networkId);
     this.netNames.set(e.networkId, netName.toLowerCase());
@@ -48,6 +51,7 @@ export class DnsNames {
     let a = this.attached.get(e.containerId);
     if (!a) this.attached.set(e.containerId, (a = new Set()));
     a.add(e.networkId);
+    this.onAdd?.(e, netName);
   }
 
   remove(containerId: string, networkId: string): void {

@@ -13,6 +13,8 @@ import { conflict, invalidParameter, LoomError, notFound, systemError } from '..
 import { newId, nowIso, VALID_NAME, vethName } from './names.ts';
 import type { Logger } from '../util/log.ts';
 import type { Firewall } from '../firewall/firewall.ts';
+import type { RemoteIpam } from '../plugins/ipam.ts';
+import { noClusterStoreError, type Cluster } from './cluster.ts';
 
 export interface NetworkCreateSpec {
   Name: string;
@@ -37,6 +39,8 @@ export interface NetworkOptions {
 }
 
 const PREDEFINED = ['bridge', 'host', 'none'];
+/** the local network of overlay containers' way out (Docker's name; its device is loom_gwbridge) */
+export const GATEWAY_NETWORK = 'docker_gwbridge';
 /** Names `network create` refuses (Docker's runconfig.IsPreDefinedNetwork): the predefined ones and `default`. */
 const RESERVED = [...PREDEFINED, 'default'];
 
@@ -62,6 +66,39 @@ export class Networks {
 
   register(d: NetworkDriver): void {
     this.drivers.set(d.type, d);
+  }
+
+  /** The cluster store's side of overlay networks, when the daemon runs with --cluster-store (src/core/cluster.ts). */
+  cluster?: Cluster;
+
+  /** Network drivers for `info`'s Plugins.Network: the registered ones (plugins once used) and host, null. */
+  driverNames(): string[] {
+    return [...new Set([...this.drivers.keys(), 'host', 'null'])].sort();
+  }
+
+  /** Remote network drivers and IPAM by plugin name (set by the daemon); they throw `plugin "x" not found`. */
+  pluginDriver?: (name: string) => Promise<NetworkDriver>;
+  pluginIpam?: (name: string) => Promise<RemoteIpam>;
+
+  /** A registered driver, else a plugin of that name (registered once found). */
+  private async driverNamed(name: string): Promise<NetworkDriver> {
+    const known = this.drivers.get(name);
+    if (known) return known;
+    if (!this.pluginDriver) throw notFound(`plugin "${name}" not found`);
+    const d = await this.pluginDriver(name);
+    this.register(d);
+    return d;
+  }
+
+  /** driverOf, loading a plugin driver that was not there when the daemon started. */
+  private async loadedDriverOf(net: NetworkRecord): Promise<NetworkDriver | null> {
+    if (net.driver === 'host' || net.driver === 'null' || this.drivers.has(net.driver) || !this.pluginDriver) return this.driverOf(net);
+    return this.driverNamed(net.driver);
+  }
+
+  private ipamOf(net: NetworkRecord): Promise<RemoteIpam> {
+    if (!this.pluginIpam) throw notFound(`plugin "${net.ipam.driver}" not found`);
+    return this.pluginIpam(net.ipam.driver);
   }
 
   /** The driver of a network with endpoints (bridge, macvlan, ...); null for host and none. */
@@ -162,7 +199,14 @@ export class Networks {
       def.options = { ...def.options, 'com.docker.network.bridge.enable_icc': String(this.opts.icc), 'com.docker.network.bridge.enable_ip_masquerade': String(this.opts.ipMasq) };
       this.put(def);
     }
+    const absent = new Set<string>(); // plugins that did not answer: asked once per start, not per network
     for (const n of this.list()) {
+      if (n.driver !== 'host' && n.driver !== 'null' && !this.drivers.has(n.driver) && this.pluginDriver && !absent.has(n.driver)) {
+        await this.driverNamed(n.driver).catch((e) => {
+          absent.add(n.driver);
+          this.log.warn({ network: n.name, err: String((e as Error).message) }, 'network plugin not available');
+        });
+      }
       const d = n.driver === 'host' || n.driver === 'null' ? null : this.drivers.get(n.driver);
       if (d) await d.ensureNetwork(n);
       else if (n.driver !== 'host' && n.driver !== 'null') this.log.warn({ network: n.name, driver: n.driver }, 'no driver for this network: it has no kernel side until the driver is back');
@@ -216,13 +260,16 @@ export class Networks {
     if (RESERVED.includes(name)) throw new LoomError(403, `operation is not permitted on predefined ${name} network `);
     if (this.list().some((n) => n.name === name)) throw conflict(`network with name ${name} already exists`);
     const driver = spec.Driver || 'bridge';
-    const drv = this.drivers.get(driver);
-    if (!drv) throw notFound(`plugin "${driver}" not found`);
+    const drv = await this.driverNamed(driver);
+    if (driver === 'overlay') return this.createGlobal(spec, drv);
     const ipamDriver = spec.IPAM?.Driver || 'default';
-    if (ipamDriver !== 'default') throw notFound(`plugin "${ipamDriver}" not found`);
+    const remoteIpam = ipamDriver === 'default' ? null : this.pluginIpam ? await this.pluginIpam(ipamDriver) : null;
+    if (ipamDriver !== 'default' && !remoteIpam) throw notFound(`plugin "${ipamDriver}" not found`);
 
     await this.refreshHostRoutes();
-    const { config: configs, auto } = this.validateIpam(spec.IPAM?.Config ?? [], !!spec.EnableIPv6);
+    const { config: configs, auto, pools } = remoteIpam
+      ? await remoteIpam.allocateNetwork(spec.IPAM?.Config ?? [], !!spec.EnableIPv6, spec.IPAM?.Options ?? {}, drv.scope)
+      : { ...this.validateIpam(spec.IPAM?.Config ?? [], !!spec.EnableIPv6), pools: undefined };
     const id = newId();
     const options = { ...(spec.Options ?? {}) };
     const net: NetworkRecord = {
@@ -230,7 +277,19 @@ export class Networks {
       ipam: { driver: ipamDriver, options: spec.IPAM?.Options ?? {}, config: configs },
       internal: !!spec.Internal, attachable: !!spec.Attachable, options, labels: spec.Labels ?? {},
       ...(auto.length ? { autoSubnets: auto } : {}),
+      ...(pools ? { ipamPools: pools } : {}),
     };
+    try {
+      await this.createKernelSide(drv, net);
+    } catch (e) {
+      // a remote IPAM's pools go back to the plugin
+      if (remoteIpam && pools) await remoteIpam.releaseNetwork(pools).catch((r) => this.log.warn({ network: name, err: String(r) }, 'releasing IPAM pools failed'));
+      throw e;
+    }
+    return net;
+  }
+
+  private async createKernelSide(drv: NetworkDriver, net: NetworkRecord): Promise<void> {
     await drv.prepare(net, this.records());
     await drv.ensureNetwork(net);
     const fwView = drv.firewallView(net);
@@ -247,7 +306,6 @@ export class Networks {
       await drv.deleteNetwork(net).catch(() => {});
       throw e;
     }
-    return net;
   }
 
   private usedSubnets(): Cidr[] {
@@ -359,12 +417,105 @@ export class Networks {
       const eps = [...attached].sort((a, b) => a.name.localeCompare(b.name)).map((a) => `name:"${a.name}" id:"${a.endpointId.slice(0, 12)}"`);
       throw new LoomError(403, `error while removing network: network ${net.name} has active endpoints (${eps.join(', ')})`);
     }
-    const drv = this.driverOf(net);
+    // other hosts' endpoints count too (refused there, before anything here changes)
+    if (net.driver === 'overlay' && this.cluster) await this.cluster.removeNetwork(net);
+    const drv = await this.loadedDriverOf(net);
     const fwView = drv?.firewallView(net);
     if (fwView) this.fw.apply({ removeNetworks: [fwView] });
     await drv?.deleteNetwork(net);
+    if (net.ipamPools?.length) await (await this.ipamOf(net)).releaseNetwork(net.ipamPools).catch((e) => this.log.warn({ network: net.name, err: String(e) }, 'releasing IPAM pools failed'));
     this.cached = null;
     this.store.delete('networks', net.id);
+  }
+
+  // ---------------------------------------------------------------- global networks (overlay)
+
+  /**
+   * An overlay network: its record, subnet and VNI are written to the cluster store (one transaction,
+   * checked against every host's networks), then this host's copy is kept like a local network's.
+   */
+  private async createGlobal(spec: NetworkCreateSpec, drv: NetworkDriver): Promise<NetworkRecord> {
+    const given = spec.IPAM?.Config ?? [];
+    if (!this.cluster) throw noClusterStoreError(given[0]);
+    if ((spec.IPAM?.Driver || 'default') !== 'default') throw invalidParameter(`overlay networks take the default IPAM driver, not ${spec.IPAM!.Driver}`);
+    await this.refreshHostRoutes();
+    const net: NetworkRecord = {
+      id: newId(), name: spec.Name, driver: drv.type, scope: 'global', created: nowIso(), enableIPv6: !!spec.EnableIPv6,
+      ipam: { driver: 'default', options: spec.IPAM?.Options ?? {}, config: given.length ? this.validateIpam(given, !!spec.EnableIPv6).config : [] },
+      internal: !!spec.Internal, attachable: !!spec.Attachable, options: { ...(spec.Options ?? {}) }, labels: spec.Labels ?? {},
+    };
+    // an automatic subnet (10.0.0.0/8 in /24s, as Docker's GlobalDefault) avoids this host's networks and routes too
+    await this.cluster.createNetwork(net, [...this.usedSubnets(), ...this.hostRoutesCache]);
+    try {
+      await this.createKernelSide(drv, net);
+    } catch (e) {
+      await this.cluster.removeNetwork(net).catch(() => {});
+      throw e;
+    }
+    return net;
+  }
+
+  /** A global network created or changed on any host: this host's copy (its round-robin position stays). */
+  async adoptGlobal(net: NetworkRecord): Promise<void> {
+    const all = this.records();
+    if (all.some((n) => n.name === net.name && n.id !== net.id)) {
+      this.log.warn({ network: net.name, id: net.id }, 'a global network has the name of a network of this host: not shown here');
+      return;
+    }
+    const cur = all.find((n) => n.id === net.id);
+    this.put({ ...net, ...(cur?.lastAllocated ? { lastAllocated: cur.lastAllocated } : {}) });
+    if (!cur) await this.drivers.get(net.driver)?.ensureNetwork(net);
+  }
+
+  /** A global network removed from the cluster: this host's copy and kernel side go. */
+  async dropGlobal(id: string): Promise<void> {
+    const net = this.records().find((n) => n.id === id);
+    if (!net || net.scope !== 'global') return;
+    await this.drivers.get(net.driver)?.deleteNetwork(net).catch((e) => this.log.warn({ network: net.name, err: String(e) }, 'removing a global network\'s kernel side failed'));
+    this.cached = null;
+    this.store.delete('networks', id);
+  }
+
+  /**
+   * The address picked here must be claimed in the cluster store: another host may have taken it since
+   * this host last heard. Then the next free one is picked (the endpoint's record changes with it).
+   */
+  private async claimGlobal(net: NetworkRecord, ep: EndpointRecord): Promise<void> {
+    for (let i = 0; i < 64; i++) {
+      if (await this.cluster!.claim(net, ep)) return;
+      if (ep.requestedIpv4) throw new LoomError(403, 'Address already in use');
+      const derivedMac = ep.mac === macFromIpv4(ep.ipv4!);
+      const again = this.store.tx(() => {
+        this.store.releaseOwner(ep.id);
+        return this.allocateEndpoint(this.get(net.id), ep.id, ep.ifname, { aliases: ep.aliases }, ep.id);
+      });
+      Object.assign(ep, { ipv4: again.ipv4, prefix4: again.prefix4, gateway4: again.gateway4, ...(derivedMac ? { mac: again.mac } : {}) });
+    }
+    throw systemError(`network ${net.name}: no address could be claimed in the cluster store`);
+  }
+
+  /**
+   * Docker's docker_gwbridge: a container whose networks give it no way out (overlay endpoints carry no
+   * default route) gets one more endpoint, on this local bridge network (device loom_gwbridge, masquerade,
+   * no inter-container traffic), created on first use. Returns its name, or null when not needed.
+   */
+  async gatewayFor(eps: EndpointRecord[]): Promise<string | null> {
+    const nets = eps.map((e) => this.find(e.networkId)).filter((n): n is NetworkRecord => !!n);
+    if (!nets.some((n) => n.driver === 'overlay' && !n.internal)) return null;
+    if (nets.some((n) => n.driver !== 'overlay' && !n.internal && n.ipam.config.some((c) => c.Gateway) && n.name !== GATEWAY_NETWORK)) return null;
+    if (!this.find(GATEWAY_NETWORK)) {
+      await this.create({
+        Name: GATEWAY_NETWORK, Driver: 'bridge',
+        Options: { [OPT_BRIDGE_NAME]: 'loom_gwbridge', 'com.docker.network.bridge.enable_icc': 'false', 'com.docker.network.bridge.enable_ip_masquerade': 'true' },
+      }).catch((e) => {
+        if (!this.find(GATEWAY_NETWORK)) throw e; // else: another container's start made it meanwhile
+      });
+    }
+    return GATEWAY_NETWORK;
+  }
+
+  isGatewayNetwork(net: NetworkRecord): boolean {
+    return net.name === GATEWAY_NETWORK;
   }
 
   // ---------------------------------------------------------------- endpoints
@@ -401,17 +552,18 @@ export class Networks {
    * Reserves addresses for a new endpoint and returns its record (phase 'creating'), inside the caller's
    * store transaction. Nothing in the kernel yet.
    */
-  allocateEndpoint(net: NetworkRecord, owner: string, ifname: string, req: { ipv4?: string; ipv6?: string; mac?: string; aliases?: string[] }): EndpointRecord {
+  allocateEndpoint(net: NetworkRecord, owner: string, ifname: string, req: { ipv4?: string; ipv6?: string; mac?: string; aliases?: string[] }, epId = newId()): EndpointRecord {
     this.validateEndpoint(net, req);
-    const epId = newId();
     const ep: EndpointRecord = { id: epId, networkId: net.id, networkName: net.name, ifname, hostVeth: vethName(), mac: '', aliases: req.aliases ?? [], phase: 'creating' };
     // Looked up one address at a time (the primary key) rather than reading every reservation of the
     // network: allocation goes round-robin, so the next address is nearly always free.
-    const inStore = (a: string) => this.store.isReserved(net.id, a);
+    // on an overlay network, also the addresses other hosts hold (as far as this host has heard: join claims)
+    const inStore = (a: string) => this.store.isReserved(net.id, a) || (net.scope === 'global' && !!this.cluster?.isTaken(net.id, a));
     const last = { ...(net.lastAllocated ?? {}) };
     // One address per family, as Docker's IPAM gives: the wanted one from the subnet holding it, else the
     // next free one from the first subnet of that family that has one left.
-    for (const family of [4, 6] as const) {
+    // a remote IPAM plugin gives the addresses at join (its calls are not part of this transaction)
+    for (const family of net.ipamPools?.length ? [] : [4, 6] as const) {
       const want = family === 4 ? req.ipv4 : req.ipv6;
       const configs = net.ipam.config.filter((c) => (c.Subnet.includes(':') ? 6 : 4) === family);
       if (!configs.length) continue;
@@ -448,7 +600,7 @@ export class Networks {
         ep.ipv6 = got.addr; ep.prefix6 = got.sub.prefix; ep.gateway6 = got.c.Gateway;
       }
     }
-    ep.mac = req.mac ?? (ep.ipv4 ? macFromIpv4(ep.ipv4) : randomMac());
+    ep.mac = req.mac ?? (ep.ipv4 ? macFromIpv4(ep.ipv4) : net.ipamPools?.length ? '' : randomMac());
     ep.requestedIpv4 = req.ipv4;
     ep.requestedIpv6 = req.ipv6;
     if (Object.keys(last).length) this.put({ ...net, lastAllocated: last });
@@ -457,21 +609,34 @@ export class Networks {
 
   releaseEndpoint(ep: EndpointRecord): void {
     this.store.releaseOwner(ep.id);
+    this.cluster?.release(ep);
   }
 
   async join(ep: EndpointRecord, netnsPath: string, defaultRoute: boolean): Promise<void> {
     const net = this.get(ep.networkId);
-    const drv = this.driverOf(net);
+    const drv = await this.loadedDriverOf(net);
     if (!drv) throw systemError(`network ${net.name} (driver ${net.driver}) takes no endpoints`);
-    await drv.join(net, ep, netnsPath, defaultRoute);
+    const remote = net.ipamPools?.length && !ep.ipv4 && !ep.ipv6 ? await this.ipamOf(net) : null;
+    if (remote) {
+      await remote.allocateEndpoint(net, ep);
+      if (!ep.mac) ep.mac = ep.ipv4 ? macFromIpv4(ep.ipv4) : randomMac();
+    }
+    if (net.driver === 'overlay' && this.cluster) await this.claimGlobal(net, ep);
+    try {
+      await drv.join(net, ep, netnsPath, defaultRoute);
+    } catch (e) {
+      if (remote) await remote.releaseEndpoint(net, ep).catch(() => {});
+      throw e;
+    }
   }
 
   /** sandboxGoing: the container namespace is deleted next (see BridgeDriver.leave). */
   async leave(ep: EndpointRecord, opts: { sandboxGoing?: boolean } = {}): Promise<void> {
     const net = this.find(ep.networkId);
     // a network whose record is gone: its endpoint was a bridge's (the only driver before the registry)
-    const drv = net ? this.driverOf(net) : this.driver;
+    const drv = net ? await this.loadedDriverOf(net) : this.driver;
     await drv?.leave(net, ep, opts);
+    if (net?.ipamPools?.length && (ep.ipv4 || ep.ipv6)) await (await this.ipamOf(net)).releaseEndpoint(net, ep);
   }
 
   /** After a restart: veths on our bridges that no endpoint owns go. */

@@ -27,6 +27,10 @@ export interface NetworkRecord {
   lastAllocated?: Record<string, string>;
   /** subnets taken from the default pools (no --ip/--ip6 there: Docker allows them only in configured subnets) */
   autoSubnets?: string[];
+  /** facts a driver keeps about its network (macvlan: whether it created the parent link) */
+  driverData?: Record<string, string>;
+  /** pools a remote IPAM plugin handed out, one per entry of ipam.config (same order); the addresses it gave for the gateway and aux addresses */
+  ipamPools?: { poolId: string; subnet: string; reserved?: string[] }[];
 }
 
 export interface EndpointRecord {
@@ -48,6 +52,8 @@ export interface EndpointRecord {
   requestedIpv6?: string;
   /** 'creating' until every kernel step is done: a record left 'creating' by a crash is rolled back at startup */
   phase: 'creating' | 'ready';
+  /** facts a driver keeps about its endpoint (the namespace it was plugged into, a plugin's link name...) */
+  driverData?: Record<string, string>;
 }
 
 export interface ContainerState {

@@ -22,6 +22,8 @@ import os from 'node:os';
 import { errnoError, openNetnsFd, withNetns } from './netns.ts';
 import type { ErrnoError } from './netns.ts';
 
+/** The daemon's own network namespace, for moveLink (see there). */
+export const OWN_NETNS = '/proc/thread-self/ns/net';
 export interface LinkInfo { index: number; name: string; kind?: string; mac?: string; mtu: number; up: boolean; master?: number }
 export interface RouteInfo { dst: string /* 'default' or CIDR */; gateway?: string; index?: number; table: number; family: 4 | 6 }
 
@@ -42,6 +44,7 @@ const IFF_UP = 0x1;
 const IFLA_ADDRESS = 1, IFLA_IFNAME = 3, IFLA_MTU = 4, IFLA_MASTER = 10, IFLA_LINKINFO = 18, IFLA_NET_NS_FD = 28, IFLA_EXT_MASK = 29;
 const IFLA_AF_SPEC = 26, IFLA_INET6_ADDR_GEN_MODE = 8, IN6_ADDR_GEN_MODE_NONE = 1;
 const IFLA_INFO_KIND = 1, IFLA_INFO_DATA = 2;
+const IFLA_LINK = 5;
 const VETH_INFO_PEER = 1;
 const RTEXT_FILTER_SKIP_STATS = 1 << 3; // link dumps without the (large) counters
 const IFA_ADDRESS = 1, IFA_LOCAL = 2, IFA_BROADCAST = 4, IFA_FLAGS = 8;
@@ -198,6 +201,22 @@ function fmtIp(b: Buffer): string {
   return ipaddr.fromByteArray(Array.from(b)).toString();
 }
 const famOf = (f: 4 | 6) => (f === 4 ? AF_INET : AF_INET6);
+
+/** One IFLA_INFO_DATA attribute of a link kind. */
+export interface LinkData { type: number; value: Uint8Array }
+const u16 = (type: number, v: number): LinkData => ({ type, value: Uint8Array.from([v & 0xff, (v >> 8) & 0xff]) });
+const u32a = (type: number, v: number): LinkData => ({ type, value: Uint8Array.from([v & 0xff, (v >> 8) & 0xff, (v >> 16) & 0xff, (v >>> 24) & 0xff]) });
+/** linux/if_link.h MACVLAN_MODE_*: the four port types of a macvlan link */
+export const MACVLAN_MODES = { private: 1, vepa: 2, bridge: 4, passthru: 8 } as const;
+/** IFLA_MACVLAN_MODE */
+export const macvlanData = (mode: keyof typeof MACVLAN_MODES): LinkData[] => [u32a(1, MACVLAN_MODES[mode])];
+/** linux/if_link.h IPVLAN_MODE_* and IPVLAN_F_* (bridge is no flag: 0) */
+export const IPVLAN_MODES = { l2: 0, l3: 1, l3s: 2 } as const;
+export const IPVLAN_FLAGS = { bridge: 0, private: 1, vepa: 2 } as const;
+/** IFLA_IPVLAN_MODE, IFLA_IPVLAN_FLAGS */
+export const ipvlanData = (mode: keyof typeof IPVLAN_MODES, flag: keyof typeof IPVLAN_FLAGS): LinkData[] => [u16(1, IPVLAN_MODES[mode]), u16(2, IPVLAN_FLAGS[flag])];
+/** IFLA_VLAN_ID */
+export const vlanData = (id: number): LinkData[] => [u16(1, id)];
 
 // --- decoding ---
 
@@ -613,6 +632,68 @@ export class Rtnl {
     return parseLink((await got)[0]).index;
   }
 
+  /**
+   * A link of `kind` (macvlan, ipvlan, vlan, dummy...) on the lower device `link` (an index in this
+   * socket's namespace). With `netnsPath` it is created directly inside that namespace (IFLA_NET_NS_FD:
+   * the kernel looks the lower device up here and registers the new one there), so nothing is moved.
+   * `data` are the kind's IFLA_INFO_DATA attributes (see macvlanData, ipvlanData, vlanData). Returns
+   * the new index when the link stays in this namespace, 0 otherwise.
+   */
+  async createLink(opts: { name: string; kind: string; link?: number; netnsPath?: string; mac?: string; mtu?: number; up?: boolean; data?: LinkData[] }): Promise<number> {
+    const what = this.w(`create ${opts.kind} ${opts.name}${opts.netnsPath ? ` in ${opts.netnsPath}` : ''}`);
+    const m = linkMsg(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL | NLM_F_ACK, 0, opts.up ? IFF_UP : 0, opts.up ? IFF_UP : 0);
+    m.str(IFLA_IFNAME, opts.name);
+    if (opts.link) m.u32(IFLA_LINK, opts.link);
+    if (opts.mtu) m.u32(IFLA_MTU, opts.mtu);
+    if (opts.mac) m.attr(IFLA_ADDRESS, macBytes(opts.mac));
+    const li = m.begin(IFLA_LINKINFO);
+    m.str(IFLA_INFO_KIND, opts.kind);
+    if (opts.data?.length) {
+      const d = m.begin(IFLA_INFO_DATA);
+      for (const a of opts.data) m.attr(a.type, a.value);
+      m.end(d);
+    }
+    m.end(li);
+    if (!opts.netnsPath) return this.createAndIndex(m, opts.name, what);
+    let fd: number;
+    try {
+      fd = openNetnsFd(opts.netnsPath);
+    } catch (e) {
+      throw errnoError(`${what}: namespace ${opts.netnsPath}`, (e as ErrnoError).errno);
+    }
+    try {
+      m.u32(IFLA_NET_NS_FD, fd);
+      // the fd is read when the kernel processes the request: open until the answer
+      await this.c.one({ msg: m, kind: KIND_ACK, what });
+    } finally {
+      fs.closeSync(fd);
+    }
+    return 0;
+  }
+
+  /**
+   * Moves a link of this namespace into the one at `netnsPath`, renamed to `newName` there, in one
+   * request: the kernel changes the namespace, then the name. The link arrives down. Costs ~18 ms here;
+   * loom moves a link only when a remote plugin hands one over. The daemon's own namespace is
+   * OWN_NETNS: opened here on the main thread, which is never inside another namespace outside a
+   * synchronous withNetns() (a pid would be resolved later, on the pool thread that sends).
+   */
+  async moveLink(nameOrIndex: string | number, netnsPath: string, newName?: string): Promise<void> {
+    const what = this.w(`move link ${nameOrIndex} to ${netnsPath}${newName ? ` as ${newName}` : ''}`);
+    // addressed by index: IFLA_IFNAME is then the new name
+    const index = typeof nameOrIndex === 'number' ? nameOrIndex : (await this.getLink(nameOrIndex))?.index;
+    if (!index) throw errnoError(what, ENODEV);
+    const m = linkMsg(RTM_SETLINK, NLM_F_ACK, index);
+    if (newName) m.str(IFLA_IFNAME, newName);
+    const fd = openNetnsFd(netnsPath);
+    try {
+      m.u32(IFLA_NET_NS_FD, fd);
+      await this.c.one({ msg: m, kind: KIND_ACK, what, offload: true });
+    } finally {
+      fs.closeSync(fd);
+    }
+  }
+
   async createBridge(name: string, opts: { mtu?: number; mac?: string; up?: boolean } = {}): Promise<number> {
     const m = linkMsg(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL | NLM_F_ACK, 0, opts.up ? IFF_UP : 0, opts.up ? IFF_UP : 0);
     m.str(IFLA_IFNAME, name);
@@ -774,6 +855,58 @@ export class Rtnl {
     }
     return out;
   }
+
+  // --- neighbours: ARP entries and a vxlan device's forwarding database (overlay peers) ---
+
+  /**
+   * `ip neigh replace IP lladdr MAC dev X nud permanent` (family 4), or with `vtep`
+   * `bridge fdb replace MAC dev X dst VTEP self permanent` (a vxlan device's own forwarding entry: frames
+   * for MAC go to that remote tunnel endpoint). Idempotent.
+   */
+  async addNeighbor(n: { index: number; mac: string; ip?: string; vtep?: string }): Promise<void> {
+    const { msg, what } = neighMsg(RTM_NEWNEIGH, NLM_F_CREATE | NLM_F_REPLACE | NLM_F_ACK, n);
+    await this.c.one({ msg, kind: KIND_ACK, what: this.w(`add ${what}`) });
+  }
+
+  /** Removes what addNeighbor added; absent is fine. */
+  async delNeighbor(n: { index: number; mac: string; ip?: string; vtep?: string }): Promise<void> {
+    const { msg, what } = neighMsg(RTM_DELNEIGH, NLM_F_ACK, n);
+    await this.c.one({ msg, kind: KIND_ACK, what: this.w(`delete ${what}`) }).catch(ignoring(os.constants.errno.ENOENT, ENODEV));
+  }
+}
+
+const RTM_NEWNEIGH = 28, RTM_DELNEIGH = 29;
+const NDA_DST = 1, NDA_LLADDR = 2, NUD_PERMANENT = 0x80, NTF_SELF = 0x02;
+
+/** An ndmsg: an IPv4 neighbour (ip) or, with vtep, a bridge-family FDB entry of the device itself (NTF_SELF). */
+function neighMsg(type: number, flags: number, n: { index: number; mac: string; ip?: string; vtep?: string }): { msg: Msg; what: string } {
+  const fdb = n.vtep !== undefined;
+  const m = new Msg(type, flags, 12);
+  const b = m.body;
+  m.buf.writeUInt8(fdb ? AF_BRIDGE : AF_INET, b);
+  m.buf.writeInt32LE(n.index, b + 4);
+  m.buf.writeUInt16LE(NUD_PERMANENT, b + 8);
+  m.buf.writeUInt8(fdb ? NTF_SELF : 0, b + 10);
+  m.attr(NDA_LLADDR, macBytes(n.mac));
+  const dst = parseIp(fdb ? n.vtep! : n.ip ?? '');
+  if (dst.family !== 4) throw errnoError(`neighbour ${n.mac}: ${fdb ? n.vtep : n.ip} is not IPv4`, EINVAL);
+  m.attr(NDA_DST, dst.bytes);
+  return { msg: m, what: fdb ? `fdb entry ${n.mac} dst ${n.vtep} on link ${n.index}` : `neighbour ${n.ip} lladdr ${n.mac} on link ${n.index}` };
+}
+
+/**
+ * IFLA_INFO_DATA of a vxlan link (for Rtnl.createLink): VNI, local tunnel address, UDP port, and the
+ * two switches overlay networks set: no learning of remote MACs from traffic (the control plane
+ * programs them) and proxy ARP answered from the neighbour table.
+ */
+export function vxlanData(o: { vni: number; local?: string; port?: number; learning?: boolean; proxy?: boolean }): LinkData[] {
+  const out: LinkData[] = [u32a(1, o.vni)]; // IFLA_VXLAN_ID
+  if (o.local) out.push({ type: 4, value: parseIp(o.local).bytes }); // IFLA_VXLAN_LOCAL
+  out.push({ type: 7, value: Uint8Array.of(o.learning ? 1 : 0) }); // IFLA_VXLAN_LEARNING
+  if (o.proxy) out.push({ type: 11, value: Uint8Array.of(1) }); // IFLA_VXLAN_PROXY
+  const port = o.port ?? 4789;
+  out.push({ type: 15, value: Uint8Array.of((port >> 8) & 0xff, port & 0xff) }); // IFLA_VXLAN_PORT, network byte order
+  return out;
 }
 
 /**
