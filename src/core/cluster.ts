@@ -203,6 +203,8 @@ export class Cluster {
       this.pendingReconcile = null;
       await this.reconcile(live);
     }
+    // joining again after the store was away: this host's endpoints may have gone with an expired lease
+    for (const c of this.mine.values()) await this.republish(c).catch((e) => this.log.warn({ ep: c.ep, err: messageOf(e) }, 'cannot publish endpoint'));
   }
 
   private async putHost(): Promise<void> {

@@ -724,6 +724,12 @@ export class Containers {
       void this.locked(c.id, async () => {
         const cur = this.reload(c.id);
         if (!cur || cur.state.Running || !cur.state.Restarting) return;
+        if (cur.stoppedByUser) {
+          // a stop came between the timer and this turn of the lock: it wins
+          cur.state = { ...cur.state, Status: 'exited', Restarting: false };
+          this.save(cur);
+          return;
+        }
         // still "restarting" (listed by ps) until the start has succeeded or failed
         try {
           await this.startLocked(cur);
@@ -834,6 +840,12 @@ export class Containers {
       c.stoppedByUser = true;
       this.save(c);
       if (this.cancelRestart(c)) return;
+      if (c.state.Restarting && !c.state.Running) {
+        // its restart timer has fired and waits for this lock: it will see stoppedByUser and stay down
+        c.state = { ...c.state, Status: 'exited', Restarting: false };
+        this.save(c);
+        return;
+      }
       if (!c.state.Running) throw notModified('container already stopped');
       await this.stopLocked(c, timeoutSec, signal);
     });

@@ -213,9 +213,9 @@ test('daemon SIGKILL and restart: containers keep running, are adopted, networki
 
 test('the docker CLI drives loom', { skip }, async () => {
   assert.match(await ok(sb.docker('version', '--format', '{{.Server.APIVersion}}')), /^1\.\d+$/);
-  const id = await ok(sb.docker('run', '-d', '--name', 'd1', 'box', 'sleep', '600'), 'docker run -d');
+  const id = await ok(sb.docker('run', '-d', '--name', 'dk1', 'box', 'sleep', '600'), 'docker run -d');
   assert.match(id, /^[0-9a-f]{64}$/);
-  const ip = await ok(sb.docker('inspect', '-f', '{{.NetworkSettings.IPAddress}}', 'd1'));
+  const ip = await ok(sb.docker('inspect', '-f', '{{.NetworkSettings.IPAddress}}', 'dk1'));
   assert.match(ip, /^172\.17\.0\.\d+$/);
   await ok(sb.docker('exec', 'c2', 'ping', '-c1', '-W2', ip), 'docker exec ping');
   const r = await sb.docker('run', '--rm', 'box', 'sh', '-c', 'echo out; echo err >&2; exit 5');
@@ -223,14 +223,14 @@ test('the docker CLI drives loom', { skip }, async () => {
   assert.equal(r.stdout, 'out\n');
   assert.equal(r.stderr, 'err\n');
   assert.equal(await ok(sb.docker('run', '--rm', '--network', 'none', 'box', 'sh', '-c', 'ls /sys/class/net')), 'lo');
-  assert.match(await ok(sb.docker('ps')), /d1/);
+  assert.match(await ok(sb.docker('ps')), /dk1/);
   assert.match(await ok(sb.docker('network', 'ls')), /bridge\s+bridge\s+local/);
-  assert.match(await ok(sb.docker('logs', 'd1')), /^$/);
-  await ok(sb.docker('stop', '-t', '1', 'd1'));
-  await ok(sb.docker('rm', 'd1'));
-  const e = await sb.docker('rm', 'd1');
+  assert.match(await ok(sb.docker('logs', 'dk1')), /^$/);
+  await ok(sb.docker('stop', '-t', '1', 'dk1'));
+  await ok(sb.docker('rm', 'dk1'));
+  const e = await sb.docker('rm', 'dk1');
   assert.notEqual(e.code, 0);
-  assert.match(e.stderr, /No such container: d1/);
+  assert.match(e.stderr, /No such container: dk1/);
 });
 
 test('rm -f of everything leaves no veth, namespace or mount behind', { skip }, async () => {

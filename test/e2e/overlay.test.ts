@@ -132,6 +132,9 @@ test('an overlay network created on host A is seen on host B (ls, inspect)', { s
   assert.deepEqual(inspB.IPAM.Config, [{ Subnet: '10.0.0.0/24', Gateway: '10.0.0.1' }]);
   assert.equal(inspB.Options['com.docker.network.driver.overlay.vxlanid_list'], '256');
   assert.deepEqual(inspA.IPAM, inspB.IPAM);
+  // the unmodified docker CLI sees it the same way
+  const dls = await ok(b.docker('network', 'ls', '--filter', 'name=ov1', '--format', '{{.Name}} {{.Driver}} {{.Scope}}'), 'docker network ls on B');
+  assert.equal(dls, 'ov1 overlay global');
   // the name is the cluster's: B cannot create another ov1, and a second overlay gets the next subnet and VNI
   const dup = await b.loom('network', 'create', '-d', 'overlay', 'ov1');
   assert.equal(dup.code, 1);
