@@ -11,7 +11,8 @@ import { createSandbox, eventually, runCmd, ROOT, type Result, type Sandbox } fr
 
 let sb: Sandbox;
 const skip = process.getuid?.() !== 0 ? 'needs root (network namespaces, runc)' : false;
-const REFERENCE = path.join(ROOT, '../shared/reference/peer-output/docker-network-inspect.json');
+// Docker's real output (a copy of ../shared/reference/peer-output/docker-network-inspect.json)
+const REFERENCE = path.join(ROOT, 'test/fixtures/docker-network-inspect.json');
 
 // A small upstream DNS server (UDP and TCP) for the outside world: logs every question with its transport,
 // answers a few names, truncates over UDP past the client's size (TC, no answers) and never answers
