@@ -1,4 +1,5 @@
 // Docker-shaped JSON for containers, images and networks (keys and casing as the Engine API has them).
+import { createHash } from 'node:crypto';
 import type { ContainerRecord, EndpointRecord, ImageRecord, NetworkRecord } from '../core/types.ts';
 import { ZERO_TIME } from '../core/names.ts';
 import { parseLinks, publishedView } from '../core/publish.ts';
@@ -229,7 +230,14 @@ export function inspectNetwork(n: NetworkRecord, members: ContainerRecord[], ver
   // Go encodes maps with their keys sorted: Containers by id, Options and Labels by key.
   for (const c of [...members].sort((a, b) => (a.id < b.id ? -1 : 1))) {
     const ep = c.endpoints[n.name];
-    if (!ep) continue;
+    if (!ep) {
+      // host and none: Docker lists the containers in that mode, with an endpoint that has no address
+      if ((n.driver === 'host' || n.driver === 'null') && c.networkMode === n.name && c.state.Running) {
+        const id = createHash('sha256').update(`${n.id}/${c.id}`).digest('hex');
+        containers[c.id] = { Name: c.name, EndpointID: id, MacAddress: '', IPv4Address: '', IPv6Address: '' };
+      }
+      continue;
+    }
     containers[c.id] = {
       Name: c.name,
       EndpointID: ep.id,

@@ -460,7 +460,7 @@ route('GET', '/networks', (d, { query }) => {
 
 route('GET', '/networks/{id}', (d, { params, query }) => {
   const n = d.networks.get(params.id!);
-  return inspectNetwork(n, d.containers.attachedTo(n.id), bool(query, 'verbose'));
+  return inspectNetwork(n, n.driver === 'host' || n.driver === 'null' ? d.containers.list() : d.containers.attachedTo(n.id), bool(query, 'verbose'));
 });
 
 route('POST', '/networks/create', async (d, { body, res }) => {

@@ -222,12 +222,17 @@ export class Containers {
     if (mode.startsWith('container:')) {
       const target = mode.slice('container:'.length);
       if (!target) throw invalidParameter(`invalid network mode: ${mode}`);
-      const other = this.get(target);
-      if (other.id === id) throw invalidParameter('cannot join own network namespace');
-      mode = `container:${other.id}`;
+      // A container that does not exist (yet) fails the start, not the create, as in Docker.
+      const other = this.find(target);
+      if (other) mode = `container:${other.id}`;
       if (body.Hostname) throw invalidParameter('conflicting options: hostname and the network mode');
     } else if (mode === 'host' || mode === 'none') {
       // no endpoints
+    } else if (!this.nets.find(mode)) {
+      // As moby: a network that does not exist at create may exist by the start, which fails if it still
+      // does not ("network x not found", 404). A 404 here would also send the docker CLI off to pull the image.
+      const given = hc.NetworkMode || 'default';
+      requests[mode] = endpointRequest(endpointsIn[given] ?? endpointsIn[mode] ?? {}, body.MacAddress);
     } else {
       const net = this.nets.get(mode);
       if (net.driver === 'host' || net.driver === 'null') {
@@ -245,13 +250,14 @@ export class Containers {
         }
         for (const [k, v] of Object.entries(endpointsIn)) {
           if (k === given || k === mode || k === net.name || k === net.id) continue;
-          const other = this.nets.get(k);
-          requests[other.name] = endpointRequest(v ?? {}, undefined);
+          requests[this.nets.find(k)?.name ?? k] = endpointRequest(v ?? {}, undefined);
         }
         // --ip/--ip6 checked now, as Docker does at create (a taken address only fails at start)
         for (const [k, r] of Object.entries(requests)) {
+          const n = this.nets.find(k);
+          if (!n) continue;
           try {
-            this.nets.validateEndpoint(this.nets.get(k), r);
+            this.nets.validateEndpoint(n, r);
           } catch (e) {
             if (e instanceof LoomError) throw new LoomError(e.status, `invalid config for network ${k}: ${e.message}`);
             throw e;
@@ -1046,8 +1052,8 @@ export class Containers {
   // ------------------------------------------------------------------ network connect / disconnect
 
   connect(netRef: string, ctrRef: string, cfg: EndpointSettingsIn): Promise<void> {
+    const c0 = this.get(ctrRef); // the container first, as moby looks them up
     const net = this.nets.get(netRef);
-    const c0 = this.get(ctrRef);
     return this.locked(c0.id, async () => {
       const c = this.reload(c0.id)!;
       const mode = c.networkMode;
@@ -1092,16 +1098,18 @@ export class Containers {
   }
 
   disconnect(netRef: string, ctrRef: string, force: boolean): Promise<void> {
+    const c0 = this.find(ctrRef); // the container first, as moby looks them up
+    if (!c0 && !force) throw notFound(`No such container: ${ctrRef}`);
     const net = this.nets.get(netRef);
-    const c0 = this.find(ctrRef);
-    if (!c0) {
-      if (force) return Promise.resolve();
-      throw notFound(`No such container: ${ctrRef}`);
-    }
+    if (!c0) return Promise.resolve(); // -f of a container that is gone: its endpoints went with it
     return this.locked(c0.id, async () => {
       const c = this.reload(c0.id)!;
-      if (c.networkMode === 'host' || net.driver === 'host') throw invalidParameter('container cannot be disconnected from host network or connected to host network');
-      if (!(net.name in c.networkRequests)) throw new LoomError(403, `container ${c.id} is not connected to network ${net.name}`);
+      if (c.networkMode === 'host' && net.driver === 'host') {
+        if (c.state.Running) throw invalidParameter('container cannot be disconnected from host network or connected to host network');
+        return; // moby lets a stopped one go; it has nothing to release
+      }
+      // moby's words: a stopped container is "not connected to the network", a running one "to network"
+      if (!(net.name in c.networkRequests)) throw new LoomError(403, `container ${c.id} is not connected to ${c.state.Running ? '' : 'the '}network ${net.name}`);
       const ep = c.endpoints[net.name];
       if (ep) {
         this.dnsNames.remove(c.id, net.id);

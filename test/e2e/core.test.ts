@@ -171,6 +171,16 @@ test('errors are Docker-shaped', { skip }, async () => {
   r = await sb.loom('run', '--network', 'nosuchnet', 'box', 'true');
   assert.equal(r.code, 125);
   assert.match(r.stderr, /network nosuchnet not found/);
+  // as moby: the create succeeds and the start fails, so the docker CLI does not go and pull the image
+  r = await sb.docker('run', '--name', 'nonet', '--network', 'nosuchnet', 'box', 'true');
+  assert.equal(r.code, 125);
+  assert.match(r.stderr, /network nosuchnet not found/);
+  assert.doesNotMatch(r.stderr, /Unable to find image/);
+  assert.equal((await sb.loom('ps', '-a', '--filter', 'name=nonet', '--format', '{{.Status}}')).stdout.trim(), 'Created');
+  r = await sb.docker('run', '--rm', '--network', 'container:nosuchcontainer', 'box', 'true');
+  assert.equal(r.code, 125);
+  assert.match(r.stderr, /No such container: nosuchcontainer/);
+  assert.equal((await sb.loom('rm', 'nonet')).code, 0);
 });
 
 test('a failed start rolls back: no veth, namespace or address left', { skip }, async () => {

@@ -414,7 +414,11 @@ test('connect/disconnect a running container: eth1, routes, DNS and reachability
   assert.equal(status(await ok(dig('k1', '@127.0.0.11', 'kc'))), 'NXDOMAIN');
   assert.deepEqual(await hostLinks(), linksBefore, 'the veth is gone');
   await fails(sb.loom('exec', 'k1', 'ping', '-c1', '-W1', '10.77.0.50'), /./);
-  await fails(sb.loom('network', 'disconnect', 'connnet', 'c2'), /is not connected to (the )?network connnet/);
+  await fails(sb.loom('network', 'disconnect', 'connnet', 'c2'), /container [0-9a-f]{64} is not connected to network connnet/);
+  // moby's checks and words: the container is looked up first; host only conflicts for a host-mode container
+  await fails(sb.loom('network', 'connect', 'nosuchnet', 'nosuchctr'), /No such container: nosuchctr/);
+  await fails(sb.loom('network', 'disconnect', 'host', 'c2'), /is not connected to network host/);
+  await fails(sb.loom('network', 'disconnect', '-f', 'nosuchnet', 'nosuchctr'), /network nosuchnet not found/);
   // the address is free again
   await loom('network', 'connect', '--ip', '10.77.0.50', 'connnet', 'c2');
   await loom('network', 'disconnect', 'connnet', 'c2');
@@ -432,11 +436,26 @@ test('connect/disconnect a stopped container: the endpoints appear at start, dis
   assert.deepEqual(await digShort('k1', 'sone'), [await ipOf('s1', 'connnet')]);
   await loom('stop', '-t', '0', 's1');
   await loom('network', 'disconnect', 'connnet', 's1');
+  await fails(sb.loom('network', 'disconnect', 'connnet', 's1'), /container [0-9a-f]{64} is not connected to the network connnet/);
   await loom('start', 's1');
   const after = await loom('exec', 's1', 'ip', '-o', '-4', 'addr');
   assert.doesNotMatch(after, /10\.77\.0\./);
   assert.equal(await loom('inspect', '-f', '{{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{end}}', 's1'), 'diynetwork othernet');
   await loom('rm', '-f', 's1');
+});
+
+test('host and none list their running containers in network inspect; a host-mode container cannot leave host', { skip }, async () => {
+  await loom('run', '-d', '--name', 'hostc', '--network', 'host', 'box', 'sleep', '600');
+  await loom('run', '-d', '--name', 'nonec', '--network', 'none', 'box', 'sleep', '600');
+  for (const [netName, ctr] of [['host', 'hostc'], ['none', 'nonec']] as const) {
+    const [n] = JSON.parse(await loom('network', 'inspect', netName));
+    const eps = Object.values(n.Containers) as any[];
+    assert.deepEqual(eps.map((e) => [e.Name, e.MacAddress, e.IPv4Address, e.IPv6Address]), [[ctr, '', '', '']]);
+    assert.match(eps[0].EndpointID, /^[0-9a-f]{64}$/);
+  }
+  await fails(sb.loom('network', 'disconnect', 'host', 'hostc'), /container cannot be disconnected from host network or connected to host network/);
+  await loom('rm', '-f', 'hostc', 'nonec');
+  assert.deepEqual(JSON.parse(await loom('network', 'inspect', 'host'))[0].Containers, {});
 });
 
 test('run --ip/--ip6/--mac-address/--network-alias; --ip outside the subnet or taken is refused, nothing left', { skip }, async () => {
