@@ -253,9 +253,10 @@ export function inspectNetwork(n: NetworkRecord, members: ContainerRecord[], ver
     Created: n.created,
     Scope: n.scope,
     Driver: n.driver,
-    // no EnableIPv4: the keys are those of Docker's reference output (../shared/reference/peer-output)
+    // no EnableIPv4: the keys are those of Docker's reference output (../shared/reference/peer-output).
+    // IPAM Options: null for the networks the daemon makes itself (the default bridge), as dockerd.
     EnableIPv6: n.enableIPv6,
-    IPAM: { Driver: n.ipam.driver, Options: n.driver !== 'host' && n.driver !== 'null' ? sortedKeys(n.ipam.options) : null, Config: n.ipam.config.length || (n.driver !== 'host' && n.driver !== 'null') ? n.ipam.config : null },
+    IPAM: { Driver: n.ipam.driver, Options: n.driver !== 'host' && n.driver !== 'null' && !n.isDefault ? sortedKeys(n.ipam.options) : null, Config: n.ipam.config.length || (n.driver !== 'host' && n.driver !== 'null') ? n.ipam.config : null },
     Internal: n.internal,
     Attachable: n.attachable,
     Ingress: false,

@@ -489,7 +489,8 @@ export class Containers {
       const eps = linked ? Object.values(linked.endpoints) : [];
       const ep = onDefault ? eps.find(isDefault) : eps.find((e) => e.networkName in c.endpoints) ?? eps[0];
       if (lenient && (!linked?.state.Running || !ep?.ipv4)) continue;
-      if (!linked) throw notFound(`could not get container for ${l.name}`);
+      // a linked container removed since: Docker's words for a link it cannot make (dockerd 20.10 seen)
+      if (!linked) throw conflict(`Cannot link to a non running container: /${l.name} AS /${c.name}/${l.alias}`);
       if (!linked.state.Running) throw conflict(`Cannot link to a non running container: /${linked.name} AS /${c.name}/${l.alias}`);
       if (!ep?.ipv4) throw conflict(`Cannot link to /${linked.name}, as it does not belong to the default network`);
       const names = [...new Set([l.alias, linked.config.Hostname, linked.name])];
@@ -920,7 +921,12 @@ export class Containers {
       again.stoppedByUser = false;
       again.restartCount = 0;
       this.backoff.delete(again.id);
-      await this.startLocked(again);
+      try {
+        await this.startLocked(again);
+      } catch (e) {
+        // moby wraps whatever failed: "Cannot restart container x: ..."
+        throw new LoomError(e instanceof LoomError ? e.status : 500, `Cannot restart container ${ref}: ${messageOf(e)}`);
+      }
       this.events.publish('container', 'restart', c.id, { name: c.name, image: c.config.Image });
     });
   }
