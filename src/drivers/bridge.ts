@@ -8,7 +8,7 @@ import type { EndpointRecord, NetworkRecord } from '../core/types.ts';
 import type { FwNetwork } from '../firewall/model.ts';
 import { parseCidr } from '../ipam/ipam.ts';
 import { conflict, invalidParameter, systemError } from '../util/errors.ts';
-import type { NetworkDriver } from './driver.ts';
+import { endpointInterface, type NetworkDriver } from './driver.ts';
 import net from 'node:net';
 import type { Logger } from '../util/log.ts';
 
@@ -174,17 +174,7 @@ export class BridgeDriver implements NetworkDriver {
     // hairpin: a container reaching its own published port through a host address (see rtnl's hairpinOn)
     await this.rtnl.createVeth({ name: ep.hostVeth!, peerName: ep.ifname, peerNetnsPath: netnsPath, peerMac: ep.mac, mtu, master, up: true, hairpin: true });
     try {
-      const addresses: string[] = [];
-      if (ep.ipv4) addresses.push(`${ep.ipv4}/${ep.prefix4}`);
-      if (ep.ipv6) addresses.push(`${ep.ipv6}/${ep.prefix6}`);
-      await configureInterface(netnsPath, {
-        ifname: ep.ifname,
-        addresses,
-        gateway4: defaultRoute && !net.internal ? ep.gateway4 : undefined,
-        gateway6: defaultRoute && !net.internal ? ep.gateway6 : undefined,
-        mtu,
-        loUp: true,
-      });
+      await configureInterface(netnsPath, { ...endpointInterface(ep, defaultRoute, net.internal), mtu });
     } catch (e) {
       await this.rtnl.deleteLink(ep.hostVeth!).catch(() => {});
       throw e;

@@ -28,3 +28,20 @@ export interface NetworkDriver {
   readonly publishes: boolean;
   close(): void;
 }
+
+/** An endpoint's addresses in the CIDR form rtnl takes (IPv4 first). */
+export function endpointAddresses(ep: EndpointRecord): string[] {
+  const out: string[] = [];
+  if (ep.ipv4) out.push(`${ep.ipv4}/${ep.prefix4}`);
+  if (ep.ipv6) out.push(`${ep.ipv6}/${ep.prefix6}`);
+  return out;
+}
+
+/**
+ * The container-side settings of an endpoint: its addresses, and the default routes through its gateways
+ * when it carries the container's default route and its network is not internal.
+ */
+export function endpointInterface(ep: EndpointRecord, defaultRoute: boolean, internal: boolean) {
+  const route = defaultRoute && !internal;
+  return { ifname: ep.ifname, addresses: endpointAddresses(ep), gateway4: route ? ep.gateway4 : undefined, gateway6: route ? ep.gateway6 : undefined, loUp: true };
+}

@@ -8,6 +8,7 @@ import type { EndpointRecord, NetworkRecord } from '../core/types.ts';
 import { invalidParameter } from '../util/errors.ts';
 import { PARENT_OPT, parentConflict, UnderlayDriver, type UnderlayConfig } from './underlay.ts';
 import { configureInterface } from '../kernel/rtnl.ts';
+import { endpointInterface } from './driver.ts';
 
 export const IPVLAN_MODE_OPT = 'ipvlan_mode';
 export const IPVLAN_FLAG_OPT = 'ipvlan_flag';
@@ -45,10 +46,7 @@ export class IpvlanDriver extends UnderlayDriver {
   /** L3/L3S: the default routes go through the port itself, no gateway (Docker's ifaceGateway). */
   protected override async configure(cfg: UnderlayConfig, ep: EndpointRecord, netnsPath: string, defaultRoute: boolean): Promise<void> {
     if (cfg.mode === 'l2') return super.configure(cfg, ep, netnsPath, defaultRoute);
-    const addresses: string[] = [];
-    if (ep.ipv4) addresses.push(`${ep.ipv4}/${ep.prefix4}`);
-    if (ep.ipv6) addresses.push(`${ep.ipv6}/${ep.prefix6}`);
-    await configureInterface(netnsPath, { ifname: ep.ifname, addresses, loUp: true });
+    await configureInterface(netnsPath, endpointInterface(ep, false, cfg.internal));
     ep.gateway4 = undefined;
     ep.gateway6 = undefined;
     if (!defaultRoute || cfg.internal) return;

@@ -9,7 +9,7 @@ import { netnsExists, type ErrnoError } from '../kernel/netns.ts';
 import type { EndpointRecord, NetworkRecord } from '../core/types.ts';
 import type { FwNetwork } from '../firewall/model.ts';
 import { invalidParameter, LoomError, systemError } from '../util/errors.ts';
-import type { NetworkDriver } from './driver.ts';
+import { endpointInterface, type NetworkDriver } from './driver.ts';
 import type { Logger } from '../util/log.ts';
 import { macFromIpv4 } from '../ipam/ipam.ts';
 
@@ -221,16 +221,7 @@ export abstract class UnderlayDriver implements NetworkDriver {
 
   /** Addresses and routes of the port (ipvlan's L3 modes override the routes). */
   protected async configure(cfg: UnderlayConfig, ep: EndpointRecord, netnsPath: string, defaultRoute: boolean): Promise<void> {
-    const addresses: string[] = [];
-    if (ep.ipv4) addresses.push(`${ep.ipv4}/${ep.prefix4}`);
-    if (ep.ipv6) addresses.push(`${ep.ipv6}/${ep.prefix6}`);
-    await configureInterface(netnsPath, {
-      ifname: ep.ifname,
-      addresses,
-      gateway4: defaultRoute && !cfg.internal ? ep.gateway4 : undefined,
-      gateway6: defaultRoute && !cfg.internal ? ep.gateway6 : undefined,
-      loUp: true,
-    });
+    await configureInterface(netnsPath, endpointInterface(ep, defaultRoute, cfg.internal));
   }
 
   private async unplug(ep: EndpointRecord, netnsPath: string): Promise<void> {

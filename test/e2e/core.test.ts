@@ -4,18 +4,13 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createSandbox, eventually, requireRoot, type Sandbox } from '../helpers/sandbox.ts';
+import { ok } from '../helpers/assert.ts';
 
 let sb: Sandbox;
 const skip = process.getuid?.() !== 0 ? 'needs root (network namespaces, runc)' : false;
 
 /** A TCP server in the outside world that answers with the peer address it sees (proves masquerade). */
 const PEER_ECHO = `require('net').createServer(s=>{s.end('HTTP/1.0 200 OK\\r\\nContent-Type: text/plain\\r\\n\\r\\npeer='+s.remoteAddress.replace('::ffff:','')+'\\n')}).listen(9000,'198.51.100.2')`;
-
-async function ok(p: Promise<{ code: number; stdout: string; stderr: string }>, what = 'command'): Promise<string> {
-  const r = await p;
-  assert.equal(r.code, 0, `${what} failed (${r.code}): ${r.stderr}${r.stdout}`);
-  return r.stdout.trim();
-}
 
 async function hostLinks(): Promise<string[]> {
   const out = await ok(sb.hostExec(['ip', '-o', 'link', 'show']));

@@ -7,16 +7,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
 import { createSandbox, LOOM, type Result, type Sandbox } from '../helpers/sandbox.ts';
+import { ok } from '../helpers/assert.ts';
 
 let sb: Sandbox;
 const skip = process.getuid?.() !== 0 ? 'needs root (network namespaces, runc)' : false;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function ok(p: Promise<Result>, what = 'command'): Promise<string> {
-  const r = await p;
-  assert.equal(r.code, 0, `${what} failed (${r.code}): ${r.stderr}${r.stdout}`);
-  return r.stdout.trim();
-}
 
 /** Polls `fn` until it returns a truthy value (a deadline only so that a broken daemon cannot hang the run). */
 async function until<T>(fn: () => Promise<T | undefined | false>, what: string, deadlineMs = 20_000): Promise<T> {

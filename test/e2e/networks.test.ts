@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import { createSandbox, eventually, runCmd, ROOT, type Result, type Sandbox } from '../helpers/sandbox.ts';
+import { ok, fails } from '../helpers/assert.ts';
 
 let sb: Sandbox;
 const skip = process.getuid?.() !== 0 ? 'needs root (network namespaces, runc)' : false;
@@ -71,19 +72,6 @@ const UP1 = '198.51.100.2'; // the daemon's resolv.conf names this one
 const UP2 = '198.51.100.3'; // for --dns
 let log1 = '';
 let log2 = '';
-
-async function ok(p: Promise<Result>, what = 'command'): Promise<string> {
-  const r = await p;
-  assert.equal(r.code, 0, `${what} failed (${r.code}): ${r.stderr}${r.stdout}`);
-  return r.stdout.trim();
-}
-
-async function fails(p: Promise<Result>, re: RegExp, what = 'command'): Promise<Result> {
-  const r = await p;
-  assert.notEqual(r.code, 0, `${what} should have failed: ${r.stdout}`);
-  assert.match(r.stderr + r.stdout, re, `${what}: unexpected error`);
-  return r;
-}
 
 const loom = (...a: string[]) => ok(sb.loom(...a), `loom ${a.join(' ')}`);
 const ns = (ctr: string) => `${sb.netnsPrefix}${ctr}`;

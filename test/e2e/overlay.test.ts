@@ -14,6 +14,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createSandbox, eventually, requireRoot, type Result, type Sandbox } from '../helpers/sandbox.ts';
+import { ok } from '../helpers/assert.ts';
 
 const etcdBin = spawnSync('sh', ['-c', 'command -v etcd'], { encoding: 'utf8' }).stdout.trim();
 const skip = requireRoot() || (etcdBin ? false : 'etcd is not installed (Debian package etcd-server; scripts/setup installs it)');
@@ -32,12 +33,6 @@ const sh = (...argv: string[]) => {
   const r = spawnSync(argv[0]!, argv.slice(1), { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`${argv.join(' ')}: ${r.stderr}`);
 };
-
-async function ok(p: Promise<Result>, what = 'command'): Promise<string> {
-  const r = await p;
-  assert.equal(r.code, 0, `${what} failed (${r.code}): ${r.stderr}${r.stdout}`);
-  return r.stdout.trim();
-}
 
 /** A host's leg on the underlay: ul0 in its namespace, the other end on the underlay bridge. */
 function plugIntoUnderlay(ns: string, addr: string, port: string): void {

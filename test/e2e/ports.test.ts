@@ -12,6 +12,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import type { ChildProcess } from 'node:child_process';
 import { createSandbox, eventually, type Result, type Sandbox } from '../helpers/sandbox.ts';
+import { ok } from '../helpers/assert.ts';
 
 const skip = process.getuid?.() !== 0 ? 'needs root (network namespaces, nftables, runc)' : false;
 const NODE = process.execPath;
@@ -20,12 +21,6 @@ const HELLO = 'hello from loom';
 
 let sb: Sandbox; // default daemon
 let sbi: Sandbox; // daemon with --icc=false
-
-async function ok(p: Promise<Result>, what = 'command'): Promise<string> {
-  const r = await p;
-  assert.equal(r.code, 0, `${what} failed (${r.code}): ${r.stderr}${r.stdout}`);
-  return r.stdout.trim();
-}
 
 /** A failing command: its exit code and stderr. */
 async function fails(p: Promise<Result>, what = 'command'): Promise<Result> {

@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { createSandbox, eventually, runCmd, type Result, type Sandbox } from '../helpers/sandbox.ts';
+import { ok, fails } from '../helpers/assert.ts';
 
 let sb: Sandbox;
 let pluginDir: string;
@@ -15,19 +16,6 @@ const skip = process.getuid?.() !== 0 ? 'needs root (network namespaces, runc)' 
 
 /** A TCP server in the outside world that answers with the peer address it sees (no NAT: the container's own). */
 const PEER_ECHO = `require('net').createServer(s=>{s.end('HTTP/1.0 200 OK\\r\\nContent-Type: text/plain\\r\\n\\r\\npeer='+s.remoteAddress.replace('::ffff:','')+'\\n')}).listen(9000,'198.51.100.2')`;
-
-async function ok(p: Promise<Result>, what = 'command'): Promise<string> {
-  const r = await p;
-  assert.equal(r.code, 0, `${what} failed (${r.code}): ${r.stderr}${r.stdout}`);
-  return r.stdout.trim();
-}
-
-async function fails(p: Promise<Result>, re: RegExp, what = 'command'): Promise<Result> {
-  const r = await p;
-  assert.notEqual(r.code, 0, `${what} should have failed: ${r.stdout}`);
-  assert.match(r.stderr + r.stdout, re, `${what}: unexpected error`);
-  return r;
-}
 
 const loom = (...a: string[]) => ok(sb.loom(...a), `loom ${a.join(' ')}`);
 const ns = (ctr: string) => `${sb.netnsPrefix}${ctr}`;
