@@ -371,7 +371,11 @@ function waitFor(cli: Cli, id: string, condition: string): { result: Promise<num
 }
 
 function pumpStreams(sock: import('node:net').Socket, tty: boolean, stdin: boolean): Promise<void> {
-  return new Promise((resolve) => {
+  // With -t the container's terminal does the echoing, line editing and ^C; the local one must pass every
+  // key through untouched and not translate the output again (\n to \r\n), as the docker CLI does.
+  const raw = tty && stdin && process.stdin.isTTY;
+  if (raw) process.stdin.setRawMode(true);
+  const done = new Promise<void>((resolve) => {
     if (tty) sock.on('data', (b: Buffer) => process.stdout.write(b));
     else demux(sock, (b) => process.stdout.write(b), (b) => process.stderr.write(b));
     if (stdin) {
@@ -385,6 +389,7 @@ function pumpStreams(sock: import('node:net').Socket, tty: boolean, stdin: boole
     sock.on('close', () => resolve());
     sock.on('error', () => resolve());
   });
+  return raw ? done.finally(() => process.stdin.isTTY && process.stdin.setRawMode(false)) : done;
 }
 
 const create: Command = async (cli, argv) => {

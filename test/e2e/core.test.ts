@@ -3,7 +3,7 @@
 // outside world (never to any address outside the namespaces this test makes).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { createSandbox, eventually, requireRoot, type Sandbox } from '../helpers/sandbox.ts';
+import { createSandbox, eventually, LOOM, requireRoot, runCmd, type Sandbox } from '../helpers/sandbox.ts';
 import { ok } from '../helpers/assert.ts';
 
 let sb: Sandbox;
@@ -123,6 +123,16 @@ test('foreground run streams both streams and exits with the container code', { 
   // --rm removed it
   const ps = await ok(sb.loom('ps', '-a', '--format', '{{.Names}}'));
   assert.deepEqual(ps.split('\n').sort(), ['c1', 'c2']);
+});
+
+test('run -it on a terminal: keys go to the container raw (one echo, the container\'s), as with docker', { skip }, async () => {
+  // script(1) gives bin/loom a terminal; typed lines arrive after the shell is up. In cooked mode the local
+  // terminal would echo each line a second time and keep ^C for itself.
+  const typed = "(sleep 2; printf 'echo mark$((40+2))\\n'; sleep 1; printf 'exit\\n'; sleep 1)";
+  const r = await runCmd(['sh', '-c', `${typed} | script -qec "${LOOM} run --rm -it box sh" /dev/null`], { env: sb.env, timeoutMs: 30_000 });
+  assert.equal(r.code, 0, r.stdout + r.stderr);
+  assert.match(r.stdout, /mark42/);
+  assert.equal(r.stdout.split('echo mark').length - 1, 1, `one echo of the typed line: ${JSON.stringify(r.stdout)}`);
 });
 
 test('ps, logs, stop, start, rm release everything', { skip }, async () => {
