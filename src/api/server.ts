@@ -257,7 +257,21 @@ route('POST', '/containers/{id}/rename', async (d, { params, query, res }) => {
 
 route('POST', '/containers/{id}/update', async (d, { params, body }) => d.containers.update(params.id!, (await body()) ?? {}));
 
-route('POST', '/containers/{id}/resize', (_d, { res }) => {
+/** h and w of a resize, as moby parses them (strconv.Atoi: 400 with its words). */
+function windowSize(query: URLSearchParams): { rows: number; cols: number } {
+  const dim = (k: string) => {
+    const v = query.get(k) ?? '';
+    if (!/^[+-]?\d+$/.test(v)) throw invalidParameter(`strconv.Atoi: parsing ${JSON.stringify(v)}: invalid syntax`);
+    const n = Number(v);
+    if (n < 0 || n > 65535) throw invalidParameter(`invalid terminal size ${k}=${v}`);
+    return n;
+  };
+  return { rows: dim('h'), cols: dim('w') };
+}
+
+route('POST', '/containers/{id}/resize', (d, { params, query, res }) => {
+  const { rows, cols } = windowSize(query);
+  d.containers.resize(params.id!, rows, cols);
   noContent(res, 200);
   return STREAMED;
 });
@@ -395,7 +409,9 @@ route('GET', '/exec/{id}/json', (d, { params }) => {
   };
 });
 
-route('POST', '/exec/{id}/resize', (_d, { res }) => {
+route('POST', '/exec/{id}/resize', async (d, { params, query, res }) => {
+  const { rows, cols } = windowSize(query);
+  await d.containers.resizeExec(params.id!, rows, cols);
   noContent(res, 200);
   return STREAMED;
 });

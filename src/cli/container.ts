@@ -332,7 +332,9 @@ const run: Command = async (cli, argv) => {
     else waiting.cancel();
     return runError(cli, 'run', e);
   }
+  const unfollow = tty ? followTerminalSize(cli, `/containers/${id}/resize`) : () => {};
   const [code] = await Promise.all([waiting.result, streamDone]);
+  unfollow();
   return code;
 };
 
@@ -368,6 +370,20 @@ function waitFor(cli: Cli, id: string, condition: string): { result: Promise<num
   });
   result.catch(() => {});
   return { result, registered, cancel: () => req?.destroy() };
+}
+
+/**
+ * Keeps the container's (or exec's) terminal at the size of ours, as the docker CLI does: once now, and
+ * again on every SIGWINCH. Returns the function that stops following.
+ */
+function followTerminalSize(cli: Cli, resizePath: string): () => void {
+  if (!process.stdout.isTTY) return () => {};
+  const send = () => {
+    cli.client.request('POST', `${resizePath}?h=${process.stdout.rows}&w=${process.stdout.columns}`).catch(() => {});
+  };
+  send();
+  process.stdout.on('resize', send);
+  return () => process.stdout.off('resize', send);
 }
 
 function pumpStreams(sock: import('node:net').Socket, tty: boolean, stdin: boolean): Promise<void> {
@@ -444,7 +460,9 @@ const start: Command = verb('start', async (cli, argv) => {
       waiting.cancel();
       throw e;
     }
+    const unfollow = info.Config.Tty ? followTerminalSize(cli, `/containers/${info.Id}/resize`) : () => {};
     const [code] = await Promise.all([waiting.result, done]);
+    unfollow();
     return code;
   }
   const r = await eachRef(cli, p.args, async (x) => {
@@ -464,7 +482,9 @@ const attach: Command = verb('attach', async (cli, argv) => {
   const stdin = !p.flags['no-stdin'] && info.Config.OpenStdin;
   const sock = await cli.client.hijack(`/containers/${info.Id}/attach?stream=1&stdout=1&stderr=1${stdin ? '&stdin=1' : ''}`);
   const waiting = waitFor(cli, info.Id, 'next-exit');
+  const unfollow = info.Config.Tty ? followTerminalSize(cli, `/containers/${info.Id}/resize`) : () => {};
   await Promise.all([waiting.registered, pumpStreams(sock, info.Config.Tty, stdin)]);
+  unfollow();
   return waiting.result;
 });
 
@@ -734,7 +754,9 @@ const exec: Command = verb('exec', async (cli, argv) => {
     return 1;
   }
   const sock = await cli.client.hijack(`/exec/${execId}/start`, { Detach: false, Tty: !!p.flags.tty });
+  const unfollow = p.flags.tty ? followTerminalSize(cli, `/exec/${execId}/resize`) : () => {};
   await pumpStreams(sock, !!p.flags.tty, !!p.flags.interactive);
+  unfollow();
   const ins = (await cli.client.request('GET', `/exec/${execId}/json`)).body;
   return Number(ins.ExitCode ?? 0);
 });

@@ -12,6 +12,7 @@ import type { ContainerConfig, ContainerRecord, EndpointRecord, HostConfig, Cont
 import { Runc, findInit, type ExitStatus } from '../runtime/runc.ts';
 import { resolveUserIn } from '../runtime/spec.ts';
 import { createNetns, deleteNetns, moveNetns, netnsExists } from '../kernel/netns.ts';
+import { processTerminal, firstChild, setWindowSize } from '../kernel/tty.ts';
 import { configureInterface } from '../kernel/rtnl.ts';
 import { parseResolvConf, renderHosts, renderResolvConf, type HostsEntry } from './etcfiles.ts';
 import { newId, nowIso, randomName, shortId, validateContainerName, ZERO_TIME } from './names.ts';
@@ -1168,6 +1169,33 @@ export class Containers {
     const e = this.execs.get(id);
     if (!e) throw notFound(`No such exec instance: ${id}`);
     return e;
+  }
+
+  // ------------------------------------------------------------------ terminal sizes
+
+  /** The container's terminal gets the client's size (the docker CLI sends it after start and on SIGWINCH). */
+  resize(ref: string, rows: number, cols: number): void {
+    const c = this.get(ref);
+    if (!c.state.Running) throw conflict(`container ${c.id} is not running`);
+    if (!c.config.Tty) return; // nothing to size, as with moby's containerd process
+    // the container's init has the console runc made for it on its stdin
+    const tty = processTerminal(c.state.Pid);
+    if (tty) setWindowSize(tty, rows, cols);
+  }
+
+  /**
+   * An exec's terminal: runc's own terminal (the pty script(1) gives it) gets the size, and runc passes
+   * it on to the exec's console, at once and on every SIGWINCH. As moby, waits for the exec to be started.
+   */
+  async resizeExec(id: string, rows: number, cols: number): Promise<void> {
+    const ex = this.getExec(id);
+    for (let i = 0; i < 100 && ex.ExitCode === null; i++) {
+      const runcPid = ex.Running && ex.Tty && ex.Pid ? firstChild(ex.Pid) : undefined;
+      const tty = runcPid && processTerminal(runcPid);
+      if (tty) return setWindowSize(tty, rows, cols);
+      if (ex.Running && !ex.Tty) return;
+      await new Promise((r) => setTimeout(r, 10));
+    }
   }
 
   // ------------------------------------------------------------------ restore after a daemon restart

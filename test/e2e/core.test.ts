@@ -135,6 +135,23 @@ test('run -it on a terminal: keys go to the container raw (one echo, the contain
   assert.equal(r.stdout.split('echo mark').length - 1, 1, `one echo of the typed line: ${JSON.stringify(r.stdout)}`);
 });
 
+test('resize: a tty container and a tty exec get the size a client sends (the docker CLI does it after start)', { skip }, async () => {
+  const id = await ok(sb.loom('run', '-d', '-t', '--name', 'sized', 'box', 'sh', '-c', 'sleep 600'));
+  assert.equal((await sb.api('POST', `/containers/${id}/resize?h=33&w=100`)).status, 200);
+  assert.match(await ok(sb.loom('exec', 'sized', 'sh', '-c', 'stty size </proc/1/fd/0')), /^33 100$/);
+  const bad = await sb.api('POST', `/containers/${id}/resize?h=x&w=100`);
+  assert.equal(bad.status, 400);
+  assert.match(bad.body.message, /strconv\.Atoi: parsing "x": invalid syntax/);
+  // an exec with a terminal: sized while it runs, through runc's own terminal
+  const ex = await sb.api('POST', `/containers/${id}/exec`, { Cmd: ['sh', '-c', 'sleep 1; stty size >/tmp/size'], Tty: true, AttachStdout: true, AttachStderr: true });
+  const started = sb.api('POST', `/exec/${ex.body.Id}/start`, { Detach: false, Tty: true });
+  assert.equal((await sb.api('POST', `/exec/${ex.body.Id}/resize?h=20&w=90`)).status, 200);
+  await started.catch(() => {}); // ends with the exec (its stream is empty: the output went to the file)
+  assert.equal(await ok(sb.loom('exec', 'sized', 'cat', '/tmp/size')), '20 90');
+  await ok(sb.loom('rm', '-f', 'sized'));
+  assert.equal((await sb.api('POST', `/containers/${id}/resize?h=1&w=1`)).status, 404);
+});
+
 test('ps, logs, stop, start, rm release everything', { skip }, async () => {
   await ok(sb.loom('run', '-d', '--name', 'talk', 'box', 'sh', '-c', 'echo hello; echo oops >&2; sleep 600'));
   const ps = await ok(sb.loom('ps'));

@@ -5,7 +5,6 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import http from 'node:http';
 import path from 'node:path';
 import { createSandbox, eventually, runCmd, ROOT, type Result, type Sandbox } from '../helpers/sandbox.ts';
 import { ok, fails } from '../helpers/assert.ts';
@@ -90,19 +89,6 @@ async function hostLinks(): Promise<string[]> {
 
 async function netNames(): Promise<string[]> {
   return (await loom('network', 'ls', '--format', '{{.Name}}')).split('\n').sort();
-}
-
-/** The Engine API directly (what the CLI does not let through). */
-function api(method: string, p: string, body?: unknown): Promise<{ status: number; body: any }> {
-  return new Promise((resolve, reject) => {
-    const req = http.request({ socketPath: sb.socket, method, path: p, headers: { 'Content-Type': 'application/json' } }, (res) => {
-      let data = '';
-      res.on('data', (d) => (data += d));
-      res.on('end', () => resolve({ status: res.statusCode!, body: data ? JSON.parse(data) : null }));
-    });
-    req.on('error', reject);
-    req.end(body === undefined ? undefined : JSON.stringify(body));
-  });
 }
 
 function upstreamLog(file: string): { name: string; type: string; transport: string }[] {
@@ -530,19 +516,19 @@ test('bad network create input is refused, naming the value, and creates nothing
   }
   await fails(sb.loom('network', 'create', 'diynetwork'), /network with name diynetwork already exists/);
   // what the CLI catches first, the API refuses as well, every problem named (400)
-  let r = await api('POST', '/networks/create', { Name: 'badnet', IPAM: { Config: [{ Subnet: '10.20.0.0/16', Gateway: '10.30.0.1', IPRange: '10.40.0.0/24' }] } });
+  let r = await sb.api('POST', '/networks/create', { Name: 'badnet', IPAM: { Config: [{ Subnet: '10.20.0.0/16', Gateway: '10.30.0.1', IPRange: '10.40.0.0/24' }] } });
   assert.equal(r.status, 400);
   assert.equal(r.body.message, 'invalid network config:\n* invalid ip-range 10.40.0.0/24: parent subnet 10.20.0.0/16 doesn\'t contain ip-range\n* invalid gateway 10.30.0.1: parent subnet 10.20.0.0/16 doesn\'t contain this address');
-  r = await api('POST', '/networks/create', { Name: 'badnet', IPAM: { Config: [{ Subnet: '10.20.0.0/16', AuxiliaryAddresses: { router: 'nope' } }] } });
+  r = await sb.api('POST', '/networks/create', { Name: 'badnet', IPAM: { Config: [{ Subnet: '10.20.0.0/16', AuxiliaryAddresses: { router: 'nope' } }] } });
   assert.equal(r.status, 400);
   assert.match(r.body.message, /invalid auxiliary address router: invalid address/);
-  r = await api('POST', '/networks/create', { Name: 'badnet', IPAM: { Config: [{ Subnet: '10.20.0.0/16' }, { Subnet: '10.20.5.0/24' }] } });
+  r = await sb.api('POST', '/networks/create', { Name: 'badnet', IPAM: { Config: [{ Subnet: '10.20.0.0/16' }, { Subnet: '10.20.5.0/24' }] } });
   assert.equal(r.status, 403);
-  r = await api('POST', '/networks/create', { Name: 'diynetwork' });
+  r = await sb.api('POST', '/networks/create', { Name: 'diynetwork' });
   assert.equal(r.status, 409);
-  r = await api('POST', '/networks/create', { Name: 'badnet', Driver: 'nosuch' });
+  r = await sb.api('POST', '/networks/create', { Name: 'badnet', Driver: 'nosuch' });
   assert.equal(r.status, 404);
-  r = await api('POST', '/networks/create', { Name: 'bridge' });
+  r = await sb.api('POST', '/networks/create', { Name: 'bridge' });
   assert.equal(r.status, 403);
   assert.deepEqual(await netNames(), nets, 'no network was created');
   assert.deepEqual(await hostLinks(), links, 'no bridge was created');
@@ -568,11 +554,11 @@ test('default pools skip used subnets and host routes; --default-address-pool on
     await sb.hostExec(['ip', 'route', 'del', next]);
   }
   // concurrent creates: distinct subnets, and one name is created once
-  const par = await Promise.all(['par1', 'par2', 'par3', 'par4'].map((n) => api('POST', '/networks/create', { Name: n })));
+  const par = await Promise.all(['par1', 'par2', 'par3', 'par4'].map((n) => sb.api('POST', '/networks/create', { Name: n })));
   assert.deepEqual(par.map((r) => r.status), [201, 201, 201, 201]);
   const subnets = await Promise.all(['par1', 'par2', 'par3', 'par4'].map((n) => subnetOf(n)));
   assert.equal(new Set(subnets).size, 4, `distinct subnets: ${subnets}`);
-  const same = await Promise.all([1, 2, 3].map(() => api('POST', '/networks/create', { Name: 'samename' })));
+  const same = await Promise.all([1, 2, 3].map(() => sb.api('POST', '/networks/create', { Name: 'samename' })));
   assert.deepEqual(same.map((r) => r.status).sort(), [201, 409, 409]);
   await loom('network', 'rm', 'par1', 'par2', 'par3', 'par4', 'samename');
   // the daemon's own pools (a restart: running containers are adopted and keep resolving)

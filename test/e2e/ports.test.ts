@@ -9,7 +9,6 @@
 // world's) namespace. Checks that expect silence (a drop) cost their timeout, so they run side by side.
 import { test, before, after, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import http from 'node:http';
 import type { ChildProcess } from 'node:child_process';
 import { createSandbox, eventually, type Result, type Sandbox } from '../helpers/sandbox.ts';
 import { ok } from '../helpers/assert.ts';
@@ -101,20 +100,6 @@ async function hostCanBind(s: Sandbox, port: number, proto: 'tcp' | 'udp' = 'tcp
 async function removeAll(s: Sandbox, keep: string[] = []): Promise<void> {
   const names = (await ok(s.loom('ps', '-a', '--format', '{{.Names}}'))).split('\n').filter((n) => n && !keep.includes(n));
   if (names.length) await ok(s.loom('rm', '-f', ...names));
-}
-
-/** A raw Engine API request on the daemon's socket: the status code and the parsed body. */
-function api(s: Sandbox, method: string, path: string, body?: unknown): Promise<{ status: number; body: any }> {
-  return new Promise((resolve, reject) => {
-    const data = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
-    const req = http.request({ socketPath: s.socket, method, path, headers: data ? { 'Content-Type': 'application/json', 'Content-Length': data.length } : {} }, (res) => {
-      let text = '';
-      res.on('data', (d: Buffer) => (text += d.toString()));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text ? JSON.parse(text) : null }));
-    });
-    req.on('error', reject);
-    req.end(data);
-  });
 }
 
 before(async () => {
@@ -230,7 +215,7 @@ describe('port publishing', { skip }, () => {
     assert.equal(await ok(sb.loom('inspect', '-f', '{{.State.Status}} {{.State.Running}}', 'dup')), 'created false');
     assert.deepEqual(await eventually(() => snapshot(sb), before), before, 'no rule, link, namespace or address of the failed start');
     // the API: 409 on start
-    const st = await api(sb, 'POST', '/containers/dup/start');
+    const st = await sb.api('POST', '/containers/dup/start');
     assert.equal(st.status, 409);
     assert.match(st.body.message, /Bind for 0\.0\.0\.0:8080 failed: port is already allocated$/);
     // one address of the host against every address (and the other way round) conflicts as well
@@ -286,7 +271,7 @@ describe('port publishing', { skip }, () => {
       [{ '80/tcp': [{ HostIp: 'nonsense', HostPort: '80' }] }, 'invalid IP address: nonsense'],
     ] as const;
     for (const [PortBindings, msg] of bad) {
-      const res = await api(sb, 'POST', '/containers/create', { Image: 'box', Cmd: ['true'], HostConfig: { PortBindings } });
+      const res = await sb.api('POST', '/containers/create', { Image: 'box', Cmd: ['true'], HostConfig: { PortBindings } });
       assert.equal(res.status, 400, msg);
       assert.equal(res.body.message, msg);
     }
@@ -348,7 +333,7 @@ describe('links', { skip }, () => {
     assert.equal(r.code, 125);
     assert.match(r.stderr, /could not get container for nosuch/);
     assert.equal((await sb.loom('inspect', 'orphan')).code, 1, 'nothing created');
-    const res = await api(sb, 'POST', '/containers/create', { Image: 'box', Cmd: ['true'], HostConfig: { Links: ['nosuch:x'] } });
+    const res = await sb.api('POST', '/containers/create', { Image: 'box', Cmd: ['true'], HostConfig: { Links: ['nosuch:x'] } });
     assert.equal(res.status, 400, 'not 404: the docker CLI would go and pull the image');
     await ok(sb.loom('create', '--name', 'idle', 'box', 'true'));
     const before = await snapshot(sb);

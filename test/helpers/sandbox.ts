@@ -8,6 +8,7 @@
 // data root, exec root, socket, netns prefix and cgroup parent all private to this sandbox. cleanup() tears
 // everything down by what the sandbox owns (its pids, its namespace prefix, mounts below its dir, its
 // cgroups), whether or not the test got that far, and leaves `ip netns list` as it found it.
+import http from 'node:http';
 import { spawn, spawnSync, execFileSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -149,6 +150,20 @@ export class Sandbox {
 
   loomIn(input: string, ...args: string[]): Promise<Result> {
     return runCmd([LOOM, ...args], { env: this.env, input });
+  }
+
+  /** A raw Engine API request on the daemon's socket (what the CLIs do not let through): status and parsed body. */
+  api(method: string, path: string, body?: unknown): Promise<{ status: number; body: any }> {
+    return new Promise((resolve, reject) => {
+      const data = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
+      const req = http.request({ socketPath: this.socket, method, path, headers: data ? { 'Content-Type': 'application/json', 'Content-Length': data.length } : {} }, (res) => {
+        let text = '';
+        res.on('data', (d: Buffer) => (text += d.toString()));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text ? JSON.parse(text) : null }));
+      });
+      req.on('error', reject);
+      req.end(data);
+    });
   }
 
   docker(...args: string[]): Promise<Result> {
