@@ -7,6 +7,7 @@ import http from 'node:http';
 import type { Cli, Command } from './main.ts';
 import { parseFlags, f, UsageError, type Parsed } from './flags.ts';
 import { ApiError, demux } from './client.ts';
+import { EscapeWatcher, parseDetachKeys } from './detachkeys.ts';
 import { renderTemplate, GO_MARSHAL } from './gotemplate.ts';
 import { addExposed, joinHostPort, naturalCompare, parsePublish, PortSpecError } from './portspec.ts';
 import { printTable, formatRows, validateFormat, timeAgo, displayablePorts, goQuote, ellipsis, goTimeString, humanSize } from './output.ts';
@@ -295,6 +296,13 @@ const run: Command = async (cli, argv) => {
   const parsed = parseRun(cli, 'run', argv);
   if (typeof parsed === 'number') return parsed;
   const { p, created } = parsed;
+  let keys: number[];
+  try {
+    keys = detachKeysOf(p);
+  } catch (e) {
+    cli.err(`loom: ${(e as Error).message}\n`);
+    return 125;
+  }
   const id = await createOrExplain(cli, 'run', created);
   if (typeof id === 'number') return id;
   if (p.flags.cidfile) fs.writeFileSync(p.flags.cidfile, id);
@@ -321,7 +329,7 @@ const run: Command = async (cli, argv) => {
     return runError(cli, 'run', e);
   }
   const waiting = waitFor(cli, id, p.flags.rm ? 'removed' : 'next-exit');
-  const streamDone = pumpStreams(sock, tty, stdin);
+  const streamDone = pumpStreams(sock, tty, stdin, keys);
   await waiting.registered;
   try {
     await cli.client.request('POST', `/containers/${id}/start`);
@@ -333,9 +341,16 @@ const run: Command = async (cli, argv) => {
     return runError(cli, 'run', e);
   }
   const unfollow = tty ? followTerminalSize(cli, `/containers/${id}/resize`) : () => {};
-  const [code] = await Promise.all([waiting.result, streamDone]);
-  unfollow();
-  return code;
+  try {
+    // detached by the keys: the container goes on, the client ends with 0 (docker's behaviour)
+    if (await streamDone) {
+      waiting.cancel();
+      return 0;
+    }
+    return await waiting.result;
+  } finally {
+    unfollow();
+  }
 };
 
 /**
@@ -386,26 +401,49 @@ function followTerminalSize(cli: Cli, resizePath: string): () => void {
   return () => process.stdout.off('resize', send);
 }
 
-function pumpStreams(sock: import('node:net').Socket, tty: boolean, stdin: boolean): Promise<void> {
+/**
+ * Copies the attached streams until the daemon ends them; resolves true when the user typed the detach
+ * keys instead (a terminal and stdin attached; the container goes on running), false otherwise.
+ */
+function pumpStreams(sock: import('node:net').Socket, tty: boolean, stdin: boolean, detachKeys?: number[]): Promise<boolean> {
   // With -t the container's terminal does the echoing, line editing and ^C; the local one must pass every
   // key through untouched and not translate the output again (\n to \r\n), as the docker CLI does.
   const raw = tty && stdin && process.stdin.isTTY;
   if (raw) process.stdin.setRawMode(true);
-  const done = new Promise<void>((resolve) => {
+  const watcher = tty && stdin && detachKeys?.length ? new EscapeWatcher(detachKeys) : undefined;
+  const done = new Promise<boolean>((resolve) => {
     if (tty) sock.on('data', (b: Buffer) => process.stdout.write(b));
     else demux(sock, (b) => process.stdout.write(b), (b) => process.stderr.write(b));
     if (stdin) {
-      process.stdin.on('data', (b) => sock.write(b));
+      process.stdin.on('data', (b: Buffer) => {
+        if (!watcher) return void sock.write(b);
+        const { pass, detach } = watcher.feed(b);
+        if (pass.length) sock.write(pass);
+        if (!detach) return;
+        process.stderr.write('read escape sequence\n');
+        process.stdin.destroy();
+        sock.destroy();
+        resolve(true);
+      });
       process.stdin.on('end', () => sock.end());
     }
     sock.on('end', () => {
       if (stdin) process.stdin.destroy();
-      resolve();
+      resolve(false);
     });
-    sock.on('close', () => resolve());
-    sock.on('error', () => resolve());
+    sock.on('close', () => resolve(false));
+    sock.on('error', () => resolve(false));
   });
   return raw ? done.finally(() => process.stdin.isTTY && process.stdin.setRawMode(false)) : done;
+}
+
+/** --detach-keys, or Docker's default ctrl-p,ctrl-q. */
+function detachKeysOf(p: Parsed): number[] {
+  try {
+    return parseDetachKeys((p.flags['detach-keys'] as string | undefined) || 'ctrl-p,ctrl-q');
+  } catch (e) {
+    throw new PlainError((e as Error).message);
+  }
 }
 
 const create: Command = async (cli, argv) => {
@@ -449,9 +487,10 @@ const start: Command = verb('start', async (cli, argv) => {
     const id = p.args[0]!;
     const info = (await cli.client.request('GET', `/containers/${ref(id)}/json`)).body;
     const stdin = !!p.flags.interactive && info.Config.OpenStdin;
+    const keys = detachKeysOf(p);
     const sock = await cli.client.hijack(`/containers/${ref(id)}/attach?stream=1&stdout=1&stderr=1${stdin ? '&stdin=1' : ''}`);
     const waiting = waitFor(cli, info.Id, 'next-exit');
-    const done = pumpStreams(sock, info.Config.Tty, stdin);
+    const done = pumpStreams(sock, info.Config.Tty, stdin, keys);
     await waiting.registered;
     try {
       await cli.client.request('POST', `/containers/${ref(id)}/start`);
@@ -461,9 +500,15 @@ const start: Command = verb('start', async (cli, argv) => {
       throw e;
     }
     const unfollow = info.Config.Tty ? followTerminalSize(cli, `/containers/${info.Id}/resize`) : () => {};
-    const [code] = await Promise.all([waiting.result, done]);
-    unfollow();
-    return code;
+    try {
+      if (await done) {
+        waiting.cancel();
+        return 0;
+      }
+      return await waiting.result;
+    } finally {
+      unfollow();
+    }
   }
   const r = await eachRef(cli, p.args, async (x) => {
     await cli.client.request('POST', `/containers/${ref(x)}/start`);
@@ -480,12 +525,20 @@ const attach: Command = verb('attach', async (cli, argv) => {
   if (!info.State.Running) throw new PlainError('You cannot attach to a stopped container, start it first');
   if (info.State.Paused) throw new PlainError('You cannot attach to a paused container, unpause it first');
   const stdin = !p.flags['no-stdin'] && info.Config.OpenStdin;
+  const keys = detachKeysOf(p);
   const sock = await cli.client.hijack(`/containers/${info.Id}/attach?stream=1&stdout=1&stderr=1${stdin ? '&stdin=1' : ''}`);
   const waiting = waitFor(cli, info.Id, 'next-exit');
   const unfollow = info.Config.Tty ? followTerminalSize(cli, `/containers/${info.Id}/resize`) : () => {};
-  await Promise.all([waiting.registered, pumpStreams(sock, info.Config.Tty, stdin)]);
-  unfollow();
-  return waiting.result;
+  try {
+    const [, detached] = await Promise.all([waiting.registered, pumpStreams(sock, info.Config.Tty, stdin, keys)]);
+    if (detached) {
+      waiting.cancel();
+      return 0;
+    }
+    return await waiting.result;
+  } finally {
+    unfollow();
+  }
 });
 
 function timeFlag(p: Parsed): string | undefined {
@@ -730,6 +783,7 @@ const exec: Command = verb('exec', async (cli, argv) => {
   const p = parseFlags(argv, [f('-d,--detach'), f('-i,--interactive'), f('-t,--tty'), f('-e,--env', 'list'), f('--env-file', 'list'), f('-w,--workdir', 'string'), f('-u,--user', 'string'), f('--privileged'), f('--detach-keys', 'string')], { interspersed: false });
   const [target, ...cmd] = p.args;
   requireArgs('exec', p.args, 2, Infinity);
+  const keys = detachKeysOf(p);
   const body = {
     Cmd: cmd, Env: [...p.flags['env-file'].flatMap((x: string) => parseEnvFile(x)), ...envArgs(p.flags.env)], WorkingDir: p.flags.workdir ?? '', User: p.flags.user ?? '',
     Tty: !!p.flags.tty, AttachStdin: !!p.flags.interactive && !p.flags.detach, AttachStdout: !p.flags.detach, AttachStderr: !p.flags.detach,
@@ -755,8 +809,9 @@ const exec: Command = verb('exec', async (cli, argv) => {
   }
   const sock = await cli.client.hijack(`/exec/${execId}/start`, { Detach: false, Tty: !!p.flags.tty });
   const unfollow = p.flags.tty ? followTerminalSize(cli, `/exec/${execId}/resize`) : () => {};
-  await pumpStreams(sock, !!p.flags.tty, !!p.flags.interactive);
+  const detached = await pumpStreams(sock, !!p.flags.tty, !!p.flags.interactive, keys);
   unfollow();
+  if (detached) return 0;
   const ins = (await cli.client.request('GET', `/exec/${execId}/json`)).body;
   return Number(ins.ExitCode ?? 0);
 });

@@ -116,6 +116,7 @@ for (const out of [process.stdout, process.stderr]) {
 main(process.argv.slice(2)).then(
   (code) => {
     process.exitCode = code;
+    exitWhenFlushed();
   },
   (e) => {
     if (e instanceof UsageError) {
@@ -128,5 +129,14 @@ main(process.argv.slice(2)).then(
       process.stderr.write(`loom: ${(e as Error)?.stack ?? e}\n`);
       process.exitCode = 1;
     }
+    exitWhenFlushed();
   },
 );
+
+/**
+ * The command is over: the process ends once what it wrote has gone out, as a Go CLI ends when its main
+ * returns, whatever handles are still open (a hijacked socket or stdin after an error, a wait request).
+ */
+function exitWhenFlushed(): void {
+  process.stdout.write('', () => process.stderr.write('', () => process.exit()));
+}

@@ -4,7 +4,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createSandbox, eventually, LOOM, requireRoot, runCmd, type Sandbox } from '../helpers/sandbox.ts';
-import { ok } from '../helpers/assert.ts';
+import { fails, ok } from '../helpers/assert.ts';
 
 let sb: Sandbox;
 const skip = process.getuid?.() !== 0 ? 'needs root (network namespaces, runc)' : false;
@@ -133,6 +133,16 @@ test('run -it on a terminal: keys go to the container raw (one echo, the contain
   assert.equal(r.code, 0, r.stdout + r.stderr);
   assert.match(r.stdout, /mark42/);
   assert.equal(r.stdout.split('echo mark').length - 1, 1, `one echo of the typed line: ${JSON.stringify(r.stdout)}`);
+});
+
+test('detach keys: ctrl-p ctrl-q leave an -it container running and end the client with 0, as with docker', { skip }, async () => {
+  const typed = "(sleep 2; printf '\\020\\021'; sleep 2)";
+  const r = await runCmd(['sh', '-c', `${typed} | script -qec "${LOOM} run -it --name detached box sh" /dev/null`], { env: sb.env, timeoutMs: 30_000 });
+  assert.equal(r.code, 0, r.stdout + r.stderr);
+  assert.match(r.stdout, /read escape sequence/);
+  assert.equal(await ok(sb.loom('inspect', '-f', '{{.State.Running}}', 'detached')), 'true');
+  await fails(sb.loom('attach', '--detach-keys', 'ctrl-1', 'detached'), /Invalid detach keys \(ctrl-1\) provided/);
+  await ok(sb.loom('rm', '-f', 'detached'));
 });
 
 test('resize: a tty container and a tty exec get the size a client sends (the docker CLI does it after start)', { skip }, async () => {
