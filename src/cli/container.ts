@@ -340,10 +340,17 @@ const run: Command = async (cli, argv) => {
     else waiting.cancel();
     return runError(cli, 'run', e);
   }
+  return untilExitOrDetach(cli, id, tty, streamDone, waiting);
+};
+
+/**
+ * The attached part of run/start -a/attach: keeps the container's terminal at our size, then gives the
+ * container's exit code, or 0 when the user typed the detach keys (the container goes on, as with docker).
+ */
+async function untilExitOrDetach(cli: Cli, id: string, tty: boolean, streams: Promise<boolean>, waiting: { result: Promise<number>; cancel: () => void }): Promise<number> {
   const unfollow = tty ? followTerminalSize(cli, `/containers/${id}/resize`) : () => {};
   try {
-    // detached by the keys: the container goes on, the client ends with 0 (docker's behaviour)
-    if (await streamDone) {
+    if (await streams) {
       waiting.cancel();
       return 0;
     }
@@ -351,7 +358,7 @@ const run: Command = async (cli, argv) => {
   } finally {
     unfollow();
   }
-};
+}
 
 /**
  * POST /containers/{id}/wait that can be given up (a pending request would keep the CLI alive). `registered`
@@ -499,16 +506,7 @@ const start: Command = verb('start', async (cli, argv) => {
       waiting.cancel();
       throw e;
     }
-    const unfollow = info.Config.Tty ? followTerminalSize(cli, `/containers/${info.Id}/resize`) : () => {};
-    try {
-      if (await done) {
-        waiting.cancel();
-        return 0;
-      }
-      return await waiting.result;
-    } finally {
-      unfollow();
-    }
+    return untilExitOrDetach(cli, info.Id, info.Config.Tty, done, waiting);
   }
   const r = await eachRef(cli, p.args, async (x) => {
     await cli.client.request('POST', `/containers/${ref(x)}/start`);
@@ -528,17 +526,9 @@ const attach: Command = verb('attach', async (cli, argv) => {
   const keys = detachKeysOf(p);
   const sock = await cli.client.hijack(`/containers/${info.Id}/attach?stream=1&stdout=1&stderr=1${stdin ? '&stdin=1' : ''}`);
   const waiting = waitFor(cli, info.Id, 'next-exit');
-  const unfollow = info.Config.Tty ? followTerminalSize(cli, `/containers/${info.Id}/resize`) : () => {};
-  try {
-    const [, detached] = await Promise.all([waiting.registered, pumpStreams(sock, info.Config.Tty, stdin, keys)]);
-    if (detached) {
-      waiting.cancel();
-      return 0;
-    }
-    return await waiting.result;
-  } finally {
-    unfollow();
-  }
+  const streams = pumpStreams(sock, info.Config.Tty, stdin, keys);
+  await waiting.registered;
+  return untilExitOrDetach(cli, info.Id, info.Config.Tty, streams, waiting);
 });
 
 function timeFlag(p: Parsed): string | undefined {
