@@ -296,6 +296,11 @@ const run: Command = async (cli, argv) => {
   const parsed = parseRun(cli, 'run', argv);
   if (typeof parsed === 'number') return parsed;
   const { p, created } = parsed;
+  // the docker CLI's CheckTty, before anything is created
+  if (created.body.Tty && created.body.AttachStdin && !process.stdin.isTTY) {
+    cli.err('the input device is not a TTY\n');
+    return 1;
+  }
   let keys: number[];
   try {
     keys = detachKeysOf(p);
@@ -494,6 +499,7 @@ const start: Command = verb('start', async (cli, argv) => {
     const id = p.args[0]!;
     const info = (await cli.client.request('GET', `/containers/${ref(id)}/json`)).body;
     const stdin = !!p.flags.interactive && info.Config.OpenStdin;
+    if (stdin && info.Config.Tty && !process.stdin.isTTY) throw new PlainError('the input device is not a TTY');
     const keys = detachKeysOf(p);
     const sock = await cli.client.hijack(`/containers/${ref(id)}/attach?stream=1&stdout=1&stderr=1${stdin ? '&stdin=1' : ''}`);
     const waiting = waitFor(cli, info.Id, 'next-exit');
@@ -523,6 +529,7 @@ const attach: Command = verb('attach', async (cli, argv) => {
   if (!info.State.Running) throw new PlainError('You cannot attach to a stopped container, start it first');
   if (info.State.Paused) throw new PlainError('You cannot attach to a paused container, unpause it first');
   const stdin = !p.flags['no-stdin'] && info.Config.OpenStdin;
+  if (stdin && info.Config.Tty && !process.stdin.isTTY) throw new PlainError('the input device is not a TTY');
   const keys = detachKeysOf(p);
   const sock = await cli.client.hijack(`/containers/${info.Id}/attach?stream=1&stdout=1&stderr=1${stdin ? '&stdin=1' : ''}`);
   const waiting = waitFor(cli, info.Id, 'next-exit');

@@ -133,6 +133,12 @@ test('run -it on a terminal: keys go to the container raw (one echo, the contain
   assert.equal(r.code, 0, r.stdout + r.stderr);
   assert.match(r.stdout, /mark42/);
   assert.equal(r.stdout.split('echo mark').length - 1, 1, `one echo of the typed line: ${JSON.stringify(r.stdout)}`);
+  // -it without a terminal: the docker CLI's refusal, before anything is created
+  const before = await ok(sb.loom('ps', '-aq'));
+  const notty = await sb.loom('run', '--rm', '-it', 'box', 'true');
+  assert.equal(notty.code, 1);
+  assert.equal(notty.stderr, 'the input device is not a TTY\n');
+  assert.equal(await ok(sb.loom('ps', '-aq')), before);
 });
 
 test('detach keys: ctrl-p ctrl-q leave an -it container running and end the client with 0, as with docker', { skip }, async () => {
