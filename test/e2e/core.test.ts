@@ -147,7 +147,7 @@ test('detach keys: ctrl-p ctrl-q leave an -it container running and end the clie
   assert.equal(r.code, 0, r.stdout + r.stderr);
   assert.match(r.stdout, /read escape sequence/);
   assert.equal(await ok(sb.loom('inspect', '-f', '{{.State.Running}}', 'detached')), 'true');
-  await fails(sb.loom('attach', '--detach-keys', 'ctrl-1', 'detached'), /Invalid detach keys \(ctrl-1\) provided/);
+  await fails(sb.loom('attach', '--no-stdin', '--detach-keys', 'ctrl-1', 'detached'), /Invalid detach keys \(ctrl-1\) provided/);
   await ok(sb.loom('rm', '-f', 'detached'));
 });
 
