@@ -257,6 +257,40 @@ route('POST', '/containers/{id}/rename', async (d, { params, query, res }) => {
 
 route('POST', '/containers/{id}/update', async (d, { params, body }) => d.containers.update(params.id!, (await body()) ?? {}));
 
+/**
+ * `docker top`: `ps` with the client's arguments on the host, its rows filtered to the container's
+ * processes by the PID column, the last column (the command) kept whole, as moby's parsePSOutput.
+ */
+async function topOf(pids: number[], psArgs: string): Promise<{ Titles: string[]; Processes: string[][] }> {
+  const { execFile } = await import('node:child_process');
+  const ps = (args: string[]) => new Promise<string[]>((resolve, reject) => {
+    execFile('ps', args, { maxBuffer: 64 << 20 }, (err, stdout, stderr) => {
+      if (err) reject(new LoomError(500, `Error running ps: ${String(stderr || err.message).trim()}`));
+      else resolve(stdout.split('\n').filter((l) => l.trim()));
+    });
+  });
+  const args = psArgs.split(/\s+/).filter(Boolean);
+  let lines = await ps(args);
+  let titles = (lines[0] ?? '').trim().split(/\s+/);
+  let pidCol = titles.indexOf('PID');
+  if (pidCol < 0 && /(^|\s)-?o(\s|$)|(^|\s)-o\S|--format/.test(psArgs)) {
+    // custom columns without PID (`top c -o comm`): as moby, ps selects the container's processes itself
+    lines = pids.length ? await ps([...args, '-q', pids.join(',')]) : lines.slice(0, 1);
+    titles = (lines[0] ?? '').trim().split(/\s+/);
+    pidCol = -1;
+  } else if (pidCol < 0) {
+    throw new LoomError(500, 'Couldn\'t find PID field in ps output');
+  }
+  const want = new Set(pids);
+  const processes: string[][] = [];
+  for (const line of lines.slice(1)) {
+    const fields = line.trim().split(/\s+/);
+    if (pidCol >= 0 && !want.has(Number(fields[pidCol]))) continue;
+    processes.push([...fields.slice(0, titles.length - 1), fields.slice(titles.length - 1).join(' ')]);
+  }
+  return { Titles: titles, Processes: processes };
+}
+
 /** h and w of a resize, as moby parses them (strconv.Atoi: 400 with its words). */
 function windowSize(query: URLSearchParams): { rows: number; cols: number } {
   const dim = (k: string) => {
@@ -268,6 +302,29 @@ function windowSize(query: URLSearchParams): { rows: number; cols: number } {
   };
   return { rows: dim('h'), cols: dim('w') };
 }
+
+route('POST', '/containers/prune', async (d, { query }) => {
+  const keep = pruneFilter(filters(query));
+  const deleted: string[] = [];
+  for (const c of d.containers.list()) {
+    if (c.state.Running || c.state.Paused || c.state.Restarting) continue;
+    if (!keep({ created: c.created, labels: c.config.Labels ?? {} })) continue;
+    try {
+      await d.containers.remove(c.id, false);
+      deleted.push(c.id);
+    } catch (e) {
+      // started again, or removed, since the list: as Docker's prune, it is skipped
+      if (!(e instanceof LoomError) || (e.status !== 409 && e.status !== 404)) throw e;
+    }
+  }
+  return { ContainersDeleted: deleted.length ? deleted : null, SpaceReclaimed: 0 };
+});
+
+route('GET', '/containers/{id}/top', async (d, { params, query }) => {
+  const c = d.containers.get(params.id!);
+  if (!c.state.Running) throw new LoomError(409, `container ${c.id} is not running`);
+  return topOf(d.containers.runc.pids(c.id), query.get('ps_args') || '-ef');
+});
 
 route('POST', '/containers/{id}/resize', (d, { params, query, res }) => {
   const { rows, cols } = windowSize(query);
@@ -461,6 +518,25 @@ route('POST', '/images/{name*}/tag', (d, { params, query, res }) => {
   noContent(res, 201);
   return STREAMED;
 });
+
+/** `image prune`: dangling images (no tag) by default, with dangling=false every image no container uses. */
+route('POST', '/images/prune', (d, { query }) => {
+  const { dangling, ...rest } = filters(query);
+  const danglingOnly = !(dangling ?? []).some((v) => v === 'false' || v === '0');
+  const keep = pruneFilter(rest);
+  const deleted: { Untagged?: string; Deleted?: string }[] = [];
+  let reclaimed = 0;
+  for (const img of d.images.list()) {
+    if (danglingOnly && d.images.tagsOf(img.id).length) continue;
+    if (d.containers.usesImage(img.id) || !keep({ created: img.created, labels: img.config.Labels ?? {} })) continue;
+    deleted.push(...d.images.remove(img.id, () => undefined, true));
+    reclaimed += img.size;
+  }
+  return { ImagesDeleted: deleted.length ? deleted : null, SpaceReclaimed: reclaimed };
+});
+
+/** `system prune` asks for the build cache too: loom builds nothing, so there is none. */
+route('POST', '/build/prune', () => ({ CachesDeleted: null, SpaceReclaimed: 0 }));
 
 route('DELETE', '/images/{name*}', (d, { params, query }) => {
   return d.images.remove(params.name!, (id) => d.containers.usesImage(id), bool(query, 'force'));

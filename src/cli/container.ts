@@ -10,7 +10,7 @@ import { ApiError, demux } from './client.ts';
 import { EscapeWatcher, parseDetachKeys } from './detachkeys.ts';
 import { renderTemplate, GO_MARSHAL } from './gotemplate.ts';
 import { addExposed, joinHostPort, naturalCompare, parsePublish, PortSpecError } from './portspec.ts';
-import { printTable, formatRows, validateFormat, timeAgo, displayablePorts, goQuote, ellipsis, goTimeString, humanSize } from './output.ts';
+import { printTable, formatRows, validateFormat, timeAgo, displayablePorts, goQuote, ellipsis, goTimeString, humanSize, tabwrite } from './output.ts';
 
 const runSpecs = [
   f('-d,--detach'), f('--rm'), f('--name', 'string'), f('-e,--env', 'list'), f('--env-file', 'list'), f('-h,--hostname', 'string'),
@@ -30,6 +30,7 @@ const USAGE: Record<string, string> = {
   rm: '[OPTIONS] CONTAINER [CONTAINER...]', ps: '[OPTIONS]', logs: '[OPTIONS] CONTAINER', exec: '[OPTIONS] CONTAINER COMMAND [ARG...]',
   wait: 'CONTAINER [CONTAINER...]', pause: 'CONTAINER [CONTAINER...]', unpause: 'CONTAINER [CONTAINER...]', rename: 'CONTAINER NEW_NAME',
   update: '[OPTIONS] CONTAINER [CONTAINER...]', attach: '[OPTIONS] CONTAINER', inspect: '[OPTIONS] NAME|ID [NAME|ID...]', port: 'CONTAINER [PRIVATE_PORT[/PROTO]]',
+  top: 'CONTAINER [ps OPTIONS]',
 };
 
 /** Wrong number of arguments: docker prints usage and exits 1. */
@@ -912,6 +913,16 @@ const update: Command = verb('update', async (cli, argv) => {
   return 0;
 });
 
-export const containerCommands: Record<string, Command> = { run, create, start, attach, stop, restart, kill, rm, ps, logs, exec, inspect, wait, pause, unpause, port, rename, update };
+/** `docker top CONTAINER [ps OPTIONS]`: the daemon runs ps; columns as the docker CLI prints them. */
+const top: Command = verb('top', async (cli, argv) => {
+  const [id, ...psArgs] = argv;
+  requireArgs('top', argv, 1, Infinity);
+  const q = psArgs.length ? `?ps_args=${encodeURIComponent(psArgs.join(' '))}` : '';
+  const r = (await cli.client.request('GET', `/containers/${ref(id!)}/top${q}`)).body;
+  cli.out(tabwrite([r.Titles, ...r.Processes].map((row: string[]) => row.join('\t') + '\n').join(''), 20, 3));
+  return 0;
+});
+
+export const containerCommands: Record<string, Command> = { run, create, start, attach, stop, restart, kill, rm, ps, logs, exec, inspect, wait, pause, unpause, port, rename, update, top };
 void renderTemplate;
 void printTable;

@@ -3,6 +3,7 @@ import { Client, ApiError } from './client.ts';
 import { UsageError } from './flags.ts';
 import { containerCommands } from './container.ts';
 import { systemCommands } from './system.ts';
+import { containerPrune, imagePrune, systemPrune } from './prune.ts';
 import { networkCommand } from './network.ts';
 
 export interface Cli {
@@ -40,11 +41,15 @@ Commands:
   rename      Rename a container
   update      Update configuration of one or more containers
   port        List port mappings or a specific mapping for the container
+  top         Display the running processes of a container
   import      Import the contents from a tarball to create a filesystem image
   images      List images
   rmi         Remove one or more images
   tag         Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
+  container   Manage containers (ls, rm, prune, ...)
+  image       Manage images (ls, rm, prune)
   network     Manage networks
+  system      Manage loom (prune)
   events      Get real time events from the server
   version     Show the loom version information
   info        Display system-wide information
@@ -87,6 +92,8 @@ async function main(argv: string[]): Promise<number> {
   };
   const table: Record<string, Command> = { ...containerCommands, ...systemCommands, network: networkCommand };
   // `loom container ls`, `loom image ls` and friends, as docker has them
+  if (cmd === 'system' && rest[0] === 'prune') return systemPrune(cli, rest.slice(1));
+  if ((cmd === 'container' || cmd === 'image') && rest[0] === 'prune') return (cmd === 'container' ? containerPrune : imagePrune)(cli, rest.slice(1));
   if (cmd === 'container' || cmd === 'image') {
     const sub = rest[0];
     const alias: Record<string, string> = { ls: cmd === 'container' ? 'ps' : 'images', list: cmd === 'container' ? 'ps' : 'images', rm: cmd === 'container' ? 'rm' : 'rmi', remove: cmd === 'container' ? 'rm' : 'rmi' };

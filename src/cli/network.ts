@@ -1,6 +1,7 @@
 // `loom network ...`: create, ls, inspect, rm, prune, connect, disconnect.
 import type { Command } from './main.ts';
 import { parseFlags, f, UsageError } from './flags.ts';
+import { confirm, filterQuery } from './prune.ts';
 import { ApiError } from './client.ts';
 import { renderTemplate } from './gotemplate.ts';
 import { printTable, formatOutput } from './output.ts';
@@ -196,23 +197,8 @@ const rm: Command = async (cli, argv) => {
 
 const prune: Command = async (cli, argv) => {
   const p = parseFlags(argv, [f('-f,--force'), f('--filter', 'list')], { interspersed: true });
-  if (!p.flags.force) {
-    cli.out('WARNING! This will remove all custom networks not used by at least one container.\nAre you sure you want to continue? [y/N] ');
-    const answer = await new Promise<string>((resolve) => {
-      process.stdin.once('data', (b) => resolve(b.toString().trim()));
-      process.stdin.once('end', () => resolve(''));
-    });
-    process.stdin.pause();
-    if (!/^y(es)?$/i.test(answer)) return 0;
-  }
-  const filters: Record<string, Record<string, boolean>> = {};
-  for (const x of p.flags.filter as string[]) {
-    const i = x.indexOf('=');
-    if (i < 0) throw new UsageError(`bad format of filter (expected name=value)`);
-    (filters[x.slice(0, i)] ??= {})[x.slice(i + 1)] = true;
-  }
-  const q = Object.keys(filters).length ? `?filters=${encodeURIComponent(JSON.stringify(filters))}` : '';
-  const r = (await cli.client.request('POST', `/networks/prune${q}`)).body;
+  if (!p.flags.force && !(await confirm(cli, 'WARNING! This will remove all custom networks not used by at least one container.'))) return 0;
+  const r = (await cli.client.request('POST', `/networks/prune${filterQuery(p.flags.filter as string[])}`)).body;
   if (r.NetworksDeleted?.length) cli.out(`Deleted Networks:\n${r.NetworksDeleted.join('\n')}\n\n`);
   return 0;
 };

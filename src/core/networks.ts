@@ -702,7 +702,8 @@ export function filterNetworks(nets: NetworkRecord[], f: Record<string, string[]
 }
 
 /** POST /networks/prune filters: `until` (timestamp or duration), `label`, `label!`. */
-export function pruneFilter(f: Record<string, string[]>): (n: NetworkRecord) => boolean {
+/** Docker's prune filters (until, label, label!) over anything with a creation time and labels (networks, containers). */
+export function pruneFilter(f: Record<string, string[]>): (n: { created: string; labels: Record<string, string> }) => boolean {
   for (const k of Object.keys(f)) if (!['until', 'label', 'label!'].includes(k)) throw invalidParameter(`invalid filter '${k}'`);
   let until: number | undefined;
   for (const u of f.until ?? []) {

@@ -458,6 +458,16 @@ export class Runc {
     if ((sig === 'KILL' || sig === '9') && this.frozen(id)) await this.runc(['resume', id]).catch(() => {});
   }
 
+  /** The processes of a running container (its cgroup's members), for `top`. */
+  pids(id: string): number[] {
+    const cg = this.cgroupsPath(id);
+    for (const dir of ['pids', 'memory', 'cpu', 'freezer', 'systemd', 'unified', '']) {
+      const text = readText(`/sys/fs/cgroup${dir ? `/${dir}` : ''}${cg}/cgroup.procs`);
+      if (text !== null) return text.split('\n').filter(Boolean).map(Number);
+    }
+    return [];
+  }
+
   private frozen(id: string): boolean {
     const cg = this.cgroupsPath(id);
     const v1 = readText(`/sys/fs/cgroup/freezer${cg}/freezer.state`);

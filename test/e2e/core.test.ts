@@ -3,7 +3,7 @@
 // outside world (never to any address outside the namespaces this test makes).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { createSandbox, eventually, LOOM, requireRoot, runCmd, type Sandbox } from '../helpers/sandbox.ts';
+import { busyboxTar, createSandbox, eventually, LOOM, requireRoot, runCmd, type Sandbox } from '../helpers/sandbox.ts';
 import { fails, ok } from '../helpers/assert.ts';
 
 let sb: Sandbox;
@@ -191,6 +191,37 @@ test('ps, logs, stop, start, rm release everything', { skip }, async () => {
   const r = await sb.loom('inspect', 'talk');
   assert.equal(r.code, 1);
   assert.match(r.stderr, /No such object: talk/);
+});
+
+test('top, container prune, image prune, system prune through the docker CLI', { skip }, async () => {
+  await ok(sb.loom('run', '-d', '--name', 'topped', '--label', 'keep=1', 'box', 'sleep', '601'));
+  await ok(sb.loom('create', '--name', 'stopped1', 'box', 'true'));
+  await ok(sb.loom('create', '--name', 'stopped2', '--label', 'keep=1', 'box', 'true'));
+  const top = await ok(sb.docker('top', 'topped'));
+  assert.match(top.split('\n')[0]!, /^UID\s+PID\s+PPID\s+C\s+STIME\s+TTY\s+TIME\s+CMD$/);
+  assert.match(top, /\nroot\s+\d+\s+\d+ .*sleep 601$/);
+  assert.equal(await ok(sb.docker('top', 'topped', '-o', 'comm')), 'COMMAND\nsleep');
+  assert.equal((await ok(sb.loom('top', 'topped'))).split('\n')[0], top.split('\n')[0], 'bin/loom prints the same columns');
+  assert.equal(await ok(sb.loom('top', 'topped', '-o', 'comm')), 'COMMAND\nsleep');
+  await fails(sb.docker('top', 'stopped1'), /container [0-9a-f]{64} is not running/);
+  // label filter first: only the unlabelled stopped one goes; the running one never
+  assert.match(await ok(sb.docker('container', 'prune', '-f', '--filter', 'label!=keep=1')), /Deleted Containers:\n[0-9a-f]{64}\n/);
+  const names = () => ok(sb.loom('ps', '-a', '--filter', 'name=topped', '--filter', 'name=stopped', '--format', '{{.Names}}'));
+  assert.deepEqual((await names()).split('\n').sort(), ['stopped2', 'topped']);
+  // an untagged image goes with image prune; one a container uses stays
+  const tar = busyboxTar(sb.dir, { 'etc/pruned': 'x' }, 'pruned.tar');
+  const imported = await ok(sb.loom('import', tar));
+  assert.match(await ok(sb.docker('image', 'prune', '-f')), new RegExp(`deleted: ${imported}`));
+  await ok(sb.docker('system', 'prune', '-f'));
+  assert.equal(await names(), 'topped');
+  await ok(sb.loom('create', '--name', 'stopped3', 'box', 'true'));
+  await ok(sb.loom('system', 'prune', '-f'));
+  assert.equal(await names(), 'topped');
+  await ok(sb.loom('create', '--name', 'stopped3', 'box', 'true'));
+  assert.match(await ok(sb.loom('container', 'prune', '-f')), /^Deleted Containers:\n[0-9a-f]{64}\n\nTotal reclaimed space: 0B$/);
+  assert.equal(await names(), 'topped');
+  assert.match(await ok(sb.loom('images', '--format', '{{.Repository}}')), /^box$/m);
+  await ok(sb.loom('rm', '-f', 'topped'));
 });
 
 test('errors are Docker-shaped', { skip }, async () => {
