@@ -12,6 +12,9 @@ import { inspectContainer, inspectImage, inspectNetwork, listContainer, listImag
 import { followLogs, logQuery, readLogs, serveLogs } from './logs.ts';
 import { listContainers } from './psfilter.ts';
 import { ExecFailureSniffer } from '../runtime/execfail.ts';
+import { sample as statsSample } from '../runtime/stats.ts';
+
+const ZERO_READ = '0001-01-01T00:00:00Z';
 import type { ContainerRecord } from '../core/types.ts';
 import { filterNetworks, pruneFilter } from '../core/networks.ts';
 
@@ -318,6 +321,39 @@ route('POST', '/containers/prune', async (d, { query }) => {
     }
   }
   return { ContainersDeleted: deleted.length ? deleted : null, SpaceReclaimed: 0 };
+});
+
+route('GET', '/containers/{id}/stats', async (d, { params, query, req, res }) => {
+  const c0 = d.containers.get(params.id!);
+  const stream = query.get('stream') === null ? true : bool(query, 'stream');
+  const oneShot = bool(query, 'one-shot');
+  const take = (pre?: ReturnType<typeof statsSample>) => {
+    const c = d.containers.find(c0.id);
+    return statsSample(c0.id, c?.name ?? c0.name, d.containers.runc.cgroupsPath(c0.id), c?.state.Running ? c.state.Pid : 0, pre);
+  };
+  res.writeHead(200, { 'Content-Type': 'application/json' });
+  let last = take();
+  if (!stream) {
+    // as moby: without one-shot, wait for a second sample so that the CPU share can be computed
+    if (!oneShot && last.read !== ZERO_READ) {
+      await new Promise((r) => setTimeout(r, 1000));
+      last = take(last);
+    }
+    res.end(JSON.stringify(last) + '\n');
+    return STREAMED;
+  }
+  res.write(JSON.stringify(last) + '\n');
+  let closed = false;
+  req.on('close', () => (closed = true));
+  res.on('close', () => (closed = true));
+  while (!closed && last.read !== ZERO_READ) {
+    await new Promise((r) => setTimeout(r, 1000));
+    if (closed) break;
+    last = take(last);
+    res.write(JSON.stringify(last) + '\n');
+  }
+  res.end();
+  return STREAMED;
 });
 
 route('GET', '/containers/{id}/top', async (d, { params, query }) => {

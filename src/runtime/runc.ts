@@ -178,7 +178,8 @@ export class Runc {
     }
   }
 
-  private cgroupsPath(id: string): string {
+  /** The container's cgroup, below each controller's mount (or the unified tree). */
+  cgroupsPath(id: string): string {
     return `${this.cgroupParent}/${id}`;
   }
 

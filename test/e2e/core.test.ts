@@ -224,6 +224,26 @@ test('top, container prune, image prune, system prune through the docker CLI', {
   await ok(sb.loom('rm', '-f', 'topped'));
 });
 
+test('stats: cgroup and network figures in the Engine API shape; docker stats --no-stream reads them', { skip }, async () => {
+  await ok(sb.loom('run', '-d', '--name', 'statsd', 'box', 'sleep', '602'));
+  await ok(sb.loom('exec', 'statsd', 'ping', '-c1', '-W2', '172.17.0.1'));
+  const r = await sb.api('GET', '/containers/statsd/stats?stream=false');
+  assert.equal(r.status, 200);
+  const st = r.body;
+  assert.equal(st.name, '/statsd');
+  assert.ok(st.memory_stats.usage > 0 && st.memory_stats.limit > 0, JSON.stringify(st.memory_stats));
+  assert.ok(st.pids_stats.current >= 1);
+  assert.ok(st.cpu_stats.online_cpus >= 1 && st.cpu_stats.system_cpu_usage > 0);
+  assert.ok(st.precpu_stats.system_cpu_usage > 0, 'without one-shot a second sample gives the CPU share');
+  assert.ok(st.networks.eth0.rx_bytes > 0 && st.networks.eth0.tx_packets > 0 && !('lo' in st.networks));
+  assert.equal(await ok(sb.docker('stats', '--no-stream', '--format', '{{.Name}} {{.PIDs}}', 'statsd')), 'statsd 1');
+  await ok(sb.loom('stop', '-t', '0', 'statsd'));
+  const stopped = (await sb.api('GET', '/containers/statsd/stats?stream=false')).body;
+  assert.equal(stopped.read, '0001-01-01T00:00:00Z');
+  assert.deepEqual(stopped.memory_stats, {});
+  await ok(sb.loom('rm', 'statsd'));
+});
+
 test('errors are Docker-shaped', { skip }, async () => {
   let r = await sb.loom('run', '-d', '--name', 'c1', 'box', 'true');
   assert.equal(r.code, 125);
