@@ -3,6 +3,7 @@
 // chunk when the container has no TTY, raw bytes otherwise. attach and exec start hijack the connection
 // (HTTP 101 Upgrade: tcp), as the docker CLI expects.
 import http from 'node:http';
+import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import type net from 'node:net';
@@ -265,7 +266,6 @@ route('POST', '/containers/{id}/update', async (d, { params, body }) => d.contai
  * processes by the PID column, the last column (the command) kept whole, as moby's parsePSOutput.
  */
 async function topOf(pids: number[], psArgs: string): Promise<{ Titles: string[]; Processes: string[][] }> {
-  const { execFile } = await import('node:child_process');
   const ps = (args: string[]) => new Promise<string[]>((resolve, reject) => {
     execFile('ps', args, { maxBuffer: 64 << 20 }, (err, stdout, stderr) => {
       if (err) reject(new LoomError(500, `Error running ps: ${String(stderr || err.message).trim()}`));
