@@ -197,4 +197,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
   };
   process.on('SIGTERM', () => void stop('SIGTERM'));
   process.on('SIGINT', () => void stop('SIGINT'));
+  // A stray rejection in some background task is a bug to log, never a reason to take every API user's
+  // daemon down (containers survive it, but their clients would not).
+  process.on('unhandledRejection', (e) => d.log.error({ err: messageOf(e), stack: (e as Error)?.stack }, 'unhandled rejection'));
 }

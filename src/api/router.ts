@@ -1,0 +1,82 @@
+// The route table the API server dispatches on, and what every route file shares: request context,
+// query helpers, JSON and no-content replies, Docker's stream framing and connection hijacking.
+import http from 'node:http';
+import type net from 'node:net';
+import type { Daemon } from '../daemon.ts';
+import { invalidParameter } from '../util/errors.ts';
+
+export const API_VERSION = '1.50';
+export const MIN_API_VERSION = '1.24';
+export const LOOM_VERSION = '0.1.0';
+
+export type Params = Record<string, string>;
+export interface Ctx {  req: http.IncomingMessage;
+  res: http.ServerResponse;
+  params: Params;
+  query: URLSearchParams;
+  body: () => Promise<any>;
+  /** set for requests that arrived as HTTP Upgrade (hijack) */
+  socket?: net.Socket;
+  head?: Buffer;
+}
+export type Handler = (d: Daemon, ctx: Ctx) => Promise<unknown> | unknown;
+
+export const routes: { method: string; re: RegExp; keys: string[]; fn: Handler }[] = [];
+export function route(method: string, pattern: string, fn: Handler): void {
+  const keys: string[] = [];
+  const re = new RegExp('^' + pattern.replace(/\{(\w+)(\*)?\}/g, (_, k, star) => {
+    keys.push(k);
+    return star ? '(.+)' : '([^/]+)';
+  }) + '$');
+  routes.push({ method, re, keys, fn });
+}
+
+
+export const STREAMED = Symbol('streamed');
+
+export const bool = (q: URLSearchParams, k: string) => ['1', 'true', 'True'].includes(q.get(k) ?? '');
+export function filters(q: URLSearchParams): Record<string, string[]> {
+  const raw = q.get('filters');
+  if (!raw) return {};
+  let f: Record<string, string[] | Record<string, boolean>>;
+  try {
+    f = JSON.parse(raw);
+  } catch {
+    throw invalidParameter(`invalid filter: ${raw}`);
+  }
+  const out: Record<string, string[]> = {};
+  for (const [k, v] of Object.entries(f)) out[k] = Array.isArray(v) ? v : Object.keys(v).filter((x) => v[x]);
+  return out;
+}
+
+export function json(res: http.ServerResponse, status: number, value: unknown): void {
+  const body = JSON.stringify(value) + '\n';
+  res.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body) });
+  res.end(body);
+}
+
+export function noContent(res: http.ServerResponse, status = 204): void {
+  res.writeHead(status);
+  res.end();
+}
+
+export function frame(stream: 0 | 1 | 2, data: Buffer): Buffer {
+  const h = Buffer.alloc(8);
+  h[0] = stream;
+  h.writeUInt32BE(data.length, 4);
+  return Buffer.concat([h, data]);
+}
+
+/** Takes over the connection as Docker does for attach/exec: 101 when the client asked to upgrade. */
+export function hijack(ctx: Ctx, tty: boolean): net.Socket {
+  const type = tty ? 'application/vnd.docker.raw-stream' : 'application/vnd.docker.multiplexed-stream';
+  if (ctx.socket) {
+    ctx.socket.write(`HTTP/1.1 101 UPGRADED\r\nContent-Type: ${type}\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n`);
+    if (ctx.head?.length) ctx.socket.unshift(ctx.head);
+    return ctx.socket;
+  }
+  const sock = ctx.req.socket;
+  ctx.res.detachSocket?.(sock);
+  sock.write(`HTTP/1.1 200 OK\r\nContent-Type: ${type}\r\n\r\n`);
+  return sock;
+}

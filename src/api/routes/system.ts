@@ -1,0 +1,92 @@
+// System: ping, version, info, events.
+import os from 'node:os';
+import type { Daemon } from '../../daemon.ts';
+import { route, STREAMED, filters } from '../router.ts';
+import { API_VERSION, MIN_API_VERSION, LOOM_VERSION } from '../router.ts';
+route('GET', '/_ping', (_d, { res }) => {
+  res.writeHead(200, { 'Content-Type': 'text/plain; charset=utf-8', 'Cache-Control': 'no-cache, no-store, must-revalidate', Pragma: 'no-cache' });
+  res.end('OK');
+});
+route('HEAD', '/_ping', (_d, { res }) => {
+  res.writeHead(200, { 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': '0' });
+  res.end();
+});
+
+route('GET', '/version', (d) => versionInfo(d));
+
+function versionInfo(_d: Daemon) {
+  return {
+    Platform: { Name: 'loom' },
+    Components: [{ Name: 'Engine', Version: LOOM_VERSION, Details: { ApiVersion: API_VERSION, MinAPIVersion: MIN_API_VERSION, Os: 'linux', Arch: 'amd64', KernelVersion: os.release() } }],
+    Version: LOOM_VERSION,
+    ApiVersion: API_VERSION,
+    MinAPIVersion: MIN_API_VERSION,
+    GitCommit: 'loom',
+    GoVersion: `node ${process.version}`,
+    Os: 'linux',
+    Arch: 'amd64',
+    KernelVersion: os.release(),
+    BuildTime: '2026-11-22T00:00:00.000000000+00:00',
+  };
+}
+
+route('GET', '/info', (d) => {
+  const cs = d.containers.list();
+  const running = cs.filter((c) => c.state.Running && !c.state.Paused).length;
+  const paused = cs.filter((c) => c.state.Paused).length;
+  return {
+    ID: d.id,
+    Containers: cs.length,
+    ContainersRunning: running,
+    ContainersPaused: paused,
+    ContainersStopped: cs.length - running - paused,
+    Images: d.images.list().length,
+    Driver: 'overlay2',
+    DriverStatus: [['Backing Filesystem', 'overlay']],
+    Plugins: { Volume: [], Network: d.networks.driverNames(), Authorization: null, Log: ['json-file'] },
+    MemoryLimit: false, SwapLimit: false, CpuCfsPeriod: false, CpuCfsQuota: false, CPUShares: false, CPUSet: false, PidsLimit: false,
+    IPv4Forwarding: true, BridgeNfIptables: false, BridgeNfIp6tables: false, Debug: d.opts.logLevel === 'debug',
+    NFd: 0, OomKillDisable: false, NGoroutines: 0, SystemTime: new Date().toISOString(), LoggingDriver: 'json-file',
+    CgroupDriver: 'cgroupfs', CgroupVersion: '1', NEventsListener: 0, KernelVersion: os.release(),
+    OperatingSystem: 'loom on Linux', OSVersion: '', OSType: 'linux', Architecture: 'x86_64', IndexServerAddress: '',
+    RegistryConfig: { IndexConfigs: {}, InsecureRegistryCIDRs: [], Mirrors: [] },
+    NCPU: os.cpus().length, MemTotal: os.totalmem(), GenericResources: null, DockerRootDir: d.opts.dataRoot,
+    HttpProxy: '', HttpsProxy: '', NoProxy: '', Name: os.hostname(), Labels: [], ExperimentalBuild: false,
+    ServerVersion: LOOM_VERSION, Runtimes: { runc: { path: 'runc' } }, DefaultRuntime: 'runc',
+    Swarm: { NodeID: '', NodeAddr: '', LocalNodeState: 'inactive', ControlAvailable: false, Error: '', RemoteManagers: null },
+    // dockerd's pre-swarm cluster fields (API < 1.40), there when the daemon runs with --cluster-store
+    ...(d.opts.clusterStore ? { ClusterStore: d.opts.clusterStore, ClusterAdvertise: d.opts.clusterAdvertise ?? '' } : {}),
+    LiveRestoreEnabled: true, Isolation: '', InitBinary: '', ContainerdCommit: { ID: '' }, RuncCommit: { ID: '' }, InitCommit: { ID: '' },
+    SecurityOptions: [], Warnings: null,
+    DefaultAddressPools: d.opts.pools.map((p) => ({ Base: p.base, Size: p.size })),
+  };
+});
+
+route('GET', '/events', (d, { req, res, query }) => {
+  const f = filters(query);
+  const since = query.get('since');
+  const until = query.get('until');
+  const untilSec = until ? Number(until) : undefined;
+  const match = (e: { Type: string; Action: string; Actor: { ID: string; Attributes: Record<string, string> } }) =>
+    (!f.type || f.type.includes(e.Type)) &&
+    (!f.event || f.event.some((x) => e.Action === x || e.Action.startsWith(`${x}:`))) &&
+    (!f.container || (e.Type === 'container' && f.container.some((x) => e.Actor.ID.startsWith(x) || e.Actor.Attributes.name === x))) &&
+    (!f.network || (e.Type === 'network' && f.network.some((x) => e.Actor.ID.startsWith(x) || e.Actor.Attributes.name === x)));
+  res.writeHead(200, { 'Content-Type': 'application/json' });
+  res.flushHeaders();
+  if (since) for (const e of d.events.since(Number(since))) if (match(e) && (!untilSec || e.time <= untilSec)) res.write(JSON.stringify(e) + '\n');
+  if (untilSec !== undefined && untilSec * 1000 <= Date.now()) {
+    res.end();
+    return STREAMED;
+  }
+  const off = d.events.subscribe((e) => {
+    if (match(e)) res.write(JSON.stringify(e) + '\n');
+  });
+  let timer: NodeJS.Timeout | undefined;
+  if (untilSec !== undefined) timer = setTimeout(() => res.end(), untilSec * 1000 - Date.now());
+  req.socket.on('close', () => {
+    off();
+    if (timer) clearTimeout(timer);
+  });
+  return STREAMED;
+});
