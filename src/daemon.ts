@@ -1,6 +1,7 @@
 // The daemon: wires the store, firewall, networks, images and containers, restores state after a restart,
 // and serves the Docker Engine API on a unix socket.
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import type http from 'node:http';
 import { Store } from './store/sqlite.ts';
@@ -19,6 +20,7 @@ import { Cluster, parseClusterFlags } from './core/cluster.ts';
 import { EtcdClusterStore } from './store/etcd.ts';
 import { Nft } from './firewall/nft.ts';
 import { Firewall } from './firewall/firewall.ts';
+import { FirewallWatch } from './firewall/watch.ts';
 import { createApiServer } from './api/server.ts';
 import { EmbeddedDns } from './dns/resolver.ts';
 import { raiseOpenFileLimit } from './kernel/rlimit.ts';
@@ -63,6 +65,7 @@ export class Daemon {
   readonly cluster?: Cluster;
   readonly id: string;
   private server?: http.Server;
+  private fwWatch?: FirewallWatch;
 
   private constructor(opts: DaemonOptions, log: Logger) {
     this.opts = opts;
@@ -128,6 +131,7 @@ export class Daemon {
     // this host's overlay endpoints, written again under this run's lease
     await d.cluster?.reconcile(d.containers.list().flatMap((c) => Object.values(c.endpoints)));
     d.firewall.reconcile({ networks: d.networks.firewallState(), ...d.containers.firewallElements() });
+    d.watchFirewall();
     await d.listen();
     log.info({ socket: opts.socket, ms: Date.now() - t0, containers: d.containers.list().length, nofile }, 'loom daemon ready');
     return d;
@@ -149,8 +153,23 @@ export class Daemon {
     });
   }
 
+  /** Puts loom's tables back whenever another program changes them (see firewall/watch.ts). */
+  private watchFirewall(): void {
+    this.fwWatch = new FirewallWatch({
+      heal: () => this.firewall.reconcile(this.firewall.state()),
+      log: this.log.child({ component: 'firewall-watch' }),
+      onHeal: ({ by }) => this.events.publish('daemon', 'firewall-restore', this.id, { name: os.hostname(), changedBy: by }),
+    });
+    try {
+      this.fwWatch.start();
+    } catch (e) {
+      this.log.warn({ err: messageOf(e) }, 'cannot watch nftables changes: loom tables will not heal themselves');
+    }
+  }
+
   /** Stops serving. Containers keep running (they are adopted again at the next start). */
   async close(): Promise<void> {
+    this.fwWatch?.close();
     await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
     await this.containers.dns?.close();
     await this.cluster?.close().catch(() => {});

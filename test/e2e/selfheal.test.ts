@@ -1,0 +1,79 @@
+// Issue 12, firewall self-heal: after `nft flush ruleset`, `nft delete table ip loom` or a foreign edit of
+// loom's maps in the daemon's namespace, published ports and egress NAT come back by themselves (the
+// daemon watches nf_tables notifications), other programs' tables are left alone, an event says so, and a
+// program that keeps deleting loom's tables makes the daemon back off instead of looping.
+import { test, before, after, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import { createSandbox, eventually, type Sandbox } from '../helpers/sandbox.ts';
+import { ok } from '../helpers/assert.ts';
+
+const skip = process.getuid?.() !== 0 ? 'needs root (network namespaces, nftables, runc)' : false;
+const NODE = process.execPath;
+const HOST = '198.51.100.1';
+const PEER_ECHO = `require('net').createServer(s=>{s.end('HTTP/1.0 200 OK\\r\\n\\r\\npeer='+s.remoteAddress.replace('::ffff:','')+'\\n')}).listen(9000,'198.51.100.2')`;
+
+let sb: Sandbox;
+
+async function fromExt(port: number): Promise<string | null> {
+  const r = await sb.extExec(['busybox', 'timeout', '2', 'wget', '-qO-', `http://${HOST}:${port}/`]);
+  return r.code === 0 ? r.stdout.trim() : null;
+}
+/** What the outside world sees as the container's source address (masquerade gives the host's). */
+async function egressPeer(): Promise<string | null> {
+  const r = await sb.loom('exec', 'web', 'timeout', '2', 'wget', '-qO-', 'http://198.51.100.2:9000/');
+  return r.code === 0 ? r.stdout.trim() : null;
+}
+const nft = (...args: string[]) => ok(sb.hostExec(['nft', ...args]), `nft ${args.join(' ')}`);
+const works = async () => (await fromExt(8080)) === 'web' && (await egressPeer()) === `peer=${HOST}`;
+
+before(async () => {
+  if (skip) return;
+  sb = await createSandbox({ tag: 'heal' });
+  await sb.startDaemon();
+  await sb.image('box');
+  sb.spawnExt([NODE, '-e', PEER_ECHO]);
+  await ok(sb.loom('run', '-d', '--name', 'web', '-p', '8080:80', 'box', 'sh', '-c', 'mkdir -p /w && echo web > /w/index.html && httpd -p 80 -h /w; exec sleep 1d'));
+  await eventually(works, true, 10_000);
+}, { timeout: 120_000 });
+
+after(async () => {
+  await sb?.cleanup();
+});
+
+describe('firewall self-heal', { skip }, () => {
+  test('nft flush ruleset: ports and NAT come back, another program\'s table is left as it was', async () => {
+    const events = sb.loom('events', '--filter', 'type=daemon', '--format', '{{.Action}} {{.Actor.Attributes.changedBy}}', '--until', String(Math.floor(Date.now() / 1000) + 6));
+    await nft('add', 'table', 'inet', 'mine');
+    await nft('add', 'chain', 'inet', 'mine', 'c', '{ type filter hook input priority 0; policy accept; }');
+    await nft('flush', 'ruleset');
+    assert.equal(await eventually(works, true, 5000), true);
+    assert.match(await nft('list', 'tables'), /table ip loom/);
+    assert.doesNotMatch(await nft('list', 'tables'), /mine/, 'the flushed foreign table is not brought back by loom');
+    // the same with a foreign table that survives: loom's heal does not touch it
+    await nft('add', 'table', 'inet', 'mine');
+    await nft('add', 'chain', 'inet', 'mine', 'c', '{ type filter hook input priority 0; policy accept; }');
+    await nft('delete', 'table', 'ip', 'loom');
+    assert.equal(await eventually(works, true, 5000), true);
+    assert.match(await nft('list', 'table', 'inet', 'mine'), /chain c/);
+    await nft('delete', 'table', 'inet', 'mine');
+    const ev = await events;
+    assert.match(ev.stdout, /firewall-restore nft/);
+  });
+
+  test('a foreign edit of loom\'s port map is undone', async () => {
+    const before = await nft('list', 'table', 'ip', 'loom');
+    await nft('flush', 'table', 'ip', 'loom');
+    await eventually(async () => (await nft('list', 'table', 'ip', 'loom')) === before, true, 5000);
+    assert.equal(await works(), true);
+  });
+
+  test('a program that keeps deleting loom\'s tables: the daemon backs off and stays up, then heals', async () => {
+    for (let i = 0; i < 8; i++) {
+      await sb.hostExec(['nft', 'delete', 'table', 'ip', 'loom']);
+      await new Promise((r) => setTimeout(r, 150));
+    }
+    assert.match(await ok(sb.loom('version', '--format', '{{.Server.Version}}')), /\d/);
+    assert.equal(await eventually(works, true, 10_000), true);
+    assert.match(sb.daemonLog, /backing off/);
+  });
+});
