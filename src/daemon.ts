@@ -78,6 +78,8 @@ export class Daemon {
     }
     this.id = id;
     this.firewall = new Firewall(new Nft());
+    this.firewall.onWarning = (m) => log.warn({}, m);
+    this.firewall.coexist = true;
     this.images = new Images(this.store, opts.dataRoot);
     this.networks = new Networks(this.store, this.firewall, log, {
       bip: opts.bip, defaultBridgeName: opts.bridgeName, pools: opts.pools, icc: opts.icc, ipMasq: opts.ipMasq, daemonId: id,

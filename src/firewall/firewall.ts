@@ -56,7 +56,56 @@ export class Firewall {
     });
     this.run(renderRuleset(toState(next)), 'reconcile');
     this.cur = next;
+    this.syncHostForward();
   }
+
+  /**
+   * Coexistence with iptables(-nft) rules: in nftables a packet must be accepted by every base chain of a
+   * hook, so a host FORWARD chain with policy DROP (what Docker leaves behind, or a host firewall) would
+   * drop containers' traffic whatever loom's own table says. As Docker does with DOCKER-USER, loom keeps
+   * one jump at the top of the `filter` table's FORWARD chain (when that chain exists) to its chain
+   * LOOM-FORWARD, which first jumps to LOOM-USER (created once, never touched again: the user's own rules
+   * go there and win), then accepts what goes to or comes from loom's bridges; loom's own table still
+   * makes every isolation, icc and internal decision. Best effort: a failure is logged, never fatal.
+   * Returns the families it adjusted.
+   */
+  syncHostForward(): string[] {
+    const done: string[] = [];
+    if (!this.coexist) return done;
+    const bridges = [...new Set([...this.cur.networks.values()].map((n) => n.bridge))].sort();
+    for (const fam of ['ip', 'ip6']) {
+      let forward: string;
+      try {
+        forward = this.nft.run(`list chain ${fam} filter FORWARD\n`);
+      } catch {
+        continue; // no iptables FORWARD chain in this family: nothing to coexist with
+      }
+      if (!/chain FORWARD/.test(forward)) continue;
+      const lines = [
+        `add chain ${fam} filter LOOM-USER`,
+        `add chain ${fam} filter LOOM-FORWARD`,
+        `flush chain ${fam} filter LOOM-FORWARD`,
+        `add rule ${fam} filter LOOM-FORWARD counter jump LOOM-USER`,
+        ...bridges.flatMap((b) => [
+          `add rule ${fam} filter LOOM-FORWARD oifname ${JSON.stringify(b)} counter accept`,
+          `add rule ${fam} filter LOOM-FORWARD iifname ${JSON.stringify(b)} counter accept`,
+        ]),
+      ];
+      if (!/jump LOOM-FORWARD/.test(forward)) lines.push(`insert rule ${fam} filter FORWARD counter jump LOOM-FORWARD`);
+      try {
+        this.nft.run(lines.join('\n') + '\n');
+        done.push(fam);
+      } catch (e) {
+        this.onWarning?.(`firewall: cannot open the host's ${fam} filter FORWARD chain to loom's bridges: ${messageOf(e)}`);
+      }
+    }
+    return done;
+  }
+
+  /** keep the host FORWARD chain open to loom's bridges (the daemon turns it on; unit tests leave it off) */
+  coexist = false;
+  /** where best-effort problems go (the daemon logs them) */
+  onWarning?: (message: string) => void;
 
   /**
    * The general form: every part of `change` in one transaction, removals before additions. Removing
@@ -119,6 +168,7 @@ export class Firewall {
       : renderDeletePorts(dp) + renderDeleteLinks(dl) + renderAddPorts(ap) + renderAddLinks(al);
     if (text) this.run(text, summarize(change));
     this.cur = next;
+    if (networksChanged) this.syncHostForward();
   }
 
   addNetwork(n: FwNetwork): void {

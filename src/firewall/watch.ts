@@ -83,8 +83,11 @@ export class FirewallWatch {
   private sock: RawNetlinkSocket | null = null;
   private timer: NodeJS.Timeout | null = null;
   private readonly opts: Required<Omit<FirewallWatchOptions, 'onHeal'>> & Pick<FirewallWatchOptions, 'onHeal'>;
-  /** foreign changes seen since the last NEWGEN: the transaction they belong to is still being read */
+  /** what the transaction being read (until its NEWGEN) touched: loom's tables, the iptables filter table */
   private pendingTouch = false;
+  private pendingFilter = false;
+  /** whether the heal to come follows a change of loom's own tables (else only the host's filter table) */
+  private loomTouched = false;
   private lastBy = '';
   private recent: number[] = [];
   private backoffMs = 0;
@@ -118,11 +121,14 @@ export class FirewallWatch {
     for (const n of parseNotices(msg)) {
       if (n.msg !== NFT_MSG_NEWGEN) {
         if (n.table === TABLE) this.pendingTouch = true;
+        // iptables' filter table: a reload there may have dropped loom's FORWARD jump (Firewall.syncHostForward)
+        if (n.table === 'filter') this.pendingFilter = true;
         continue;
       }
-      const touched = this.pendingTouch;
-      this.pendingTouch = false;
-      if (!touched || isOwnThread(n.pid)) continue;
+      const touched = this.pendingTouch, filter = this.pendingFilter;
+      this.pendingTouch = this.pendingFilter = false;
+      if ((!touched && !filter) || isOwnThread(n.pid)) continue;
+      if (touched) this.loomTouched = true;
       this.schedule(`${n.procName || 'unknown'} (pid ${n.pid ?? '?'})`);
     }
   }
@@ -143,14 +149,18 @@ export class FirewallWatch {
   private heal(): void {
     this.timer = null;
     const by = this.lastBy;
-    this.recent.push(Date.now());
+    const loom = this.loomTouched;
+    this.loomTouched = false;
+    if (loom) this.recent.push(Date.now());
     try {
       this.opts.heal();
+      if (!loom) return; // only the host's filter table changed: loom's jump checked again, nothing to report
       this.heals++;
       this.opts.log.info({ by, heals: this.heals }, `firewall watch: loom's nftables tables were changed by ${by}; restored`);
       this.opts.onHeal?.({ by, attempt: this.heals });
     } catch (e) {
       this.opts.log.error({ by, err: (e as Error).message }, 'firewall watch: restoring loom tables failed');
+      this.loomTouched ||= loom;
       this.schedule(by);
     }
   }
