@@ -190,6 +190,13 @@ export class Containers {
     return c && structuredClone(c);
   }
 
+  /** The record again once an operation holds the lock: the container may have been removed while it waited. */
+  private reloadOr404(id: string): ContainerRecord {
+    const c = this.reload(id);
+    if (!c) throw notFound(`No such container: ${id}`);
+    return c;
+  }
+
   /** Serializes lifecycle operations on one container. */
   private async locked<T>(id: string, fn: () => Promise<T>): Promise<T> {
     const prev = this.locks.get(id) ?? Promise.resolve();
@@ -848,7 +855,7 @@ export class Containers {
     if (signal) normalizeSignal(signal); // a bad signal is refused before anything happens
     const c0 = this.get(ref);
     return this.locked(c0.id, async () => {
-      const c = this.reload(c0.id)!;
+      const c = this.reloadOr404(c0.id);
       c.stoppedByUser = true;
       this.save(c);
       if (this.cancelRestart(c)) return;
@@ -885,7 +892,7 @@ export class Containers {
     if (c0.state.Restarting && !c0.state.Running) {
       // Docker: a container waiting for its restart counts as running; a kill just cancels the restart
       return this.locked(c0.id, async () => {
-        const c = this.reload(c0.id)!;
+        const c = this.reloadOr404(c0.id);
         c.stoppedByUser = true;
         this.save(c);
         this.cancelRestart(c);
@@ -911,7 +918,7 @@ export class Containers {
     if (signal) normalizeSignal(signal);
     const c0 = this.get(ref);
     return this.locked(c0.id, async () => {
-      const c = this.reload(c0.id)!;
+      const c = this.reloadOr404(c0.id);
       this.cancelRestart(c);
       if (c.state.Running) {
         c.stoppedByUser = true; // the stop half must not trigger the restart policy
@@ -1008,7 +1015,7 @@ export class Containers {
     if (!newNameIn) throw invalidParameter('Error when allocating new name: name can\'t be empty');
     const newName = validateContainerName(newNameIn);
     return this.locked(c0.id, async () => {
-      const c = this.reload(c0.id)!;
+      const c = this.reloadOr404(c0.id);
       if (c.name === newName) throw invalidParameter(`Renaming a container with the same name as its current name`);
       const clash = this.find(newName);
       if (clash && clash.id !== c.id) {
@@ -1042,7 +1049,7 @@ export class Containers {
     if (body.RestartPolicy) validateRestartPolicy(body.RestartPolicy);
     const c0 = this.get(ref);
     return this.locked(c0.id, async () => {
-      const c = this.reload(c0.id)!;
+      const c = this.reloadOr404(c0.id);
       const rp = body.RestartPolicy;
       if (rp && rp.Name) {
         if (c.hostConfig.AutoRemove && rp.Name !== 'no') {
@@ -1062,7 +1069,7 @@ export class Containers {
     const c0 = this.get(ctrRef); // the container first, as moby looks them up
     const net = this.nets.get(netRef);
     return this.locked(c0.id, async () => {
-      const c = this.reload(c0.id)!;
+      const c = this.reloadOr404(c0.id);
       const mode = c.networkMode;
       if (net.driver === 'host' || mode === 'host') throw invalidParameter('container cannot be disconnected from host network or connected to host network');
       if (net.driver === 'null' || mode === 'none') throw invalidParameter('container cannot be connected to multiple networks with one of the networks in private (none) mode');
@@ -1110,7 +1117,11 @@ export class Containers {
     const net = this.nets.get(netRef);
     if (!c0) return Promise.resolve(); // -f of a container that is gone: its endpoints went with it
     return this.locked(c0.id, async () => {
-      const c = this.reload(c0.id)!;
+      const c = this.reload(c0.id);
+      if (!c) {
+        if (force) return; // removed while this waited: its endpoints went with it
+        throw notFound(`No such container: ${ctrRef}`);
+      }
       if (c.networkMode === 'host' && net.driver === 'host') {
         if (c.state.Running) throw invalidParameter('container cannot be disconnected from host network or connected to host network');
         return; // moby lets a stopped one go; it has nothing to release
