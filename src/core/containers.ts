@@ -11,7 +11,7 @@ import type { Events } from './events.ts';
 import type { ContainerConfig, ContainerRecord, EndpointRecord, HostConfig, ContainerState } from './types.ts';
 import { Runc, findInit, type ExitStatus } from '../runtime/runc.ts';
 import { resolveUserIn } from '../runtime/spec.ts';
-import { createNetns, deleteNetns, moveNetns, netnsExists } from '../kernel/netns.ts';
+import { bindNetns, createNetns, deleteNetns, moveNetns, netnsExists } from '../kernel/netns.ts';
 import { processTerminal, firstChild, setWindowSize } from '../kernel/tty.ts';
 import { configureInterface } from '../kernel/rtnl.ts';
 import { parseResolvConf, renderHosts, renderResolvConf, type HostsEntry } from './etcfiles.ts';
@@ -1228,6 +1228,7 @@ export class Containers {
           }
           c.state.Pid = r.pid;
           this.save(c);
+          this.remountNetns(c, r.pid);
           this.rehold(c);
           for (const ep of Object.values(c.endpoints)) this.registerNames(c, ep);
           await this.startDns(c).catch((e) => this.log.warn({ id: c.id, err: messageOf(e) }, 'embedded DNS not back for container'));
@@ -1286,6 +1287,24 @@ export class Containers {
     }
     const liveVeths = new Set([...this.all()].flatMap((c) => Object.values(c.endpoints).map((e) => e.hostVeth).filter((v): v is string => !!v)));
     await this.nets.sweepOrphans(liveVeths).catch((e) => this.log.warn({ err: messageOf(e) }, 'sweeping leftover veths failed'));
+  }
+
+  /**
+   * A daemon started where the earlier bind mount of a running container's namespace is not visible
+   * (another mount namespace, a cleaned /run): the container's process still has it, so it is mounted
+   * again from /proc/PID/ns/net, and DNS sockets, routes and rules are restored through it as usual.
+   */
+  private remountNetns(c: ContainerRecord, pid: number): void {
+    if (!c.netnsPath || netnsExists(c.netnsPath)) return;
+    try {
+      try {
+        fs.unlinkSync(c.netnsPath); // a leftover plain file where the mount was
+      } catch { /* not there */ }
+      bindNetns(`/proc/${pid}/ns/net`, c.netnsPath);
+      this.log.warn({ id: c.id, name: c.name, netns: c.netnsPath, pid }, 'container namespace mount was gone: mounted again from its process');
+    } catch (e) {
+      this.log.error({ id: c.id, err: messageOf(e) }, 'cannot mount the namespace of a running container again');
+    }
   }
 
   /** After a restart: hold the published ports of an adopted container again and rebuild its firewall elements. */

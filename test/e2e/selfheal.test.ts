@@ -99,4 +99,22 @@ describe('firewall self-heal', { skip }, () => {
       await sb.hostExec(['iptables-nft', '-P', 'FORWARD', 'ACCEPT']);
     }
   });
+
+  test('a daemon restarted where the namespace mounts are gone mounts them again from the containers\' processes; DNS and ports work', async () => {
+    await ok(sb.loom('network', 'create', 'healnet'));
+    await ok(sb.loom('run', '-d', '--name', 'dns1', '--network', 'healnet', '-p', '8090:80', 'box', 'sh', '-c', 'mkdir -p /w && echo dns1 > /w/index.html && httpd -p 80 -h /w; exec sleep 1d'));
+    await ok(sb.loom('run', '-d', '--name', 'dns2', '--network', 'healnet', 'box', 'sleep', '1d'));
+    await sb.stopDaemon('SIGKILL');
+    for (const n of ['dns1', 'dns2']) {
+      await ok(sb.hostExec(['umount', `/run/netns/${sb.netnsPrefix}${n}`]));
+      await sb.hostExec(['rm', '-f', `/run/netns/${sb.netnsPrefix}${n}`]);
+    }
+    await sb.startDaemon();
+    assert.match(await ok(sb.hostExec(['ip', 'netns', 'list'])), new RegExp(`${sb.netnsPrefix}dns1`));
+    await ok(sb.hostExec(['ip', 'netns', 'exec', `${sb.netnsPrefix}dns1`, 'ip', 'addr']));
+    assert.match(await ok(sb.loom('exec', 'dns2', 'nslookup', 'dns1', '127.0.0.11')), /Address:? \d+\.\d+\.\d+\.\d+/);
+    assert.equal(await eventually(() => fromExt(8090), 'dns1', 5000), 'dns1');
+    await ok(sb.loom('rm', '-f', 'dns1', 'dns2'));
+    await ok(sb.loom('network', 'rm', 'healnet'));
+  });
 });
