@@ -11,6 +11,8 @@ import type { Events } from './events.ts';
 import type { ContainerConfig, ContainerRecord, EndpointRecord, HostConfig, ContainerState } from './types.ts';
 import { Runc, findInit, type ExitStatus } from '../runtime/runc.ts';
 import { resolveUserIn } from '../runtime/spec.ts';
+import { failpoint } from '../util/failpoint.ts';
+import { Rtnl } from '../kernel/rtnl.ts';
 import { bindNetns, createNetns, deleteNetns, moveNetns, netnsExists } from '../kernel/netns.ts';
 import { processTerminal, firstChild, setWindowSize } from '../kernel/tty.ts';
 import { configureInterface } from '../kernel/rtnl.ts';
@@ -411,6 +413,7 @@ export class Containers {
         c.netnsPath = nsPath;
         this.save(c);
         createNetns(nsPath);
+        failpoint('start.netns');
         undo.push(() => {
           deleteNetns(nsPath);
           c.netnsPath = undefined;
@@ -430,10 +433,12 @@ export class Containers {
           if (gw) await this.attachEndpoint(c, gw, `eth${idx++}`, true, undo);
         }
         linkEnvs = await this.publishAndLink(c, undo);
+        failpoint('start.published');
         this.writeEtcFiles(c, mode);
         if (this.usesEmbeddedDns(c)) {
           undo.push(() => this.dns?.detach(c.id));
           await this.startDns(c);
+          failpoint('start.dns');
         }
       }
       const img = this.store.get<{ rootfs: string }>('images', c.imageId);
@@ -454,6 +459,7 @@ export class Containers {
         labels: c.config.Labels,
         ...(c.hostConfig.Init ? { init: findInit() } : {}),
       });
+      failpoint('start.runc');
       c.state = { ...emptyState(), Status: 'running', Running: true, Pid: pid, StartedAt: startedAt, FinishedAt: c.state.FinishedAt };
       this.save(c);
       for (const fn of this.startListeners.get(c.id) ?? []) fn();
@@ -629,7 +635,9 @@ export class Containers {
         this.save(c);
       });
     });
+    failpoint('endpoint.allocated');
     await this.nets.join(ep, c.netnsPath!, defaultRoute);
+    failpoint('endpoint.joined');
     ep.phase = 'ready';
     this.save(c);
     this.registerNames(c, ep);
@@ -710,6 +718,7 @@ export class Containers {
     const c = this.reload(id);
     if (!c || !c.state.Running) return;
     await this.releaseNetworking(c);
+    failpoint('exit.released');
     await this.runc.cleanup(id, c.stateDir).catch((e) => this.log.warn({ id, err: messageOf(e) }, 'runtime cleanup failed'));
     c.state = { ...c.state, Status: 'exited', Running: false, Paused: false, Pid: 0, ExitCode: st.exitCode, FinishedAt: st.finishedAt, OOMKilled: st.oomKilled, Error: st.error ?? '' };
     // a restart is decided with the exit, in the same record (never seen "exited" in between, as Docker)
@@ -967,7 +976,9 @@ export class Containers {
     if (!c) return;
     if (c.state.Running) return; // restarted meanwhile
     await this.releaseNetworking(c);
+    failpoint('remove.released');
     await this.runc.remove(id, c.stateDir);
+    failpoint('remove.runtime');
     this.store.tx(() => {
       this.store.releaseOwner(id);
       this.forget(id);
@@ -1134,6 +1145,7 @@ export class Containers {
         await this.nets.leave(ep).catch((e) => {
           if (!force) throw e;
         });
+        failpoint('disconnect.left');
         this.store.tx(() => {
           this.nets.releaseEndpoint(ep);
           delete c.endpoints[net.name];
@@ -1229,6 +1241,7 @@ export class Containers {
           c.state.Pid = r.pid;
           this.save(c);
           this.remountNetns(c, r.pid);
+          await this.dropVanishedEndpoints(c);
           this.rehold(c);
           for (const ep of Object.values(c.endpoints)) this.registerNames(c, ep);
           await this.startDns(c).catch((e) => this.log.warn({ id: c.id, err: messageOf(e) }, 'embedded DNS not back for container'));
@@ -1304,6 +1317,34 @@ export class Containers {
       this.log.warn({ id: c.id, name: c.name, netns: c.netnsPath, pid }, 'container namespace mount was gone: mounted again from its process');
     } catch (e) {
       this.log.error({ id: c.id, err: messageOf(e) }, 'cannot mount the namespace of a running container again');
+    }
+  }
+
+  /**
+   * An adopted container's endpoints whose interface is gone from its namespace (a crash between a
+   * disconnect's leave and its record, or a hand-deleted link) are released, so that what inspect, DNS and
+   * IPAM say matches the kernel: "running with complete networking" holds for what is left.
+   */
+  private async dropVanishedEndpoints(c: ContainerRecord): Promise<void> {
+    if (!c.netnsPath || !Object.keys(c.endpoints).length) return;
+    let rt: Rtnl | undefined;
+    try {
+      rt = Rtnl.open(c.netnsPath);
+      for (const ep of Object.values(c.endpoints)) {
+        if (!ep.ifname || await rt.getLink(ep.ifname)) continue;
+        this.log.warn({ id: c.id, name: c.name, network: ep.networkName, ifname: ep.ifname }, 'endpoint interface is gone: releasing the endpoint');
+        await this.nets.leave(ep).catch(() => {});
+        this.store.tx(() => {
+          this.nets.releaseEndpoint(ep);
+          delete c.endpoints[ep.networkName];
+          delete c.networkRequests[ep.networkName];
+          this.save(c);
+        });
+      }
+    } catch (e) {
+      this.log.warn({ id: c.id, err: messageOf(e) }, 'checking the endpoints of an adopted container failed');
+    } finally {
+      rt?.close();
     }
   }
 

@@ -1,6 +1,7 @@
 // Networks: the records, their IPAM and their kernel side (through the driver). Containers call
 // allocate/attach/detach/release; this module owns the order of kernel steps for one endpoint.
 import crypto from 'node:crypto';
+import { failpoint } from '../util/failpoint.ts';
 import type { Store } from '../store/sqlite.ts';
 import type { EndpointRecord, IpamConfig, NetworkRecord } from './types.ts';
 import { BridgeDriver, OPT_BRIDGE_NAME } from '../drivers/bridge.ts';
@@ -199,6 +200,16 @@ export class Networks {
       def.options = { ...def.options, 'com.docker.network.bridge.enable_icc': String(this.opts.icc), 'com.docker.network.bridge.enable_ip_masquerade': String(this.opts.ipMasq) };
       this.put(def);
     }
+    // networks whose creation a crash interrupted: their kernel side goes, they never existed
+    for (const { key, value } of this.store.metaWithPrefix('creating-network:')) {
+      const half = JSON.parse(value) as NetworkRecord;
+      if (!this.find(half.id)) {
+        const drv = this.drivers.get(half.driver);
+        await drv?.deleteNetwork(half).catch((e) => this.log.warn({ network: half.name, err: String(e) }, 'removing a half-created network failed'));
+        this.log.info({ network: half.name, id: half.id }, 'removed the kernel side of a network whose creation was interrupted');
+      }
+      this.store.deleteMeta(key);
+    }
     const absent = new Set<string>(); // plugins that did not answer: asked once per start, not per network
     for (const n of this.list()) {
       if (n.driver !== 'host' && n.driver !== 'null' && !this.drivers.has(n.driver) && this.pluginDriver && !absent.has(n.driver)) {
@@ -291,6 +302,18 @@ export class Networks {
 
   private async createKernelSide(drv: NetworkDriver, net: NetworkRecord): Promise<void> {
     await drv.prepare(net, this.records());
+    // An intent first: a daemon killed between the kernel side and the record finds it at its next start
+    // and removes what was made (see init), so no bridge outlives a network that was never recorded.
+    const intent = `creating-network:${net.id}`;
+    this.store.setMeta(intent, JSON.stringify(net));
+    try {
+      await this.createKernelSideNow(drv, net);
+    } finally {
+      this.store.deleteMeta(intent);
+    }
+  }
+
+  private async createKernelSideNow(drv: NetworkDriver, net: NetworkRecord): Promise<void> {
     await drv.ensureNetwork(net);
     const fwView = drv.firewallView(net);
     try {
@@ -299,6 +322,7 @@ export class Networks {
       await drv.deleteNetwork(net).catch(() => {});
       throw e;
     }
+    failpoint('network.create.kernel');
     try {
       this.put(net);
     } catch (e) {
@@ -423,6 +447,7 @@ export class Networks {
     const fwView = drv?.firewallView(net);
     if (fwView) this.fw.apply({ removeNetworks: [fwView] });
     await drv?.deleteNetwork(net);
+    failpoint('network.rm.kernel');
     if (net.ipamPools?.length) await (await this.ipamOf(net)).releaseNetwork(net.ipamPools).catch((e) => this.log.warn({ network: net.name, err: String(e) }, 'releasing IPAM pools failed'));
     this.cached = null;
     this.store.delete('networks', net.id);

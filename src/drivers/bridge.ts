@@ -2,6 +2,7 @@
 // container end is created directly inside the container's namespace (never moved: ~18 ms a move here).
 // Kernel work goes through one in-process rtnetlink socket in the daemon's namespace; firewall state is
 // handed to the Firewall as plain data.
+import crypto from 'node:crypto';
 import { Rtnl, configureInterface } from '../kernel/rtnl.ts';
 import fs from 'node:fs';
 import type { EndpointRecord, NetworkRecord } from '../core/types.ts';
@@ -112,12 +113,18 @@ export class BridgeDriver implements NetworkDriver {
     let link = await this.rtnl.getLink(name);
     let created = false;
     if (!link) {
-      await this.rtnl.createBridge(name, { mtu: this.mtu(net), up: true });
+      // An explicit MAC (as libnetwork sets one): a bridge without one takes the lowest MAC of its ports,
+      // so every container joining or leaving could change the gateway's MAC under the others' ARP caches
+      // (seen: a neighbour's pings to the gateway lost for seconds after another container's removal).
+      await this.rtnl.createBridge(name, { mtu: this.mtu(net), up: true, mac: randomMac() });
       created = true;
       link = await this.rtnl.getLink(name);
       if (!link) throw systemError(`bridge ${name} vanished after creation`);
     } else if (link.kind && link.kind !== 'bridge') {
       throw systemError(`cannot use ${name} for network ${net.name}: it exists and is a ${link.kind} device`);
+    } else if (link.mac) {
+      // adopted (a restart, or a bridge made by an older loom): pin the MAC it has now
+      await this.rtnl.setLink(link.index, { mac: link.mac });
     }
     try {
       for (const c of net.ipam.config) {
@@ -229,4 +236,11 @@ export class BridgeDriver implements NetworkDriver {
     const routes = await this.rtnl.listRoutes(4);
     return routes.filter((r) => r.dst !== 'default').map((r) => r.dst);
   }
+}
+
+/** A random locally administered unicast MAC. */
+export function randomMac(): string {
+  const b = crypto.randomBytes(6);
+  b[0] = (b[0]! & 0xfe) | 0x02;
+  return [...b].map((x) => x.toString(16).padStart(2, '0')).join(':');
 }

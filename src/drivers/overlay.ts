@@ -13,6 +13,7 @@
 // answered locally and frames are unicast to the right host; nothing floods between hosts.
 // A namespace per network keeps its subnet, bridge and neighbour tables away from the host's, so two
 // overlay networks may even use the same subnet.
+import { randomMac } from './bridge.ts';
 import path from 'node:path';
 import { Rtnl, configureInterface, vxlanData } from '../kernel/rtnl.ts';
 import { createNetns, deleteNetns, netnsExists } from '../kernel/netns.ts';
@@ -226,7 +227,7 @@ export class OverlayDriver implements NetworkDriver {
     let rt: Rtnl | null = null;
     try {
       rt = Rtnl.open(p);
-      const br = await rt.createBridge(BRIDGE, { mtu: overlayMtu(net), up: true });
+      const br = await rt.createBridge(BRIDGE, { mtu: overlayMtu(net), up: true, mac: randomMac() }); // a fixed MAC: see bridge.ts
       const c = net.ipam.config[0];
       if (c?.Gateway) await rt.addAddress(br, `${c.Gateway}/${parseCidr(c.Subnet).prefix}`, { nodad: true });
       const sb: Sandbox = { path: p, rt, br, vx: await this.createVxlan(net, rt, br) };

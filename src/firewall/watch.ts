@@ -139,7 +139,8 @@ export class FirewallWatch {
     const now = Date.now();
     this.recent = this.recent.filter((t) => now - t < 30_000);
     // more than 5 heals in 30 s: someone keeps removing loom's rules; wait longer each time
-    if (this.recent.length >= 5) this.backoffMs = Math.min(60_000, Math.max(1000, this.backoffMs * 2));
+    // (only changes of loom's own tables count: the host's filter table is someone else's to edit freely)
+    if (this.recent.length >= 5 && this.loomTouched) this.backoffMs = Math.min(60_000, Math.max(1000, this.backoffMs * 2));
     else this.backoffMs = 0;
     if (this.backoffMs) this.opts.log.warn({ by, retryInMs: this.backoffMs }, 'firewall watch: loom tables keep being changed by another program; backing off');
     this.timer = setTimeout(() => this.heal(), this.opts.debounceMs + this.backoffMs);

@@ -119,6 +119,14 @@ export class Store {
     this.q('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value').run(key, value);
   }
 
+  deleteMeta(key: string): void {
+    this.q('DELETE FROM meta WHERE key = ?').run(key);
+  }
+  /** Every meta entry whose key starts with `prefix` (intents written before a multi-step change). */
+  metaWithPrefix(prefix: string): { key: string; value: string }[] {
+    return this.q("SELECT key, value FROM meta WHERE substr(key, 1, length(?)) = ?").all(prefix, prefix) as never;
+  }
+
   close(): void {
     this.db.close();
   }

@@ -46,14 +46,14 @@ describe('firewall self-heal', { skip }, () => {
     await nft('add', 'table', 'inet', 'mine');
     await nft('add', 'chain', 'inet', 'mine', 'c', '{ type filter hook input priority 0; policy accept; }');
     await nft('flush', 'ruleset');
-    assert.equal(await eventually(works, true, 5000), true);
+    assert.equal(await eventually(works, true, 15_000), true);
     assert.match(await nft('list', 'tables'), /table ip loom/);
     assert.doesNotMatch(await nft('list', 'tables'), /mine/, 'the flushed foreign table is not brought back by loom');
     // the same with a foreign table that survives: loom's heal does not touch it
     await nft('add', 'table', 'inet', 'mine');
     await nft('add', 'chain', 'inet', 'mine', 'c', '{ type filter hook input priority 0; policy accept; }');
     await nft('delete', 'table', 'ip', 'loom');
-    assert.equal(await eventually(works, true, 5000), true);
+    assert.equal(await eventually(works, true, 15_000), true);
     assert.match(await nft('list', 'table', 'inet', 'mine'), /chain c/);
     await nft('delete', 'table', 'inet', 'mine');
     const ev = await events;
@@ -80,20 +80,20 @@ describe('firewall self-heal', { skip }, () => {
   test('coexistence: iptables FORWARD policy DROP (as Docker leaves it) — egress and ports still work; LOOM-USER rules win', async () => {
     await ok(sb.hostExec(['iptables-nft', '-P', 'FORWARD', 'DROP']));
     try {
-      assert.equal(await eventually(works, true, 5000), true);
+      assert.equal(await eventually(works, true, 15_000), true);
       const rules = await ok(sb.hostExec(['iptables-nft', '-S']));
       assert.match(rules, /-A FORWARD -j LOOM-FORWARD/);
       assert.match(rules, /-A LOOM-FORWARD -j LOOM-USER/);
       assert.match(rules, /-A LOOM-FORWARD -o loom0 -j ACCEPT/);
       // the user's own filtering goes into LOOM-USER and is respected: drop the published port's traffic
       await ok(sb.hostExec(['iptables-nft', '-A', 'LOOM-USER', '-p', 'tcp', '--dport', '80', '-j', 'DROP']));
-      assert.equal(await eventually(() => fromExt(8080), null, 5000), null);
+      assert.equal(await eventually(() => fromExt(8080), null, 15_000), null);
       assert.equal(await egressPeer(), `peer=${HOST}`, 'egress to port 9000 is not affected');
       await ok(sb.hostExec(['iptables-nft', '-F', 'LOOM-USER']));
-      assert.equal(await eventually(works, true, 5000), true);
+      assert.equal(await eventually(works, true, 15_000), true);
       // a firewall reload that flushes FORWARD: loom's jump comes back
       await ok(sb.hostExec(['iptables-nft', '-F', 'FORWARD']));
-      assert.equal(await eventually(works, true, 5000), true);
+      assert.equal(await eventually(works, true, 15_000), true);
       assert.match(await ok(sb.hostExec(['iptables-nft', '-S', 'FORWARD'])), /-A FORWARD -j LOOM-FORWARD/);
     } finally {
       await sb.hostExec(['iptables-nft', '-P', 'FORWARD', 'ACCEPT']);
