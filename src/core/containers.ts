@@ -12,6 +12,7 @@ import type { ContainerConfig, ContainerRecord, EndpointRecord, HostConfig, Cont
 import { Runc, findInit, type ExitStatus } from '../runtime/runc.ts';
 import { resolveUserIn } from '../runtime/spec.ts';
 import { failpoint } from '../util/failpoint.ts';
+import { reconcile, type Difference } from './reconcile.ts';
 import { Rtnl } from '../kernel/rtnl.ts';
 import { bindNetns, createNetns, deleteNetns, moveNetns, netnsExists } from '../kernel/netns.ts';
 import { processTerminal, firstChild, setWindowSize } from '../kernel/tty.ts';
@@ -1346,6 +1347,27 @@ export class Containers {
     } finally {
       rt?.close();
     }
+  }
+
+  /** `loom system reconcile`: the kernel checked against the records and repaired (see reconcile.ts). */
+  reconcileKernel(): Promise<Difference[]> {
+    return reconcile({
+      runningContainers: () => this.list().filter((c) => c.state.Running),
+      networks: () => this.nets.list(),
+      ensureNetwork: async (net) => {
+        const drv = this.nets.driverOf(net);
+        if (!drv) throw new Error(`network ${net.name} has no driver loaded`);
+        await drv.ensureNetwork(net);
+      },
+      join: (ep, ns, route) => this.nets.join(ep, ns, route),
+      leave: (ep) => this.nets.leave(ep),
+      isInternal: (id) => !!this.nets.find(id)?.internal,
+      remountNetns: (c) => this.remountNetns(c, c.state.Pid),
+      dnsAttached: () => this.dns?.attached() ?? [],
+      usesEmbeddedDns: (c) => this.usesEmbeddedDns(c),
+      startDns: (c) => this.startDns(c),
+      firewall: this.fw,
+    });
   }
 
   /** After a restart: hold the published ports of an adopted container again and rebuild its firewall elements. */

@@ -102,6 +102,17 @@ export class Firewall {
     return done;
   }
 
+  /** nft's canonical listing of loom's tables (a missing one says so): equal states list alike. */
+  listing(): string {
+    return ['ip', 'ip6'].map((f) => {
+      try {
+        return this.nft.run(`list table ${f} loom\n`);
+      } catch {
+        return `(table ${f} loom missing)\n`;
+      }
+    }).join('');
+  }
+
   /** keep the host FORWARD chain open to loom's bridges (the daemon turns it on; unit tests leave it off) */
   coexist = false;
   /** where best-effort problems go (the daemon logs them) */

@@ -90,3 +90,6 @@ route('GET', '/events', (d, { req, res, query }) => {
   });
   return STREAMED;
 });
+
+/** loom's extension: the kernel checked against the records, every difference repaired and listed. */
+route('POST', '/system/reconcile', async (d) => ({ Differences: await d.containers.reconcileKernel() }));
