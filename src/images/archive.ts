@@ -211,7 +211,10 @@ function ociEntries(dir: string, inside: (rel: string) => string): { Config: str
   const out: { Config: string; RepoTags: string[]; Layers: string[] }[] = [];
   const visit = (desc: { mediaType?: string; digest: string; annotations?: Record<string, string>; platform?: { os?: string; architecture?: string } }, name?: string) => {
     const doc = readJson(blob(desc.digest));
-    const n = desc.annotations?.['io.containerd.image.name'] ?? name;
+    // Docker 25+ names images with containerd's annotation; skopeo and others with a full reference
+    // in ref.name (Docker's own ref.name is the bare tag)
+    const refName = desc.annotations?.['org.opencontainers.image.ref.name'];
+    const n = desc.annotations?.['io.containerd.image.name'] ?? (refName && /[:/]/.test(refName) ? refName : undefined) ?? name;
     if (doc.manifests) {
       const m = doc.manifests.find((x: { platform?: { os?: string; architecture?: string } }) => !x.platform || (x.platform.os === 'linux' && x.platform.architecture === 'amd64'));
       if (!m) throw invalidParameter('invalid archive: no linux/amd64 image in the index');

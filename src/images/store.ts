@@ -329,9 +329,14 @@ export class ImageStore {
   lowerDirs(id: string): string[] {
     const i = this.image(id);
     if (!i) throw notFound(`No such image: ${id}`);
-    return [...i.layers].reverse().map((d) => {
+    return this.lowerDirsOfLayers(i.layers);
+  }
+
+  /** The short links of layers given bottom first, top first (what a builder mounts for a step). */
+  lowerDirsOfLayers(diffIds: string[]): string[] {
+    return [...diffIds].reverse().map((d) => {
       const l = this.layer(d);
-      if (!l) throw new LoomError(500, `layer ${d} of image ${id} is missing`);
+      if (!l) throw new LoomError(500, `layer ${d} is missing`);
       return path.join(this.root, 'l', l.link);
     });
   }
