@@ -396,19 +396,23 @@ export class ImageStore {
     this.db.put('images', rec);
   }
 
-  /** Deletes the image record (references cascade) and every layer no other image or pull needs. */
-  deleteImage(id: string): void {
+  /**
+   * Deletes the image record (references cascade) and every layer no other image or pull needs; returns
+   * the diff IDs of the layers removed.
+   */
+  deleteImage(id: string): string[] {
     const img = this.image(id);
-    if (!img) return;
+    if (!img) return [];
     this.db.tx(() => {
       for (const r of this.refsOf(id)) this.db.untag(r);
       this.db.delete('images', id);
     });
-    this.gcLayers(img.layers);
+    return this.gcLayers(img.layers);
   }
 
   /** Layers (among `candidates`, or all) that no image lists and no pull holds are removed. */
-  gcLayers(candidates?: string[]): void {
+  gcLayers(candidates?: string[]): string[] {
+    const removed: string[] = [];
     const used = new Set<string>();
     for (const i of this.images()) for (const d of i.layers ?? []) used.add(d);
     const list = candidates ?? this.layers().map((l) => l.diffId);
@@ -420,7 +424,9 @@ export class ImageStore {
       fs.rmSync(path.join(this.root, 'l', l.link), { force: true });
       for (const b of l.blobs) if (!this.blobInUse(b.digest)) fs.rmSync(this.blobPath(b.digest), { force: true });
       fs.rmSync(path.join(this.root, 'layers', hex(d)), { recursive: true, force: true });
+      removed.push(d);
     }
+    return removed;
   }
 
   private blobInUse(digest: string): boolean {

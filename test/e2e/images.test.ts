@@ -229,6 +229,10 @@ test('import: a new image per import, changes applied; rmi with Docker\'s confli
   assert.deepEqual(cfg.ExposedPorts, { '81/tcp': {} });
   assert.deepEqual(cfg.Labels, { l: 'v' });
   await fails(sb.loom('import', '-c', 'RUN true', tar, 'bad'), /run is not a valid change command/);
+  // the docker CLI's import sends repo:tag in one parameter
+  const id3 = await ok(sb.docker('import', '-c', 'WORKDIR /tmp', '-m', 'from docker', tar, 'dimp:7'));
+  assert.equal(await ok(sb.loom('image', 'inspect', '-f', '{{.Id}} {{.Config.WorkingDir}} {{.Comment}}', 'dimp:7')), `${id3} /tmp from docker`);
+  assert.equal(await ok(sb.docker('rmi', 'dimp:7')), `Untagged: dimp:7\nDeleted: ${id3}`);
   // both images share the one layer
   const inspected = await ok(sb.loom('image', 'inspect', '-f', '{{json .RootFS.Layers}}', 'imp:1', 'imp2'));
   assert.equal(new Set(inspected.split('\n')).size, 1);
@@ -262,7 +266,10 @@ test('save and load in loom: file and pipe, the same image ID; a corrupt archive
   for (const n of ['manifest.json', 'repositories', 'index.json', 'oci-layout', `blobs/sha256/${multi.id.slice(7)}`]) assert.ok(names.includes(n), n);
   const manifest = JSON.parse(execFileSync('tar', ['-xOf', file, 'manifest.json'], { encoding: 'utf8' }));
   assert.deepEqual(manifest.map((m: { RepoTags: string[] }) => m.RepoTags).sort(), [['box:latest'], ['multi:1']]);
-  await ok(sb.loom('rmi', 'multi:1'));
+  // the layers only multi had go with it, named by chain ID, top first (box keeps the bottom one)
+  const c2 = `sha256:${sha256(`${multi.diffIds[0]} ${multi.diffIds[1]}`)}`;
+  const c3 = `sha256:${sha256(`${c2} ${multi.diffIds[2]}`)}`;
+  assert.deepEqual((await ok(sb.loom('rmi', 'multi:1'))).split('\n'), ['Untagged: multi:1', `Deleted: ${multi.id}`, `Deleted: ${c3}`, `Deleted: ${c2}`]);
   assert.equal(await ok(sb.loom('load', '-i', file)), 'Loaded image: multi:1\nLoaded image: box:latest');
   assert.equal(await ok(sb.loom('image', 'inspect', '-f', '{{.Id}}', 'multi:1')), multi.id);
   // the docker CLI's save and load against loom
