@@ -280,6 +280,17 @@ test('save and load in loom: file and pipe, the same image ID; a corrupt archive
   const piped = await runCmd(['sh', '-c', `${LOOM} save multi:1 | ${LOOM} load`], { env: sb.env });
   assert.equal(piped.code, 0, piped.stderr);
   assert.equal(piped.stdout.trim(), 'Loaded image: multi:1');
+  // an OCI layout written by an independent tool (skopeo): loaded by its index.json, same image
+  const oci = path.join(sb.dir, 'oci.tar');
+  await ok(runCmd(['skopeo', '--insecure-policy', 'copy', '-q', `docker-archive:${file}:multi:1`, `oci-archive:${oci}:multi:1`], { timeoutMs: 120_000 }), 'skopeo copy');
+  await ok(sb.loom('rmi', 'multi:1'));
+  assert.equal(await ok(sb.loom('load', '-i', oci)), 'Loaded image: multi:1');
+  // (skopeo rewrites the config into OCI's form, so the ID differs; the layers are the same)
+  assert.equal(await ok(sb.loom('image', 'inspect', '-f', '{{json .RootFS.Layers}}', 'multi:1')), JSON.stringify(multi.diffIds));
+  assert.equal(await ok(sb.loom('run', '--rm', '--network', 'none', 'multi:1', 'cat', '/data/b.txt')), 'beta');
+  await ok(sb.loom('rmi', 'multi:1'));
+  assert.equal(await ok(sb.loom('load', '-i', file)), 'Loaded image: multi:1\nLoaded image: box:latest');
+  assert.equal(await ok(sb.loom('image', 'inspect', '-f', '{{.Id}}', 'multi:1')), multi.id);
   // a layer whose bytes do not match the config's diff ID: refused, nothing stored
   const before = fs.readdirSync(path.join(sb.dir, 'data/images/layers')).sort();
   const other = path.join(sb.dir, 'other.tar');
