@@ -142,7 +142,7 @@ export class Images {
       throw new LoomError(400, `import failed: ${(e as Error).message}`);
     }
     try {
-      const cfg = importConfig(run, layer.diffId, nowIso(), opts.message ?? '');
+      const cfg = importConfig(run, layer.diffId, new Date().toISOString(), opts.message ?? '');
       return this.store.putImage(JSON.stringify(cfg), [{ diffId: layer.diffId }], ref ? [ref] : []);
     } catch (e) {
       this.store.unpin([layer.diffId]);

@@ -13,6 +13,8 @@
 //                                          streaming, renamed into blobs/sha256/<hex> only when the digest
 //                                          matches (a mismatch throws and stores nothing)
 //   openBlob(digest)                     → a Readable of the blob's bytes
+//   (a blob no layer record lists is removed at the next daemon start: keep configs and manifests in the
+//    image record / your own state, not as loose blobs)
 // Layers (unpacked once, shared by every image that lists the diff ID):
 //   hasLayer(diffId)                     → boolean (check before downloading: a present layer is skipped)
 //   ingestLayer(stream, {digest?, diffId?, mediaType?}) → LayerRecord: one pass over a layer blob
@@ -21,7 +23,7 @@
 //                                          ones, then renamed into place; on any failure nothing stays.
 //                                          The layer is pinned (not garbage-collected) until putImage
 //                                          lists it or unpin() is called.
-//   unpackBlob(digest, mediaType?)      → LayerRecord from a blob already stored
+//   unpackBlob(digest, mediaType?)       → LayerRecord from a blob already stored (pinned likewise)
 //   unpin(diffIds)                       after a failed pull, so unused layers may go
 //   layerTar(diffId)                     → a Readable of the uncompressed layer tar (exactly diffId's bytes)
 //   pushBlob(diffId)                     → {digest, size, mediaType}: a gzip blob of the layer for push;
@@ -37,6 +39,9 @@
 //   image(id) / images() / configBytes(id) / refsOf(id)
 //   layersForPush(id)                    → [{diffId, size}] bottom first; pair with pushBlob()
 //   lowerDirs(id)                        → the layer directories for overlayfs, top layer first
+//   deleteImage(id) / gcLayers()         → the record goes, then every layer no image lists and no ingest pins
+// Concurrency: ingests of the same layer may run at once (the second finds the first's and keeps only its
+// blob); everything that changes records is synchronous, so no two changes interleave.
 import { createHash, randomBytes } from 'node:crypto';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
