@@ -144,10 +144,8 @@ export class Images {
     try {
       const cfg = importConfig(run, layer.diffId, new Date().toISOString(), opts.message ?? '');
       return this.store.putImage(JSON.stringify(cfg), [{ diffId: layer.diffId }], ref ? [ref] : []);
-    } catch (e) {
+    } finally {
       this.store.unpin([layer.diffId]);
-      this.store.gcLayers([layer.diffId]);
-      throw e;
     }
   }
 

@@ -187,7 +187,6 @@ export async function loadImages(store: ImageStore, input: Readable, ev: LoadEve
           if (old && old !== id) ev.message(`The image ${familiarString(parseNormalized(t))} already exists, renaming the old one with ID ${old} to empty string`);
         }
         const img = store.putImage(cfgBytes, diffIds.map((d) => ({ diffId: d })), tags);
-        pinned.length = 0;
         loaded.push(img.id);
         if (tags.length) for (const t of tags) ev.message(`Loaded image: ${familiarString(parseNormalized(t))}`);
         else ev.message(`Loaded image ID: ${img.id}`);

@@ -21,10 +21,11 @@
 //                                          (gzip, zstd, xz, bzip2 or plain tar): kept as a blob, unpacked
 //                                          into a temp dir, both digests checked against the expected
 //                                          ones, then renamed into place; on any failure nothing stays.
-//                                          The layer is pinned (not garbage-collected) until putImage
-//                                          lists it or unpin() is called.
+//                                          The layer is pinned (not garbage-collected, e.g. by an rmi
+//                                          of another image that shared it) until unpin([diffId]): call
+//                                          it once per ingest after putImage, success or not (finally).
 //   unpackBlob(digest, mediaType?)       → LayerRecord from a blob already stored (pinned likewise)
-//   unpin(diffIds)                       after a failed pull, so unused layers may go
+//   unpin(diffIds)                       ends the pins of ingests; a layer no image lists then goes
 //   layerTar(diffId)                     → a Readable of the uncompressed layer tar (exactly diffId's bytes)
 //   pushBlob(diffId)                     → {digest, size, mediaType}: a gzip blob of the layer for push;
 //                                          an existing compressed blob is reused, else one is produced from
@@ -188,11 +189,16 @@ export class ImageStore {
   }
 
   unpin(diffIds: string[]): void {
+    const free: string[] = [];
     for (const d of diffIds) {
       const n = (this.pinned.get(d) ?? 0) - 1;
       if (n > 0) this.pinned.set(d, n);
-      else this.pinned.delete(d);
+      else {
+        this.pinned.delete(d);
+        free.push(d);
+      }
     }
+    if (free.length) this.gcLayers(free);
   }
 
   /**
@@ -393,7 +399,6 @@ export class ImageStore {
         }
       }
     });
-    this.unpin(diffIds);
     return rec;
   }
 

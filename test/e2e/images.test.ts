@@ -145,14 +145,15 @@ test('Docker config of the image at run: Env merged, ExposedPorts for -P, StopSi
   const env = await ok(sb.loom('run', '--rm', '--network', 'none', '-e', 'GREETING=bye', 'multi:1', 'env'));
   assert.match(env, /^GREETING=bye$/m);
   assert.match(env, /^PATH=\/usr\/bin:\/bin$/m);
-  await ok(sb.loom('create', '--name', 'p1', '-P', 'multi:1', 'sleep', '1'));
+  await ok(sb.loom('run', '-d', '--name', 'p1', '-P', 'multi:1', 'sleep', '600'));
+  assert.match(await ok(sb.loom('port', 'p1')), /^8080\/tcp -> 0\.0\.0\.0:\d+/m);
   const cfg = JSON.parse(await ok(sb.loom('inspect', '-f', '{{json .Config}}', 'p1')));
   assert.deepEqual(cfg.ExposedPorts, { '8080/tcp': {} });
   assert.equal(cfg.StopSignal, 'SIGUSR1');
   assert.equal(cfg.WorkingDir, '/data');
   assert.deepEqual(cfg.Volumes, { '/vol': {} });
   assert.equal(cfg.Labels.test, 'multi');
-  await ok(sb.loom('rm', 'p1'));
+  await ok(sb.loom('rm', '-f', 'p1'));
   const ins = JSON.parse(await ok(sb.docker('image', 'inspect', 'multi:1')))[0];
   assert.equal(ins.Id, multi.id);
   assert.deepEqual(ins.RepoTags, ['multi:1']);
