@@ -309,6 +309,24 @@ test('save and load in loom: file and pipe, the same image ID; a corrupt archive
   assert.deepEqual(fs.readdirSync(path.join(sb.dir, 'data/images/tmp')), []);
 });
 
+test('docker-py: images list/get/history, save and load', { skip }, async () => {
+  const script = `
+import docker, io, sys
+c = docker.DockerClient(base_url='unix://${sb.socket}', version='1.41')
+img = c.images.get('multi:1')
+assert img.id == '${multi.id}', img.id
+assert img.tags == ['multi:1'], img.tags
+assert 'multi:1' in [t for i in c.images.list() for t in i.tags]
+assert [h['CreatedBy'] for h in img.history()][0] == '/bin/sh -c rm /data/gone.txt'
+data = b''.join(img.save(named=True))
+c.images.remove('multi:1')
+loaded = c.images.load(data)
+assert [i.id for i in loaded] == ['${multi.id}'], loaded
+print('ok')
+`;
+  assert.equal(await ok(runCmd(['python3', '-c', script], { timeoutMs: 120_000 }), 'docker-py'), 'ok');
+});
+
 test('an image of 100 layers runs (overlayfs options past one page)', { skip }, async () => {
   const dir = path.join(sb.dir, 'deep');
   const layers: string[] = [busyboxTar(sb.dir)];
