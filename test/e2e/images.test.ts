@@ -171,6 +171,10 @@ test('Docker config of the image at run: Env merged, ExposedPorts for -P, StopSi
   assert.deepEqual(table.split('\n'), ['/bin/sh -c rm /data/gone.txt|the last layer', '/bin/sh -c #(nop)  ENV GREETING=hello|', '/bin/sh -c #(nop) COPY dir:data in /data|', '/bin/sh -c #(nop) ADD file:busybox in /|']);
   const sizes = (await ok(sb.loom('history', '--format', '{{.Size}}', 'multi:1'))).split('\n');
   assert.equal(sizes[1], '0B');
+  // bin/loom prints what the docker CLI prints
+  for (const args of [['history', 'multi:1'], ['history', '--no-trunc', 'multi:1'], ['images', 'multi'], ['images', '--digests', '--no-trunc', 'multi']]) {
+    assert.equal(await ok(sb.loom(...args)), await ok(sb.docker(...args)), args.join(' '));
+  }
   const loomHist = await ok(sb.loom('history', 'multi:1'));
   assert.match(loomHist.split('\n')[0]!, /^IMAGE\s+CREATED\s+CREATED BY\s+SIZE\s+COMMENT$/);
   assert.match(loomHist.split('\n')[1]!, new RegExp(`^${multi.id.slice(7, 19)}\\s`));
