@@ -234,6 +234,11 @@ test('import: a new image per import, changes applied; rmi with Docker\'s confli
   assert.deepEqual(cfg.ExposedPorts, { '81/tcp': {} });
   assert.deepEqual(cfg.Labels, { l: 'v' });
   await fails(sb.loom('import', '-c', 'RUN true', tar, 'bad'), /run is not a valid change command/);
+  await fails(sb.loom('import', '--platform', 'linux/arm64', tar, 'bad'), /platform "linux\/arm64" is not supported/);
+  await fails(sb.loom('save', '--platform', 'windows/amd64', '-o', path.join(sb.dir, 'x.tar'), 'box'), /platform "windows\/amd64" is not supported/);
+  assert.ok(!fs.existsSync(path.join(sb.dir, 'x.tar')));
+  await ok(sb.loom('save', '--platform', 'linux/amd64', '-o', path.join(sb.dir, 'x.tar'), 'box'));
+  fs.rmSync(path.join(sb.dir, 'x.tar'));
   // the docker CLI's import sends repo:tag in one parameter
   const id3 = await ok(sb.docker('import', '-c', 'WORKDIR /tmp', '-m', 'from docker', tar, 'dimp:7'));
   assert.equal(await ok(sb.loom('image', 'inspect', '-f', '{{.Id}} {{.Config.WorkingDir}} {{.Comment}}', 'dimp:7')), `${id3} /tmp from docker`);

@@ -9,6 +9,25 @@ import type { ImageRecord } from '../../core/types.ts';
 import { familiar, matchReferenceFilter, parseNormalized, referenceString, withDefaultTag } from '../../images/reference.ts';
 import { loadImages, saveImages, type SaveItem } from '../../images/archive.ts';
 
+/**
+ * The `platform` of import, save and load (`os/arch` or, from API 1.48, an OCI platform as JSON): loom
+ * keeps linux/amd64 images only, so anything else is refused, naming it.
+ */
+function checkPlatform(query: URLSearchParams): void {
+  for (const v of query.getAll('platform')) {
+    if (!v) continue;
+    let os = '', arch = '';
+    try {
+      const j = JSON.parse(v) as { os?: string; architecture?: string };
+      os = j.os ?? '';
+      arch = j.architecture ?? '';
+    } catch {
+      [os = '', arch = ''] = v.toLowerCase().split('/');
+    }
+    if (os !== 'linux' || (arch && arch !== 'amd64' && arch !== 'x86_64')) throw invalidParameter(`platform ${JSON.stringify(v)} is not supported: loom keeps linux/amd64 images`);
+  }
+}
+
 /** Containers using an image, for delete's conflict checks. */
 function usersOf(d: Daemon): (id: string) => ImageUser[] {
   const all = d.containers.list();
@@ -38,6 +57,7 @@ route('POST', '/images/create', async (d, { query, req, res }) => {
     throw notFound(`pull access denied for ${from}: loom has no registry access; import a root filesystem with 'loom import' instead`);
   }
   if (src !== '-') throw invalidParameter(`importing from a URL is not supported: ${src}`);
+  checkPlatform(query);
   const img = await d.images.import(req, { repo: query.get('repo') || undefined, tag: query.get('tag') || undefined, changes: query.getAll('changes'), message: query.get('message') ?? undefined });
   d.events.publish('image', 'import', img.id, { name: img.name });
   res.writeHead(200, { 'Content-Type': 'application/json' });
@@ -86,11 +106,15 @@ route('GET', '/images/json', (d, { query }) => {
 });
 
 route('GET', '/images/get', async (d, { query, res }) => {
+  checkPlatform(query);
   const names = query.getAll('names').flatMap((n) => n.split(',')).filter(Boolean);
   return save(d, names, res);
 });
 
-route('GET', '/images/{name*}/get', async (d, { params, res }) => save(d, [params.name!], res));
+route('GET', '/images/{name*}/get', async (d, { params, query, res }) => {
+  checkPlatform(query);
+  return save(d, [params.name!], res);
+});
 
 async function save(d: Daemon, names: string[], res: import('node:http').ServerResponse): Promise<typeof STREAMED> {
   if (!names.length) throw invalidParameter('no image names given');
@@ -131,6 +155,7 @@ async function save(d: Daemon, names: string[], res: import('node:http').ServerR
 }
 
 route('POST', '/images/load', async (d, { query, req, res }) => {
+  checkPlatform(query);
   const quiet = bool(query, 'quiet');
   res.writeHead(200, { 'Content-Type': 'application/json' });
   const send = (o: unknown) => res.write(`${JSON.stringify(o)}\n`);
