@@ -122,7 +122,7 @@ export class Daemon {
     await d.cluster?.start();
     await d.networks.init();
     // images before containers: a legacy data root's images become layered ones, which containers follow
-    await d.images.init();
+    await d.images.init((err, id) => log.error({ image: id, err }, 'image of an older data root not migrated'));
     // The whole table first (networks only), so exits handled during restore find a consistent ruleset,
     // then again with the port and link elements of the containers that are still running.
     d.firewall.reconcile({ networks: d.networks.firewallState(), ports: [], links: [] });

@@ -196,7 +196,7 @@ route('POST', '/images/prune', (d, { query }) => {
   d.images.collectDeleted(users);
   // as moby: what the removed layers (Deleted entries that are chain IDs) took
   const sizes = new Map<string, number>();
-  for (const i of d.images.list()) for (const [n, c] of chainIds(i.layers).entries()) sizes.set(c, d.images.store.layer(i.layers[n]!)?.size ?? 0);
+  for (const i of d.images.list()) for (const [n, c] of chainIds(i.layers ?? []).entries()) sizes.set(c, d.images.store.layer(i.layers[n]!)?.size ?? 0);
   for (const img of d.images.list()) {
     if (!d.images.store.image(img.id) || d.images.store.image(img.id)!.deleted) continue; // gone as a parent
     const refs = d.images.store.refsOf(img.id);
