@@ -59,7 +59,7 @@ export function inspectImage(images: Images, i: ImageRecord) {
   };
 }
 
-export function listImage(images: Images, i: ImageRecord, tags: string[], digests: string[]) {
+export function listImage(i: ImageRecord, tags: string[], digests: string[]) {
   return {
     Containers: -1,
     Created: Math.floor(Date.parse(i.created) / 1000),
@@ -72,5 +72,4 @@ export function listImage(images: Images, i: ImageRecord, tags: string[], digest
     Size: i.size,
     VirtualSize: i.size,
   };
-  void images;
 }

@@ -100,7 +100,7 @@ route('GET', '/images/json', (d, { query }) => {
       digests = ['<none>@<none>'];
     } else if (dangling === true && tags.length) continue;
     if (dangling === true && !tags.length && hadRefs) continue;
-    out.push(listImage(d.images, img, tags, digests));
+    out.push(listImage(img, tags, digests));
   }
   return out.sort((a, b) => b.Created - a.Created);
 });
@@ -156,7 +156,7 @@ async function save(d: Daemon, names: string[], res: import('node:http').ServerR
 
 route('POST', '/images/load', async (d, { query, req, res }) => {
   checkPlatform(query);
-  const quiet = bool(query, 'quiet');
+  // `quiet` only silences progress bars, and loom's load sends none
   res.writeHead(200, { 'Content-Type': 'application/json' });
   const send = (o: unknown) => res.write(`${JSON.stringify(o)}\n`);
   try {
@@ -166,7 +166,6 @@ route('POST', '/images/load', async (d, { query, req, res }) => {
     // headers went out already: the error travels in the stream, as dockerd sends it
     send({ errorDetail: { message: messageOf(e) }, error: messageOf(e) });
   }
-  void quiet;
   res.end();
   return STREAMED;
 });
