@@ -19,6 +19,11 @@ const DEFAULT_PATH = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sb
 export interface ImageUser { id: string; running: boolean }
 export type DeleteItem = { Untagged?: string; Deleted?: string };
 
+/** Who uses which image, from container records, for delete's conflict checks. */
+export function imageUsers(containers: { id: string; imageId: string; state: { Running?: boolean; Restarting?: boolean } }[]): (id: string) => ImageUser[] {
+  return (id) => containers.filter((c) => c.imageId === id).map((c) => ({ id: c.id, running: !!c.state.Running || !!c.state.Restarting }));
+}
+
 export interface HistoryItem { Id: string; Created: number; CreatedBy: string; Tags: string[] | null; Size: number; Comment: string }
 
 export class Images {

@@ -269,6 +269,20 @@ test('import: a new image per import, changes applied; rmi with Docker\'s confli
   assert.equal(await ok(sb.loom('run', '--rm', '--network', 'none', 'box', 'echo', 'ok')), 'ok');
 });
 
+test('rmi -f of an image a stopped container uses: gone from the list, the container still starts, its layers go with the container', { skip }, async () => {
+  const id = await ok(sb.loom('import', busyboxTar(sb.dir, { 'etc/uniq': 'u\n' }, 'uniq.tar'), 'uniq'));
+  const layers = () => fs.readdirSync(path.join(sb.dir, 'data/images/layers')).length;
+  const n = layers();
+  await ok(sb.loom('create', '--name', 'st', '--network', 'none', 'uniq', 'cat', '/etc/uniq'));
+  await fails(sb.loom('rmi', id), new RegExp(`conflict: unable to delete ${id.slice(7, 19)} \\(must be forced\\) - image is being used by stopped container`));
+  assert.deepEqual((await ok(sb.loom('rmi', '-f', id))).split('\n'), ['Untagged: uniq:latest', `Deleted: ${id}`]);
+  assert.equal((await sb.loom('image', 'inspect', id)).code, 1);
+  assert.equal(await ok(sb.loom('start', '-a', 'st')), 'u');
+  assert.equal(layers(), n);
+  await ok(sb.loom('rm', 'st'));
+  assert.equal(layers(), n - 1);
+});
+
 test('save and load in loom: file and pipe, the same image ID; a corrupt archive stores nothing', { skip }, async () => {
   const file = path.join(sb.dir, 'saved.tar');
   await ok(sb.loom('save', '-o', file, 'multi:1', 'box'));

@@ -4,7 +4,7 @@ import { invalidParameter, notFound, LoomError, messageOf } from '../../util/err
 import { inspectImage, listImage } from '../imagejson.ts';
 import { pruneFilter } from '../../core/networks.ts';
 import type { Daemon } from '../../daemon.ts';
-import { chainIds, type ImageUser, type DeleteItem } from '../../core/images.ts';
+import { chainIds, imageUsers, type ImageUser, type DeleteItem } from '../../core/images.ts';
 import type { ImageRecord } from '../../core/types.ts';
 import { familiar, matchReferenceFilter, parseNormalized, referenceString, withDefaultTag } from '../../images/reference.ts';
 import { loadImages, saveImages, type SaveItem } from '../../images/archive.ts';
@@ -30,8 +30,7 @@ function checkPlatform(query: URLSearchParams): void {
 
 /** Containers using an image, for delete's conflict checks. */
 function usersOf(d: Daemon): (id: string) => ImageUser[] {
-  const all = d.containers.list();
-  return (id) => all.filter((c) => c.imageId === id).map((c) => ({ id: c.id, running: !!c.state.Running || !!c.state.Restarting }));
+  return imageUsers(d.containers.list());
 }
 
 route('POST', '/images/create', async (d, { query, req, res }) => {
