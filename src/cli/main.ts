@@ -5,6 +5,7 @@ import { containerCommands } from './container.ts';
 import { systemCommands } from './system.ts';
 import { containerPrune, imagePrune, systemPrune } from './prune.ts';
 import { networkCommand } from './network.ts';
+import { volumeCommand, systemDf } from './volume.ts';
 
 export interface Cli {
   client: Client;
@@ -49,7 +50,8 @@ Commands:
   container   Manage containers (ls, rm, prune, ...)
   image       Manage images (ls, rm, prune)
   network     Manage networks
-  system      Manage loom (prune)
+  volume      Manage volumes
+  system      Manage loom (df, prune)
   events      Get real time events from the server
   version     Show the loom version information
   info        Display system-wide information
@@ -90,9 +92,10 @@ async function main(argv: string[]): Promise<number> {
     out: (s) => process.stdout.write(s),
     err: (s) => process.stderr.write(s),
   };
-  const table: Record<string, Command> = { ...containerCommands, ...systemCommands, network: networkCommand };
+  const table: Record<string, Command> = { ...containerCommands, ...systemCommands, network: networkCommand, volume: volumeCommand };
   // `loom container ls`, `loom image ls` and friends, as docker has them
   if (cmd === 'system' && rest[0] === 'prune') return systemPrune(cli, rest.slice(1));
+  if (cmd === 'system' && rest[0] === 'df') return systemDf(cli, rest.slice(1));
   if ((cmd === 'container' || cmd === 'image') && rest[0] === 'prune') return (cmd === 'container' ? containerPrune : imagePrune)(cli, rest.slice(1));
   if (cmd === 'container' || cmd === 'image') {
     const sub = rest[0];

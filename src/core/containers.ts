@@ -25,6 +25,9 @@ import { firewallPorts, linkEnv, linkRules, parseLinks, portRequests, validateEx
 import { OPT_HOST_BINDING } from '../drivers/bridge.ts';
 import { DnsNames } from './dnsnames.ts';
 import type { EmbeddedDns } from '../dns/resolver.ts';
+import { Mounter, imageVolumes } from '../volumes/mounter.ts';
+import type { Volumes } from '../volumes/volumes.ts';
+import { refuseUnsupported } from './unsupported.ts';
 
 export interface ContainerOptions {
   dataRoot: string;
@@ -101,6 +104,8 @@ export class Containers {
   readonly ports = new PortHolder();
   /** what a running container holds outside its namespace: host port sockets, firewall elements */
   private readonly published = new Map<string, { held: HeldPort[]; fwPorts: FwPort[]; fwLinks: FwLink[] }>();
+  /** volumes and mounts (set by the daemon; containers without mounts need none) */
+  mounter?: Mounter;
 
   constructor(store: Store, nets: Networks, images: Images, events: Events, fw: Firewall, log: Logger, opts: ContainerOptions) {
     this.store = store;
@@ -204,8 +209,15 @@ export class Containers {
 
   // ------------------------------------------------------------------ create
 
+  /** Volumes and mounts: the local volumes, and which containers use a volume (for rm and ls -f dangling). */
+  useVolumes(volumes: Volumes): void {
+    this.mounter = new Mounter(volumes, this.log);
+    volumes.usedBy = (name) => [...this.all()].filter((c) => c.mounts?.some((m) => m.Type === 'volume' && m.Name === name)).map((c) => c.id);
+  }
+
   create(body: CreateBody, nameIn?: string): ContainerRecord {
     if (!body.Image) throw invalidParameter('config.Image is required');
+    refuseUnsupported(body as Record<string, unknown>);
     const img = this.images.get(body.Image);
     const hc = body.HostConfig ?? {};
     const id = newId();
@@ -299,7 +311,7 @@ export class Containers {
       Env: env,
       Cmd: cmd,
       Image: body.Image,
-      Volumes: null,
+      Volumes: body.Volumes && Object.keys(body.Volumes).length ? body.Volumes : null,
       WorkingDir: body.WorkingDir || img.config.WorkingDir || '',
       Entrypoint: entrypoint,
       OnBuild: null,
@@ -327,11 +339,21 @@ export class Containers {
       Privileged: !!hc.Privileged,
     };
     for (const h of hostConfig.ExtraHosts ?? []) parseExtraHost(h);
+    // Mounts last: planning them creates volumes, undone if anything after fails.
+    const wantsMounts = !!(hc.Binds?.length || hc.Mounts?.length || (hc.Tmpfs && Object.keys(hc.Tmpfs).length) || hc.VolumesFrom?.length || config.Volumes || imageVolumes(img).length);
+    if (wantsMounts && !this.mounter) throw invalidParameter('volumes and mounts are not available in this daemon');
+    const planned = wantsMounts ? this.mounter!.plan(hc, [...imageVolumes(img), ...Object.keys(config.Volumes ?? {})], (ref) => {
+      const other = this.find(ref);
+      // 400, not 404: a 404 on create makes the docker CLI go and pull the image
+      if (!other) throw invalidParameter(`No such container: ${ref}`);
+      return other.mounts ?? [];
+    }) : undefined;
     const c: ContainerRecord = {
       id, name, created: nowIso(), networkMode: mode, path: argv[0]!, args: argv.slice(1), imageId: img.id, config, hostConfig,
       networkRequests: requests, state: emptyState(), restartCount: 0, endpoints: {},
       hostnamePath: path.join(stateDir, 'hostname'), hostsPath: path.join(stateDir, 'hosts'),
       resolvConfPath: path.join(stateDir, 'resolv.conf'), logPath: path.join(stateDir, 'stdout.log'), stateDir,
+      ...(planned?.mounts.length ? { mounts: planned.mounts } : {}),
     };
     fs.mkdirSync(stateDir, { recursive: true });
     // The etc files are made here, with the container's directory, and only rewritten at each start:
@@ -342,6 +364,7 @@ export class Containers {
       this.save(c);
     } catch (e) {
       fs.rmSync(stateDir, { recursive: true, force: true });
+      planned?.undo();
       if (/UNIQUE/.test(messageOf(e))) throw conflict(`Conflict. The container name "/${name}" is already in use.`);
       throw e;
     }
@@ -372,7 +395,7 @@ export class Containers {
         await this.startLocked(c);
       } catch (e) {
         // as Docker's containerStart: an --rm container that fails to start is removed
-        if (c.hostConfig.AutoRemove) await this.removeLocked(c.id).catch((re) => this.log.warn({ id: c.id, err: messageOf(re) }, 'auto-remove after failed start'));
+        if (c.hostConfig.AutoRemove) await this.removeLocked(c.id, true).catch((re) => this.log.warn({ id: c.id, err: messageOf(re) }, 'auto-remove after failed start'));
         throw e;
       }
     });
@@ -431,6 +454,9 @@ export class Containers {
       }
       const img = this.store.get<{ rootfs: string }>('images', c.imageId);
       if (!img) throw conflict(`image ${c.imageId} of container ${c.name} no longer exists`);
+      const mounts = c.mounts?.length ? this.mounter!.prepare(c.mounts) : undefined;
+      if (mounts) undo.push(() => this.mounter!.release(c.mounts, (n) => this.volumeRunning(n, c.id)));
+      this.runStarts.set(c.id, logSizes(this.runc.logPaths(c.stateDir)));
       const { pid, startedAt } = await this.runc.start({
         id: c.id,
         rootfsLower: img.rootfs,
@@ -446,6 +472,7 @@ export class Containers {
         etcFiles: etc,
         labels: c.config.Labels,
         ...(c.hostConfig.Init ? { init: findInit() } : {}),
+        ...(mounts ? { mounts: mounts.oci, prepareRootfs: mounts.fill } : {}),
       });
       c.state = { ...emptyState(), Status: 'running', Running: true, Pid: pid, StartedAt: startedAt, FinishedAt: c.state.FinishedAt };
       this.save(c);
@@ -704,6 +731,7 @@ export class Containers {
     if (!c || !c.state.Running) return;
     await this.releaseNetworking(c);
     await this.runc.cleanup(id, c.stateDir).catch((e) => this.log.warn({ id, err: messageOf(e) }, 'runtime cleanup failed'));
+    this.mounter?.release(c.mounts, (n) => this.volumeRunning(n, id));
     c.state = { ...c.state, Status: 'exited', Running: false, Paused: false, Pid: 0, ExitCode: st.exitCode, FinishedAt: st.finishedAt, OOMKilled: st.oomKilled, Error: st.error ?? '' };
     // a restart is decided with the exit, in the same record (never seen "exited" in between, as Docker)
     const restart = !c.hostConfig.AutoRemove && shouldRestart(c, st.exitCode);
@@ -714,7 +742,7 @@ export class Containers {
     for (const fn of this.exitListeners.get(id) ?? []) fn();
     this.settleWaiters(id, ['not-running', 'next-exit'], st.exitCode);
     if (c.hostConfig.AutoRemove) {
-      void this.locked(id, () => this.removeLocked(id)).catch((e) => this.log.error({ id, err: messageOf(e) }, 'auto-remove failed'));
+      void this.locked(id, () => this.removeLocked(id, true)).catch((e) => this.log.error({ id, err: messageOf(e) }, 'auto-remove failed'));
     }
   }
 
@@ -932,7 +960,27 @@ export class Containers {
     });
   }
 
-  remove(ref: string, force: boolean): Promise<void> {
+  /** log file sizes at the start of each container's current run */
+  private readonly runStarts = new Map<string, { stdout: number; stderr: number }>();
+
+  /**
+   * Where an attach streams from: the end of the logs, except when the container's process has ended
+   * and the daemon has not handled the exit yet (a short run, attached right after its start): then the
+   * whole output of that run, so a client that starts and then attaches gets it, as from dockerd.
+   */
+  attachOffsets(c: ContainerRecord): { stdout: number; stderr: number } {
+    const now = logSizes(this.runc.logPaths(c.stateDir));
+    if (!c.state.Running || !this.runc.hasExited(c.stateDir)) return now;
+    return this.runStarts.get(c.id) ?? now;
+  }
+
+  /** Is a volume used by a running container other than `except`? */
+  private volumeRunning(name: string, except: string): boolean {
+    for (const o of this.all()) if (o.id !== except && o.state.Running && o.mounts?.some((m) => m.Type === 'volume' && m.Name === name)) return true;
+    return false;
+  }
+
+  remove(ref: string, force: boolean, removeVolumes = false): Promise<void> {
     const c0 = this.get(ref);
     return this.locked(c0.id, async () => {
       const c = this.reload(c0.id);
@@ -951,11 +999,11 @@ export class Containers {
         await this.runc.kill(c.id, 'SIGKILL').catch(() => {});
         await (this.exited.get(c.id) ?? Promise.resolve());
       }
-      await this.removeLocked(c.id);
+      await this.removeLocked(c.id, removeVolumes);
     });
   }
 
-  private async removeLocked(id: string): Promise<void> {
+  private async removeLocked(id: string, removeVolumes = false): Promise<void> {
     const c = this.reload(id);
     if (!c) return;
     if (c.state.Running) return; // restarted meanwhile
@@ -966,6 +1014,7 @@ export class Containers {
       this.forget(id);
     });
     this.exited.delete(id);
+    if (removeVolumes) this.mounter?.removeAnonymous(c.mounts);
     this.events.publish('container', 'destroy', id, { name: c.name, image: c.config.Image });
     this.settleWaiters(id, ['not-running', 'next-exit', 'removed'], c.state.ExitCode);
   }
@@ -1402,6 +1451,17 @@ function shouldRestart(c: ContainerRecord, exitCode: number): boolean {
     default:
       return false;
   }
+}
+
+function logSizes(p: { stdout: string; stderr: string }): { stdout: number; stderr: number } {
+  const size = (f: string) => {
+    try {
+      return fs.statSync(f).size;
+    } catch {
+      return 0;
+    }
+  };
+  return { stdout: size(p.stdout), stderr: size(p.stderr) };
 }
 
 function readOr(p: string): string {

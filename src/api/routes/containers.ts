@@ -1,6 +1,5 @@
 // Containers: create, lifecycle, inspect, logs, attach, stats, top, resize, prune.
 import { execFile } from 'node:child_process';
-import fs from 'node:fs';
 import type { Daemon } from '../../daemon.ts';
 import { route, STREAMED, bool, filters, json, noContent } from '../router.ts';
 import { frame, hijack } from '../router.ts';
@@ -90,7 +89,7 @@ route('POST', '/containers/{id}/wait', async (d, { params, query, res }) => {
 });
 
 route('DELETE', '/containers/{id}', async (d, { params, query, res }) => {
-  await d.containers.remove(params.id!, bool(query, 'force'));
+  await d.containers.remove(params.id!, bool(query, 'force'), bool(query, 'v'));
   noContent(res);
   return STREAMED;
 });
@@ -247,16 +246,8 @@ route('POST', '/containers/{id}/attach', async (d, ctx) => {
     return STREAMED;
   }
   // Stream from the current end of the logs until the container's process ends.
-  const offsets = { stdout: fileSize(paths.stdout), stderr: fileSize(paths.stderr) };
+  const offsets = d.containers.attachOffsets(c);
   await followLogs(d, c.id, { stdout: bool(query, 'stdout') ? paths.stdout : undefined, stderr: bool(query, 'stderr') ? paths.stderr : undefined }, offsets, write, sock, true);
   sock.end();
   return STREAMED;
 });
-
-function fileSize(p: string): number {
-  try {
-    return fs.statSync(p).size;
-  } catch {
-    return 0;
-  }
-}
