@@ -456,7 +456,7 @@ export class Containers {
       if (!img) throw conflict(`image ${c.imageId} of container ${c.name} no longer exists`);
       const mounts = c.mounts?.length ? this.mounter!.prepare(c.mounts) : undefined;
       if (mounts) undo.push(() => this.mounter!.release(c.mounts, (n) => this.volumeRunning(n, c.id)));
-      this.runStarts.set(c.id, logSizes(this.runc.logPaths(c.stateDir)));
+      this.runStarts.set(c.id, { ...logSizes(this.runc.logPaths(c.stateDir)), attached: (this.startListeners.get(c.id)?.size ?? 0) > 0 });
       const { pid, startedAt } = await this.runc.start({
         id: c.id,
         rootfsLower: img.rootfs,
@@ -961,17 +961,31 @@ export class Containers {
   }
 
   /** log file sizes at the start of each container's current run */
-  private readonly runStarts = new Map<string, { stdout: number; stderr: number }>();
+  private readonly runStarts = new Map<string, { stdout: number; stderr: number; attached: boolean }>();
 
   /**
-   * Where an attach streams from: the end of the logs, except when the container's process has ended
-   * and the daemon has not handled the exit yet (a short run, attached right after its start): then the
-   * whole output of that run, so a client that starts and then attaches gets it, as from dockerd.
+   * Where an attach streams from, for clients that start a container and then attach (docker-py's
+   * dockerpty, compose's `run -T`): a short run may be over, or nearly, when the attach comes.
+   * - running, but its process has ended (exit not handled yet): the whole output of this run, then the end;
+   * - exited less than 2 s after a start that nobody was attached to: that run's output and a clean end
+   *   (`ended`), where waiting for a next start would hang the client;
+   * - otherwise the end of the logs: live output from now on (and an attach to a stopped container waits
+   *   for its start, which is how `start -a` works).
    */
-  attachOffsets(c: ContainerRecord): { stdout: number; stderr: number } {
+  attachOffsets(c: ContainerRecord): { offsets: { stdout: number; stderr: number }; ended: boolean } {
     const now = logSizes(this.runc.logPaths(c.stateDir));
-    if (!c.state.Running || !this.runc.hasExited(c.stateDir)) return now;
-    return this.runStarts.get(c.id) ?? now;
+    const run = this.runStarts.get(c.id);
+    if (!run) return { offsets: now, ended: false };
+    if (c.state.Running) {
+      if (this.runc.hasExited(c.stateDir) || processGone(c.state.Pid)) return { offsets: run, ended: false };
+      run.attached = true;
+      return { offsets: now, ended: false };
+    }
+    const startedAgo = Date.now() - Date.parse(c.state.StartedAt);
+    if (!run.attached && c.state.Status === 'exited' && startedAgo >= 0 && startedAgo < 2000) {
+      return { offsets: run, ended: true };
+    }
+    return { offsets: now, ended: false };
   }
 
   /** Is a volume used by a running container other than `except`? */
@@ -1450,6 +1464,18 @@ function shouldRestart(c: ContainerRecord, exitCode: number): boolean {
       return exitCode !== 0 && (!p.MaximumRetryCount || c.restartCount < p.MaximumRetryCount);
     default:
       return false;
+  }
+}
+
+/** A process that is gone or a zombie (it has ended; its parent has not reaped it yet). */
+function processGone(pid: number): boolean {
+  if (!pid) return true;
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+    return state === 'Z' || state === 'X';
+  } catch {
+    return true;
   }
 }
 

@@ -10,6 +10,7 @@ import { listContainers } from '../psfilter.ts';
 import { sample as statsSample } from '../../runtime/stats.ts';
 import type { ContainerRecord } from '../../core/types.ts';
 import { pruneFilter } from '../../core/networks.ts';
+import { readTail } from '../../runtime/logclock.ts';
 
 const ZERO_READ = '0001-01-01T00:00:00Z';
 const netLookup = (d: Daemon) => (n: string) => d.networks.find(n);
@@ -246,7 +247,18 @@ route('POST', '/containers/{id}/attach', async (d, ctx) => {
     return STREAMED;
   }
   // Stream from the current end of the logs until the container's process ends.
-  const offsets = d.containers.attachOffsets(c);
+  const { offsets, ended } = d.containers.attachOffsets(c);
+  if (ended) {
+    // the run this client started is over: its output, then the end (as its exit would give)
+    if (!bool(query, 'logs')) { // with logs=1 it went out already
+      const out = bool(query, 'stdout') ? readTail(paths.stdout, offsets.stdout) : Buffer.alloc(0);
+      const err = bool(query, 'stderr') ? readTail(paths.stderr, offsets.stderr) : Buffer.alloc(0);
+      if (out.length) write(1, out);
+      if (err.length) write(2, err);
+    }
+    sock.end();
+    return STREAMED;
+  }
   await followLogs(d, c.id, { stdout: bool(query, 'stdout') ? paths.stdout : undefined, stderr: bool(query, 'stderr') ? paths.stderr : undefined }, offsets, write, sock, true);
   sock.end();
   return STREAMED;
