@@ -4,7 +4,7 @@ import { parseFlags, f, UsageError } from './flags.ts';
 import { ApiError } from './client.ts';
 import { confirm, filterQuery } from './prune.ts';
 import { renderTemplate } from './gotemplate.ts';
-import { printTable, formatOutput, timeAgo, ellipsis } from './output.ts';
+import { printTable, formatOutput, timeAgo, ellipsis, humanSize } from './output.ts';
 import { naturalCompare } from './network.ts';
 
 function kv(list: string[]): Record<string, string> {
@@ -160,7 +160,7 @@ function dfVerbose(cli: Cli, images: any[], containers: any[], volumes: any[], _
     const tags: string[] = i.RepoTags?.length ? i.RepoTags : ['<none>:<none>'];
     for (const t of tags) {
       const c = t.lastIndexOf(':');
-      irows.push([t.slice(0, c), t.slice(c + 1), String(i.Id).slice(7, 19), timeAgo(i.Created * 1000), humanSize4(i.Size), humanSize4(i.SharedSize > 0 ? i.SharedSize : 0), humanSize4(i.Size - Math.max(0, i.SharedSize ?? 0)), String(i.Containers ?? 0)]);
+      irows.push([t.slice(0, c), t.slice(c + 1), String(i.Id).slice(7, 19), timeAgo(i.Created * 1000), humanSize(i.Size), humanSize4(i.SharedSize > 0 ? i.SharedSize : 0), humanSize4(i.Size - Math.max(0, i.SharedSize ?? 0)), String(i.Containers ?? 0)]);
     }
   }
   printTable(cli, ['REPOSITORY', 'TAG', 'IMAGE ID', 'CREATED', 'SIZE', 'SHARED SIZE', 'UNIQUE SIZE', 'CONTAINERS'], irows);

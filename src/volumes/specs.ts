@@ -186,7 +186,8 @@ export function parseMount(m: ApiMount, exists: (p: string) => boolean): MountPo
     if (driver !== 'local') throw invalidParameter(`plugin "${driver}" not found`);
     if (!anonymous) validateVolumeName(m.Source!);
     return {
-      Type: 'volume', Name: m.Source ?? '', Source: '', Destination: dest, Driver: 'local', Mode: '', RW: rw, Propagation: '',
+      // dockerd shows a named volume's Mode as "z" (its setBindModeIfNull), an anonymous one's as ""
+      Type: 'volume', Name: m.Source ?? '', Source: '', Destination: dest, Driver: 'local', Mode: anonymous ? '' : 'z', RW: rw, Propagation: '',
       copyData: !v.NoCopy, ...(anonymous ? { anonymous: true } : {}),
       ...(v.Labels && Object.keys(v.Labels).length ? { volumeLabels: v.Labels } : {}),
       ...(v.DriverConfig?.Options && Object.keys(v.DriverConfig.Options).length ? { volumeOptions: v.DriverConfig.Options } : {}),
@@ -241,7 +242,7 @@ export function parseTmpfs(dest: string, options: string): MountPoint {
   const opts = ['noexec', 'nosuid', 'nodev'];
   for (const o of options ? options.split(',') : []) {
     const key = o.split('=', 1)[0]!;
-    if (!TMPFS_FLAGS.has(key) && !TMPFS_DATA.has(key)) throw invalidParameter(`invalid tmpfs option ["${o}"] for ${dest}`);
+    if (!TMPFS_FLAGS.has(key) && !TMPFS_DATA.has(key)) throw invalidParameter(`invalid tmpfs option [${(o.includes('=') ? [key, o.slice(key.length + 1)] : [o]).map((x) => JSON.stringify(x)).join(' ')}]`);
     if (key === 'tmpcopyup' || key === 'notmpcopyup') throw invalidParameter(`tmpfs option ${key} is not supported by loom`);
     const pair = FLAG_PAIRS.get(key);
     if (pair !== undefined) {

@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { Store } from '../store/sqlite.ts';
-import { conflict, invalidParameter, LoomError, messageOf, notFound } from '../util/errors.ts';
+import { conflict, invalidParameter, LoomError, messageOf, notFound, statusOf } from '../util/errors.ts';
 import { isMountPoint, mountFs, unmount } from '../runtime/mounts.ts';
 import { validateVolumeName } from './specs.ts';
 
@@ -122,12 +122,18 @@ export class Volumes {
     const old = this.find(name);
     if (old) return { volume: old, created: false };
     const options = opts.options && Object.keys(opts.options).length ? { ...opts.options } : null;
-    if (options) validateLocalOptions(options);
+    if (options) {
+      try {
+        validateLocalOptions(options);
+      } catch (e) {
+        throw new LoomError(statusOf(e), `create ${name}: ${messageOf(e)}`);
+      }
+    }
     const labels = { ...(opts.labels ?? {}) };
     if (opts.anonymous) labels[ANONYMOUS_LABEL] = '';
     const v: VolumeRecord = {
       id: name, name, driver: 'local', createdAt: rfc3339Seconds(new Date()),
-      labels: Object.keys(labels).length || opts.labels ? labels : null, options,
+      labels: Object.keys(labels).length ? labels : null, options,
     };
     const data = this.mountpoint(name);
     fs.mkdirSync(data, { recursive: true, mode: 0o755 });

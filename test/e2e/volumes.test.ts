@@ -124,7 +124,8 @@ test('volume API and CLI: create, ls with filters, inspect, rm, prune, as Docker
   assert.equal(again.status, 201);
   assert.deepEqual(again.body.Labels, { tier: 'db' });
   assert.equal((await sb.api('POST', '/volumes/create', { Name: 'bad/name' })).status, 400);
-  assert.equal((await sb.api('POST', '/volumes/create', { Name: 'v2', DriverOpts: { foo: 'x' } })).body.message, 'invalid option: "foo"');
+  assert.equal((await sb.api('POST', '/volumes/create', { Name: 'v2', DriverOpts: { foo: 'x' } })).body.message, 'create v2: invalid option: "foo"');
+  assert.equal((await sb.api('POST', '/volumes/create', { Name: 'v3', DriverOpts: { type: 'tmpfs' } })).body.message, 'create v3: missing required option: "device"');
   assert.deepEqual(await sb.api('GET', '/volumes/nope'), { status: 404, body: { message: 'get nope: no such volume' } });
   assert.equal((await sb.api('DELETE', '/volumes/nope')).status, 404);
   assert.equal((await sb.api('DELETE', '/volumes/nope?force=1')).status, 204);

@@ -44,7 +44,7 @@ test('--mount: bind, volume, tmpfs with their options', () => {
   assert.equal(v.copyData, false);
   assert.deepEqual(v.volumeLabels, { a: 'b' });
   assert.deepEqual(v.volumeOptions, { type: 'tmpfs', device: 'tmpfs' });
-  assert.equal(v.Mode, '');
+  assert.equal(v.Mode, 'z');
   const anon = parseMount({ Type: 'volume', Target: '/d' }, exists);
   assert.equal(anon.anonymous, true);
   assert.throws(() => parseMount({ Type: 'volume', Target: '/d', ReadOnly: true }, exists), /must not set ReadOnly mode when using anonymous volumes/);
@@ -61,7 +61,7 @@ test('--tmpfs and --volumes-from', () => {
   assert.deepEqual(t.tmpfsOptions, ['nosuid', 'nodev', 'rw', 'size=10m', 'exec']);
   assert.equal(t.listed, false);
   assert.throws(() => parseTmpfs('run', ''), /invalid tmpfs destination/);
-  assert.throws(() => parseTmpfs('/run', 'bogus=1'), /invalid tmpfs option \["bogus=1"\]/);
+  assert.throws(() => parseTmpfs('/run', 'bogus=1'), { message: 'invalid tmpfs option ["bogus" "1"]' });
   assert.deepEqual(parseVolumesFrom('c1'), { ref: 'c1', mode: 'rw' });
   assert.deepEqual(parseVolumesFrom('c1:ro'), { ref: 'c1', mode: 'ro' });
   assert.throws(() => parseVolumesFrom('c1:nocopy'), { message: 'invalid mode: nocopy' });
