@@ -91,8 +91,8 @@ test('anonymous volumes: -v /path gets a 64-hex volume, --volumes-from shares it
   assert.equal(await ok(sb.loom('volume', 'ls', '-q', '--filter', 'dangling=true')), '');
   await ok(sb.loom('rm', '-f', '-v', 'a1'));
   assert.equal(await ok(sb.loom('volume', 'ls', '-q')), '');
-  // --rm takes anonymous volumes along too
-  await ok(sb.loom('run', '--rm', '-v', '/x', 'box', 'true'));
+  // --rm takes anonymous volumes along too; an anonymous volume is filled from the image as well
+  assert.equal(await ok(sb.loom('run', '--rm', '-v', '/www', 'box', 'cat', '/www/index.html')), 'hello from loom');
   assert.equal(await ok(sb.loom('volume', 'ls', '-q')), '');
 });
 
