@@ -828,10 +828,10 @@ const inspect: Command = verb('inspect', async (cli, argv) => {
   let failed = false;
   for (const ref of p.args) {
     const r = encodeURIComponent(ref);
-    const kinds = p.flags.type ? [p.flags.type] : ['container', 'image', 'network'];
+    const kinds = p.flags.type ? [p.flags.type] : ['container', 'image', 'network', 'volume'];
     let got: unknown;
     for (const k of kinds) {
-      const path = k === 'container' ? `/containers/${r}/json` : k === 'image' ? `/images/${ref}/json` : k === 'network' ? `/networks/${r}` : '';
+      const path = k === 'container' ? `/containers/${r}/json` : k === 'image' ? `/images/${ref}/json` : k === 'network' ? `/networks/${r}` : k === 'volume' ? `/volumes/${r}` : '';
       if (!path) throw new UsageError(`"${k}" is not a valid value for --type`);
       try {
         got = (await cli.client.request('GET', path)).body;

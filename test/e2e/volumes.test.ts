@@ -69,6 +69,9 @@ test('named volumes: copy-up from the image, data outlives the container, in-use
   assert.equal(r.body.message, `remove site: volume is in use - [${id}]`);
   const mounts = JSON.parse(await ok(sb.loom('inspect', '-f', '{{json .Mounts}}', 'w1')));
   assert.deepEqual(mounts, [{ Type: 'volume', Name: 'site', Source: mp, Destination: '/www', Driver: 'local', Mode: 'z', RW: true, Propagation: '' }]);
+  assert.equal(await ok(sb.loom('ps', '-aq', '--no-trunc', '--filter', 'volume=site')), id);
+  assert.equal(await ok(sb.loom('ps', '-aq', '--no-trunc', '--filter', 'volume=/www')), id);
+  assert.equal(await ok(sb.loom('inspect', '-f', '{{.Driver}}', 'site')), 'local'); // generic inspect finds volumes
   await ok(sb.loom('rm', '-v', 'w1')); // -v leaves named volumes alone
   // a second container sees the data (and no second copy-up)
   assert.equal(await ok(sb.loom('run', '--rm', '-v', 'site:/data:ro', 'box', 'cat', '/data/new.txt')), 'kept');

@@ -113,3 +113,14 @@ test('local driver options', () => {
   assert.throws(() => validateLocalOptions({ type: 'tmpfs' }), { message: 'missing required option: "device"' });
   assert.throws(() => validateLocalOptions({ type: 'nfs', device: ':/x', o: 'addr=1.2.3.4' }), /local volume type "nfs" is not supported by loom/);
 });
+
+test('image VOLUMEs are read defensively from the image record', async () => {
+  const { imageVolumes } = await import('../../src/volumes/mounter.ts');
+  assert.deepEqual(imageVolumes({ config: { Volumes: { '/var/lib/db': {}, '/logs': {} } } }), ['/var/lib/db', '/logs']);
+  assert.deepEqual(imageVolumes({ config: { Volumes: null } }), []);
+  assert.deepEqual(imageVolumes({ config: {} }), []);
+  assert.deepEqual(imageVolumes(undefined), []);
+  // image volumes become anonymous volumes unless something else is mounted there
+  const ms = planMounts({ binds: ['named:/var/lib/db'], configVolumes: imageVolumes({ config: { Volumes: { '/var/lib/db': {}, '/logs': {} } } }), mountsOf: () => [], exists: () => true });
+  assert.deepEqual(ms.map((m) => [m.Destination, m.Name, !!m.anonymous]), [['/logs', '', true], ['/var/lib/db', 'named', false]]);
+});
