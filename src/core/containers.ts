@@ -454,8 +454,9 @@ export class Containers {
       }
       const img = this.store.get<{ rootfs: string }>('images', c.imageId);
       if (!img) throw conflict(`image ${c.imageId} of container ${c.name} no longer exists`);
+      // the undo first: a prepare that fails half-way leaves no volume mounted either
+      if (c.mounts?.length) undo.push(() => this.mounter!.release(c.mounts, (n) => this.volumeRunning(n, c.id)));
       const mounts = c.mounts?.length ? this.mounter!.prepare(c.mounts) : undefined;
-      if (mounts) undo.push(() => this.mounter!.release(c.mounts, (n) => this.volumeRunning(n, c.id)));
       this.runStarts.set(c.id, { ...logSizes(this.runc.logPaths(c.stateDir)), attached: (this.startListeners.get(c.id)?.size ?? 0) > 0 });
       const { pid, startedAt } = await this.runc.start({
         id: c.id,

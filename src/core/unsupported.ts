@@ -39,6 +39,12 @@ const CONFIG: Record<string, Check> = {
   NetworkDisabled: zero, Shell: zero, OnBuild: zero,
 };
 
+/** EndpointSettings fields loom does not implement (Links, Aliases, IPAMConfig addresses, MacAddress it does). */
+const ENDPOINT: Record<string, Check> = {
+  DriverOpts: zero, GwPriority: zero,
+  IPAMConfig: (v) => zero(v) || zero((v as { LinkLocalIPs?: unknown }).LinkLocalIPs),
+};
+
 function describe(v: unknown): string {
   const s = JSON.stringify(v);
   return s.length > 80 ? `${s.slice(0, 77)}...` : s;
@@ -48,6 +54,12 @@ function describe(v: unknown): string {
 export function refuseUnsupported(body: Record<string, unknown>): void {
   for (const [k, ok] of Object.entries(CONFIG)) {
     if (k in body && !ok(body[k])) throw invalidParameter(`${k} is not supported by loom (set to ${describe(body[k])})`);
+  }
+  const eps = ((body.NetworkingConfig as { EndpointsConfig?: Record<string, Record<string, unknown> | null> } | null)?.EndpointsConfig ?? {});
+  for (const [net, ep] of Object.entries(eps)) {
+    for (const [k, ok] of Object.entries(ENDPOINT)) {
+      if (ep && k in ep && !ok(ep[k])) throw invalidParameter(`NetworkingConfig.EndpointsConfig.${net}.${k} is not supported by loom (set to ${describe(ep[k])})`);
+    }
   }
   const hc = (body.HostConfig ?? {}) as Record<string, unknown>;
   for (const [k, ok] of Object.entries(HOST_CONFIG)) {

@@ -130,7 +130,8 @@ export class Volumes {
       }
     }
     const labels = { ...(opts.labels ?? {}) };
-    if (opts.anonymous) labels[ANONYMOUS_LABEL] = '';
+    // as moby's volume service: a volume created without a name is anonymous
+    if (opts.anonymous || !nameIn) labels[ANONYMOUS_LABEL] = '';
     const v: VolumeRecord = {
       id: name, name, driver: 'local', createdAt: rfc3339Seconds(new Date()),
       labels: Object.keys(labels).length ? labels : null, options,

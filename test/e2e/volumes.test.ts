@@ -148,6 +148,11 @@ test('volume API and CLI: create, ls with filters, inspect, rm, prune, as Docker
   assert.match(p1.body.VolumesDeleted[0], /^[0-9a-f]{64}$/);
   assert.equal(await ok(sb.loom('volume', 'prune', '-f', '--filter', 'label=tier=db', '-a')), 'Deleted Volumes:\nv1\n\nTotal reclaimed space: 0B');
   assert.equal(await ok(sb.loom('volume', 'ls', '-q')), 'v2');
+  // a volume created without a name is anonymous (moby's label), and `system prune --volumes` takes it
+  const anon = await sb.api('POST', '/volumes/create', {});
+  assert.deepEqual(anon.body.Labels, { 'com.docker.volume.anonymous': '' });
+  assert.match(await ok(sb.loom('system', 'prune', '-f', '--volumes')), new RegExp(`Deleted Volumes:\n${anon.body.Name}\n`));
+  assert.equal(await ok(sb.loom('volume', 'ls', '-q')), 'v2');
 });
 
 test('the docker CLI: -v, --mount, --tmpfs, volume commands, rm -v, unsupported flags refused', { skip }, async () => {

@@ -103,6 +103,8 @@ test('unsupported create fields are refused by name; clients\' zero values pass'
   assert.throws(() => refuseUnsupported({ HostConfig: { Memory: 1 << 20 } }), { message: 'HostConfig.Memory is not supported by loom (set to 1048576)' });
   assert.throws(() => refuseUnsupported({ HostConfig: { Privileged: true } }), /HostConfig\.Privileged/);
   assert.throws(() => refuseUnsupported({ HostConfig: { LogConfig: { Type: 'syslog', Config: {} } } }), /HostConfig\.LogConfig/);
+  assert.doesNotThrow(() => refuseUnsupported({ NetworkingConfig: { EndpointsConfig: { n: { IPAMConfig: { IPv4Address: '10.0.0.2', LinkLocalIPs: [] }, Aliases: ['a'], DriverOpts: null } } } }));
+  assert.throws(() => refuseUnsupported({ NetworkingConfig: { EndpointsConfig: { n: { IPAMConfig: { LinkLocalIPs: ['169.254.0.9'] } } } } }), /NetworkingConfig\.EndpointsConfig\.n\.IPAMConfig is not supported/);
   assert.throws(() => refuseUnsupported({ Healthcheck: { Test: ['CMD', 'true'] } }), { message: 'Healthcheck is not supported by loom (set to {"Test":["CMD","true"]})' });
 });
 
