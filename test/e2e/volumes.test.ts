@@ -239,6 +239,10 @@ test('docker-compose 1.29: up -d and down -v of a project with a named volume, a
   assert.match(await ok(sb.loom('exec', 'proj_app_1', 'ping', '-c1', '-W2', 'db')), /1 packets received/);
   // a one-off container attached through docker-py (dockerpty): its output arrives
   assert.equal(await ok(compose('run', '--rm', '-T', 'app', 'cat', '/etc/app/app.conf'), 'compose run'), 'setting=1');
+  // and through the docker CLI (`docker start --attach`), compose's default
+  const viaCli = await runCmd(sb.inHost(['docker-compose', '-p', 'proj', '-f', path.join(proj, 'docker-compose.yml'), 'run', '--rm', '-T', 'app', 'cat', '/etc/app/app.conf']), { env: sb.env, timeoutMs: 120_000 });
+  assert.equal(viaCli.code, 0, viaCli.stderr);
+  assert.equal(viaCli.stdout.trim(), 'setting=1');
   await ok(compose('down', '-v'), 'compose down');
   // everything compose called exists
   assert.deepEqual(sb.daemonLog.slice(logFrom).split('\n').filter((l) => l.includes('no such route')), []);
