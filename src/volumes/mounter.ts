@@ -89,6 +89,7 @@ export class Mounter {
         if (!m.createSource) throw invalidParameter(`invalid mount config for type "bind": bind source path does not exist: ${source}`);
         fs.mkdirSync(source, { recursive: true, mode: 0o755 });
       }
+      if (m.Type === 'bind') checkPropagation(source, m.Propagation);
       oci.push({
         destination: m.Destination, type: 'bind', source,
         options: [m.nonRecursive ? 'bind' : 'rbind', m.RW ? 'rw' : 'ro', m.Propagation || 'rprivate'],
@@ -130,6 +131,38 @@ export class Mounter {
       }
     }
   }
+}
+
+/**
+ * Docker's check before a shared or slave bind: the host mount the source lives on must propagate
+ * (shared, or for slave also a slave), else the container's mount would silently stay private.
+ */
+export function checkPropagation(source: string, propagation: string): void {
+  const wantShared = propagation === 'shared' || propagation === 'rshared';
+  const wantSlave = propagation === 'slave' || propagation === 'rslave';
+  if (!wantShared && !wantSlave) return;
+  const { point, optional } = mountInfoOf(source);
+  const isShared = optional.some((o) => o.startsWith('shared:'));
+  const isSlave = optional.some((o) => o.startsWith('master:'));
+  if (wantShared && !isShared) throw invalidParameter(`path ${source} is mounted on ${point} but it is not a shared mount.`);
+  if (wantSlave && !isShared && !isSlave) throw invalidParameter(`path ${source} is mounted on ${point} but it is not a shared or slave mount.`);
+}
+
+/** The mount a host path lives on, from /proc/self/mountinfo: its mount point and optional fields. */
+function mountInfoOf(p: string): { point: string; optional: string[] } {
+  let best = { point: '', optional: [] as string[] };
+  let real = p;
+  try {
+    real = fs.realpathSync(p);
+  } catch { /* as given */ }
+  for (const line of fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
+    const f = line.split(' ');
+    if (f.length < 7) continue;
+    const point = f[4]!.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
+    const under = real === point || real.startsWith(point === '/' ? '/' : `${point}/`);
+    if (under && point.length >= best.point.length) best = { point, optional: f.slice(6, f.indexOf('-')) };
+  }
+  return best;
 }
 
 /**

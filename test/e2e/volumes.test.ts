@@ -50,6 +50,11 @@ test('-v bind mounts: written inside, read on the host; ro refused; a missing ho
   // --mount type=bind refuses a missing source, with Docker's words; relative paths are volume names, refused
   await fails(sb.loom('run', '--rm', '--mount', `type=bind,src=${sb.dir}/nope,dst=/x`, 'box', 'true'), new RegExp(`invalid mount config for type "bind": bind source path does not exist: ${sb.dir}/nope`));
   await fails(sb.loom('run', '--rm', '-v', 'rel/dir:/x', 'box', 'true'), /"rel\/dir" includes invalid characters for a local volume name, only "\[a-zA-Z0-9\]\[a-zA-Z0-9_.-\]" are allowed. If you intended to pass a host directory, use absolute path/);
+  // propagation: shared or slave needs a host mount that can propagate, as Docker checks
+  const shared = mountOf(host);
+  if (!/ shared:/.test(shared.line)) {
+    await fails(sb.loom('run', '--rm', '--mount', `type=bind,src=${host},dst=/p,bind-propagation=rslave`, 'box', 'true'), new RegExp(`path ${host} is mounted on ${shared.point} but it is not a shared or slave mount`));
+  }
   // inspect shows the bind as Docker does
   await ok(sb.loom('create', '--name', 'b1', '-v', `${host}:/share:ro`, 'box', 'true'));
   const m = JSON.parse(await ok(sb.loom('inspect', '-f', '{{json .Mounts}}', 'b1')));
@@ -98,6 +103,16 @@ test('anonymous volumes: -v /path gets a 64-hex volume, --volumes-from shares it
   assert.equal(await ok(sb.loom('run', '--rm', '-v', '/www', 'box', 'cat', '/www/index.html')), 'hello from loom');
   assert.equal(await ok(sb.loom('volume', 'ls', '-q')), '');
 });
+
+/** The mount (its mountinfo line and mount point) a host path lives on. */
+function mountOf(p: string): { point: string; line: string } {
+  let best = { point: '', line: '' };
+  for (const line of fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
+    const point = line.split(' ')[4] ?? '';
+    if ((p === point || p.startsWith(point === '/' ? '/' : `${point}/`)) && point.length >= best.point.length) best = { point, line };
+  }
+  return best;
+}
 
 async function eventuallyOk(fn: () => Promise<{ code: number }>): Promise<void> {
   for (let i = 0; i < 100; i++) {
