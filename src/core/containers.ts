@@ -212,6 +212,7 @@ export class Containers {
   /** Volumes and mounts: the local volumes, and which containers use a volume (for rm and ls -f dangling). */
   useVolumes(volumes: Volumes): void {
     this.mounter = new Mounter(volumes, this.log);
+    this.mounter.onVolume = (action, name) => this.events.publish('volume', action, name, { driver: 'local' });
     volumes.usedBy = (name) => [...this.all()].filter((c) => c.mounts?.some((m) => m.Type === 'volume' && m.Name === name)).map((c) => c.id);
   }
 
@@ -499,6 +500,10 @@ export class Containers {
       throw systemError(`failed to start container ${c.name}: ${messageOf(e)}`);
     }
     this.watchExit(c.id);
+    // as moby: each volume's mount, then the start
+    for (const m of c.mounts ?? []) {
+      if (m.Type === 'volume') this.events.publish('volume', 'mount', m.Name, { driver: m.Driver, container: c.id, destination: m.Destination, 'read/write': String(m.RW), propagation: m.Propagation });
+    }
     this.events.publish('container', 'start', c.id, { name: c.name, image: c.config.Image });
     this.refreshParentsHosts(c);
   }
@@ -733,6 +738,7 @@ export class Containers {
     await this.releaseNetworking(c);
     await this.runc.cleanup(id, c.stateDir).catch((e) => this.log.warn({ id, err: messageOf(e) }, 'runtime cleanup failed'));
     this.mounter?.release(c.mounts, (n) => this.volumeRunning(n, id));
+    for (const m of c.mounts ?? []) if (m.Type === 'volume') this.events.publish('volume', 'unmount', m.Name, { driver: m.Driver, container: id });
     c.state = { ...c.state, Status: 'exited', Running: false, Paused: false, Pid: 0, ExitCode: st.exitCode, FinishedAt: st.finishedAt, OOMKilled: st.oomKilled, Error: st.error ?? '' };
     // a restart is decided with the exit, in the same record (never seen "exited" in between, as Docker)
     const restart = !c.hostConfig.AutoRemove && shouldRestart(c, st.exitCode);

@@ -26,6 +26,8 @@ export function imageVolumes(img: unknown): string[] {
 export class Mounter {
   private readonly volumes: Volumes;
   private readonly log: Logger;
+  /** told of volumes created and removed here (the daemon's events) */
+  onVolume: (action: 'create' | 'destroy', name: string) => void = () => {};
 
   constructor(volumes: Volumes, log: Logger) {
     this.volumes = volumes;
@@ -46,6 +48,7 @@ export class Mounter {
       for (const n of made.reverse()) {
         try {
           this.volumes.remove(n, true);
+          this.onVolume('destroy', n);
         } catch (e) {
           this.log.warn({ volume: n, err: messageOf(e) }, 'removing a volume of a failed create');
         }
@@ -55,7 +58,10 @@ export class Mounter {
       for (const m of mounts) {
         if (m.Type !== 'volume') continue;
         const { volume, created } = this.volumes.create(m.Name || undefined, { labels: m.volumeLabels, options: m.volumeOptions, anonymous: !m.Name });
-        if (created) made.push(volume.name);
+        if (created) {
+          made.push(volume.name);
+          this.onVolume('create', volume.name);
+        }
         m.Name = volume.name;
         m.Source = this.volumes.mountpoint(volume.name);
         delete m.volumeLabels;
@@ -125,6 +131,7 @@ export class Mounter {
       if (!v || !this.volumes.isAnonymous(v)) continue;
       try {
         this.volumes.remove(m.Name);
+        this.onVolume('destroy', m.Name);
       } catch (e) {
         // still used by another container (--volumes-from): it stays, as Docker
         this.log.info({ volume: m.Name, err: messageOf(e) }, 'anonymous volume kept');

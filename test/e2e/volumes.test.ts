@@ -188,6 +188,9 @@ test('the docker CLI: -v, --mount, --tmpfs, volume commands, rm -v, unsupported 
   await fails(sb.docker('run', '--rm', '--memory', '64m', 'box', 'true'), /HostConfig\.Memory is not supported by loom/);
   await fails(sb.docker('run', '--rm', '--cap-add', 'NET_ADMIN', 'box', 'true'), /HostConfig\.CapAdd is not supported by loom/);
   await fails(sb.docker('run', '--rm', '--read-only', 'box', 'true'), /HostConfig\.ReadonlyRootfs is not supported by loom/);
+  assert.match(await ok(sb.docker('system', 'df', '-v')), /Local Volumes space usage:\n\nVOLUME NAME\s+LINKS\s+SIZE\n/);
+  const ev = await ok(sb.docker('events', '--since', '0', '--until', String(Math.ceil(Date.now() / 1000) + 1), '--filter', 'type=volume', '--format', '{{.Action}} {{.Actor.ID}}'));
+  assert.match(ev, /^create dv\nmount dv\nunmount dv\n/m);
   const df = await ok(sb.docker('system', 'df'));
   assert.match(df, /^TYPE\s+TOTAL\s+ACTIVE\s+SIZE\s+RECLAIMABLE\nImages\s+1\s+0\s+\S+/);
   assert.match(df, /Local Volumes\s+0\s+0\s+0B\s+0B/);

@@ -28,7 +28,7 @@ route('GET', '/volumes', (d, { query }) => ({
 
 route('POST', '/volumes/prune', (d, { query, req }) => {
   const r = d.volumes.prune(filters(query), apiVersion(req));
-  for (const n of r.VolumesDeleted ?? []) d.events.publish('volume', 'destroy', n, {});
+  for (const n of r.VolumesDeleted ?? []) d.events.publish('volume', 'destroy', n, { driver: 'local' });
   d.events.publish('volume', 'prune', '', { reclaimed: String(r.SpaceReclaimed) });
   return r;
 });
@@ -38,7 +38,7 @@ route('GET', '/volumes/{name}', (d, { params }) => d.volumes.view(d.volumes.get(
 route('DELETE', '/volumes/{name}', (d, { params, query, res }) => {
   const existed = !!d.volumes.find(params.name!);
   d.volumes.remove(params.name!, bool(query, 'force'));
-  if (existed) d.events.publish('volume', 'destroy', params.name!, {});
+  if (existed) d.events.publish('volume', 'destroy', params.name!, { driver: 'local' });
   noContent(res);
   return STREAMED;
 });
