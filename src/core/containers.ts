@@ -476,6 +476,16 @@ export class Containers {
         ...(c.hostConfig.Init ? { init: findInit() } : {}),
         ...(mounts ? { mounts: mounts.oci, prepareRootfs: mounts.fill } : {}),
       });
+      // HostConfig.ConsoleSize [rows, cols]: the terminal's first size (the docker CLI sends it with -t)
+      const cs = c.hostConfig.ConsoleSize;
+      if (c.config.Tty && Array.isArray(cs) && cs[0] && cs[1]) {
+        try {
+          const tty = processTerminal(pid);
+          if (tty) setWindowSize(tty, Number(cs[0]), Number(cs[1]));
+        } catch (e) {
+          this.log.debug({ id: c.id, err: messageOf(e) }, 'initial console size not set');
+        }
+      }
       c.state = { ...emptyState(), Status: 'running', Running: true, Pid: pid, StartedAt: startedAt, FinishedAt: c.state.FinishedAt };
       this.save(c);
       for (const fn of this.startListeners.get(c.id) ?? []) fn();

@@ -218,6 +218,11 @@ test('attach right after a short run delivers its output; unknown routes are log
   const r = await runCmd(['curl', '-s', '--max-time', '20', '--unix-socket', sb.socket, '-X', 'POST', `http://x/containers/${c.body.Id}/attach?stream=1&stdout=1`]);
   assert.equal(r.code, 0, 'the attach ends with the run');
   assert.match(r.stdout, /short/);
+  // HostConfig.ConsoleSize is the terminal's first size, not dropped
+  const t = await sb.api('POST', '/containers/create', { Image: 'box', Tty: true, Cmd: ['sh', '-c', 'sleep 1; stty size'], HostConfig: { ConsoleSize: [30, 100] } });
+  await sb.api('POST', `/containers/${t.body.Id}/start`);
+  await sb.api('POST', `/containers/${t.body.Id}/wait`);
+  assert.equal(await ok(sb.loom('logs', t.body.Id)), '30 100');
   await sb.api('GET', '/no/such/route');
   assert.match(sb.daemonLog, /"method":"GET","path":"\/no\/such\/route".*no such route/);
 });
