@@ -1353,6 +1353,7 @@ export class Containers {
     for (const a of this.store.allAllocations()) {
       if (!live.has(a.owner)) this.store.releaseAddress(a.network_id, a.address);
     }
+    this.mounter?.sweep((n) => this.volumeRunning(n, ''));
     const liveVeths = new Set([...this.all()].flatMap((c) => Object.values(c.endpoints).map((e) => e.hostVeth).filter((v): v is string => !!v)));
     await this.nets.sweepOrphans(liveVeths).catch((e) => this.log.warn({ err: messageOf(e) }, 'sweeping leftover veths failed'));
   }

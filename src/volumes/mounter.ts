@@ -123,6 +123,18 @@ export class Mounter {
     }
   }
 
+  /** After a restart: volumes mounted for containers that are no longer running are unmounted. */
+  sweep(inUse: (name: string) => boolean): void {
+    for (const v of this.volumes.list()) {
+      if (!v.options?.type || inUse(v.name)) continue;
+      try {
+        this.volumes.deactivate(v.name);
+      } catch (e) {
+        this.log.warn({ volume: v.name, err: messageOf(e) }, 'unmounting a volume failed');
+      }
+    }
+  }
+
   /** `rm -v` and `--rm`: the container's anonymous volumes go with it (named ones stay, as Docker). */
   removeAnonymous(mounts: MountPoint[] | undefined): void {
     for (const m of mounts ?? []) {

@@ -129,6 +129,15 @@ test('tmpfs: --tmpfs and --mount type=tmpfs are tmpfs inside the container', { s
   await ok(sb.loom('volume', 'create', '-o', 'type=tmpfs', '-o', 'device=tmpfs', '-o', 'o=size=1m', 'tv'));
   assert.match(await ok(sb.loom('run', '--rm', '-v', 'tv:/t', 'box', 'df', '/t')), /1024/);
   await fails(sb.loom('volume', 'create', '-o', 'type=nfs', '-o', 'device=:/x', 'nv'), /local volume type "nfs" is not supported by loom/);
+  // a running user keeps it mounted across a daemon restart; its exit unmounts it
+  await ok(sb.loom('run', '-d', '--name', 't1', '-v', 'tv:/t', 'box', 'sh', '-c', 'echo in-tmpfs > /t/f; sleep 600'));
+  await eventuallyOk(() => sb.loom('exec', 't1', 'cat', '/t/f'));
+  await sb.stopDaemon();
+  await sb.startDaemon();
+  assert.equal(await ok(sb.loom('exec', 't1', 'cat', '/t/f')), 'in-tmpfs');
+  assert.equal(mountsUnder(path.join(sb.dir, 'data', 'volumes')).length, 1);
+  await ok(sb.loom('rm', '-f', 't1'));
+  assert.deepEqual(mountsUnder(path.join(sb.dir, 'data', 'volumes')), []);
 });
 
 test('volume API and CLI: create, ls with filters, inspect, rm, prune, as Docker', { skip }, async () => {
