@@ -129,6 +129,14 @@ test('tmpfs: --tmpfs and --mount type=tmpfs are tmpfs inside the container', { s
   await ok(sb.loom('volume', 'create', '-o', 'type=tmpfs', '-o', 'device=tmpfs', '-o', 'o=size=1m', 'tv'));
   assert.match(await ok(sb.loom('run', '--rm', '-v', 'tv:/t', 'box', 'df', '/t')), /1024/);
   await fails(sb.loom('volume', 'create', '-o', 'type=nfs', '-o', 'device=:/x', 'nv'), /local volume type "nfs" is not supported by loom/);
+  // a bind-like local volume: its data is the device directory
+  const dev = path.join(sb.dir, 'bindvol');
+  fs.mkdirSync(dev);
+  await ok(sb.loom('volume', 'create', '-o', 'type=none', '-o', `device=${dev}`, '-o', 'o=bind', 'bvol'));
+  await ok(sb.loom('run', '--rm', '-v', 'bvol:/b', 'box', 'sh', '-c', 'echo via-volume > /b/f'));
+  assert.equal(fs.readFileSync(path.join(dev, 'f'), 'utf8'), 'via-volume\n');
+  await ok(sb.loom('volume', 'rm', 'bvol'));
+  assert.equal(fs.existsSync(path.join(dev, 'f')), true, 'removing the volume leaves the bound directory\'s data');
   // a running user keeps it mounted across a daemon restart; its exit unmounts it
   await ok(sb.loom('run', '-d', '--name', 't1', '-v', 'tv:/t', 'box', 'sh', '-c', 'echo in-tmpfs > /t/f; sleep 600'));
   await eventuallyOk(() => sb.loom('exec', 't1', 'cat', '/t/f'));
