@@ -356,12 +356,12 @@ export class Containers {
       resolvConfPath: path.join(stateDir, 'resolv.conf'), logPath: path.join(stateDir, 'stdout.log'), stateDir,
       ...(planned?.mounts.length ? { mounts: planned.mounts } : {}),
     };
-    fs.mkdirSync(stateDir, { recursive: true });
-    // The etc files are made here, with the container's directory, and only rewritten at each start:
-    // creating a file costs 0.1-0.4 ms on some disks, rewriting one in place a tenth of that, and a start
-    // (the networking of a `run`) is what users wait on. In place also keeps the inodes runc bind-mounts.
-    for (const f of [c.hostnamePath, c.hostsPath, c.resolvConfPath]) fs.writeFileSync(f, '');
     try {
+      fs.mkdirSync(stateDir, { recursive: true });
+      // The etc files are made here, with the container's directory, and only rewritten at each start:
+      // creating a file costs 0.1-0.4 ms on some disks, rewriting one in place a tenth of that, and a start
+      // (the networking of a `run`) is what users wait on. In place also keeps the inodes runc bind-mounts.
+      for (const f of [c.hostnamePath, c.hostsPath, c.resolvConfPath]) fs.writeFileSync(f, '');
       this.save(c);
     } catch (e) {
       fs.rmSync(stateDir, { recursive: true, force: true });
