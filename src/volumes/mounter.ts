@@ -163,8 +163,8 @@ export function checkPropagation(source: string, propagation: string): void {
   const { point, optional } = mountInfoOf(source);
   const isShared = optional.some((o) => o.startsWith('shared:'));
   const isSlave = optional.some((o) => o.startsWith('master:'));
-  if (wantShared && !isShared) throw invalidParameter(`path ${source} is mounted on ${point} but it is not a shared mount.`);
-  if (wantSlave && !isShared && !isSlave) throw invalidParameter(`path ${source} is mounted on ${point} but it is not a shared or slave mount.`);
+  if (wantShared && !isShared) throw new LoomError(500, `path ${source} is mounted on ${point} but it is not a shared mount`);
+  if (wantSlave && !isShared && !isSlave) throw new LoomError(500, `path ${source} is mounted on ${point} but it is not a shared or slave mount`);
 }
 
 /** The mount a host path lives on, from /proc/self/mountinfo: its mount point and optional fields. */
