@@ -982,26 +982,23 @@ export class Containers {
 
   /**
    * Where an attach streams from, for clients that start a container and then attach (docker-py's
-   * dockerpty, compose's `run -T`): a short run may be over, or nearly, when the attach comes.
-   * - running, but its process has ended (exit not handled yet): the whole output of this run, then the end;
-   * - exited less than 2 s after a start that nobody was attached to: that run's output and a clean end
-   *   (`ended`), where waiting for a next start would hang the client;
-   * - otherwise the end of the logs: live output from now on (and an attach to a stopped container waits
-   *   for its start, which is how `start -a` works).
+   * dockerpty, compose's `run -T`): a short run may be over, or nearly, when the attach comes, and its
+   * output written before the attach would be lost. So an attach within 2 s of a start that nobody was
+   * attached to gets that run's output from its beginning: live on while it runs, or at once and then a
+   * clean end (`ended`) when it is over already (waiting for a next start would hang the client).
+   * Otherwise: the end of the logs, live output from now on (and an attach to a stopped container waits
+   * for its start, which is how `start -a` works).
    */
   attachOffsets(c: ContainerRecord): { offsets: { stdout: number; stderr: number }; ended: boolean } {
     const now = logSizes(this.runc.logPaths(c.stateDir));
     const run = this.runStarts.get(c.id);
-    if (!run) return { offsets: now, ended: false };
+    const startedAgo = Date.now() - Date.parse(c.state.StartedAt);
+    const fresh = !!run && !run.attached && startedAgo >= 0 && startedAgo < 2000;
     if (c.state.Running) {
-      if (this.runc.hasExited(c.stateDir) || processGone(c.state.Pid)) return { offsets: run, ended: false };
-      run.attached = true;
+      if (fresh || (run && (this.runc.hasExited(c.stateDir) || processGone(c.state.Pid)))) return { offsets: run!, ended: false };
       return { offsets: now, ended: false };
     }
-    const startedAgo = Date.now() - Date.parse(c.state.StartedAt);
-    if (!run.attached && c.state.Status === 'exited' && startedAgo >= 0 && startedAgo < 2000) {
-      return { offsets: run, ended: true };
-    }
+    if (fresh && c.state.Status === 'exited') return { offsets: run!, ended: true };
     return { offsets: now, ended: false };
   }
 
