@@ -9,6 +9,7 @@ import { Events } from './core/events.ts';
 import { Images, imageUsers } from './core/images.ts';
 import { Networks } from './core/networks.ts';
 import { Containers } from './core/containers.ts';
+import { Volumes } from './volumes/volumes.ts';
 import { MacvlanDriver } from './drivers/macvlan.ts';
 import { IpvlanDriver } from './drivers/ipvlan.ts';
 import { RemoteDriver } from './drivers/remote.ts';
@@ -61,6 +62,7 @@ export class Daemon {
   readonly images: Images;
   readonly networks: Networks;
   readonly containers: Containers;
+  readonly volumes: Volumes;
   /** overlay networks' shared state, with --cluster-store */
   readonly cluster?: Cluster;
   readonly id: string;
@@ -101,6 +103,8 @@ export class Daemon {
       dataRoot: opts.dataRoot, execRoot: opts.execRoot, netnsDir: opts.netnsDir, netnsPrefix: opts.netnsPrefix,
       resolvConf: opts.resolvConf, hostsFile: opts.hostsFile, cgroupParent: opts.cgroupParent,
     });
+    this.volumes = new Volumes(this.store, opts.dataRoot);
+    this.containers.useVolumes(this.volumes);
     // One resolver for every container on a user-defined network; it answers from the controller's names.
     this.containers.dns = new EmbeddedDns(this.containers.dnsNames, log.child({ component: 'dns' }));
     // overlay: the driver always (without a cluster store `-d overlay` gets Docker's refusal), the cluster with one

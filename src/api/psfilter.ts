@@ -97,6 +97,8 @@ export function listContainers(records: ContainerRecord[], o: ListOptions): Cont
     if (exited.length && !(exited.includes(c.state.ExitCode) && !isListedRunning(c) && c.state.StartedAt !== '0001-01-01T00:00:00Z')) continue;
     if (!match('status', [c.state.Status])) continue;
     if (f.ancestor && !images.has(c.imageId)) continue;
+    // moby: a volume's name (a bind's source) or any mount's destination
+    if (f.volume?.length && !f.volume.some((v) => (c.mounts ?? []).some((m) => m.Destination === v || (m.Name || m.Source) === v))) continue;
     if (f.network?.length || publish.size || expose.size) {
       const s = o.summary(c);
       const nets = s.NetworkSettings?.Networks ?? {};

@@ -3,6 +3,7 @@ import { createHash } from 'node:crypto';
 import type { ContainerRecord, EndpointRecord, ImageRecord, NetworkRecord } from '../core/types.ts';
 import { ZERO_TIME } from '../core/names.ts';
 import { parseLinks, publishedView } from '../core/publish.ts';
+import { mountsView } from '../volumes/specs.ts';
 
 /** go-units HumanDuration (whole units, truncated), as Docker's status texts use it. */
 export function humanDuration(ms: number): string {
@@ -148,7 +149,7 @@ export function inspectContainer(c: ContainerRecord, img: ImageRecord | undefine
       Links: c.hostConfig.Links ? parseLinks(c.hostConfig.Links).map((l) => `/${l.name}:/${c.name}/${l.alias}`) : null,
     },
     GraphDriver: { Data: { LowerDir: img?.rootfs ?? '', UpperDir: `${c.stateDir}/upper`, WorkDir: `${c.stateDir}/work`, MergedDir: `${c.stateDir}/rootfs` }, Name: 'overlay2' },
-    Mounts: [],
+    Mounts: mountsView(c.mounts),
     Config: c.config,
     NetworkSettings: {
       Bridge: '',
@@ -194,7 +195,7 @@ export function listContainer(c: ContainerRecord, img: ImageRecord | undefined, 
     Status: statusText(c),
     HostConfig: { NetworkMode: c.hostConfig.NetworkMode },
     NetworkSettings: { Networks: containerNetworks(c, netByName) },
-    Mounts: [],
+    Mounts: mountsView(c.mounts),
   };
 }
 

@@ -12,6 +12,7 @@ import './routes/containers.ts';
 import './routes/exec.ts';
 import './routes/images.ts';
 import './routes/networks.ts';
+import './routes/volumes.ts';
 
 export { API_VERSION, MIN_API_VERSION, LOOM_VERSION, STREAMED };
 export { frame } from './router.ts';
@@ -88,7 +89,11 @@ async function dispatch(d: Daemon, req: http.IncomingMessage, res: http.ServerRe
     found = { fn: r.fn, params };
     break;
   }
-  if (!found) return fail(res, socket, pathMatched ? 405 : 404, pathMatched ? 'method not allowed' : `page not found`);
+  if (!found) {
+    // every miss at info level: the next endpoint a client needs shows in the daemon's log
+    d.log.info({ method: req.method, path: p, status: pathMatched ? 405 : 404 }, 'api: no such route');
+    return fail(res, socket, pathMatched ? 405 : 404, pathMatched ? 'method not allowed' : `page not found`);
+  }
   const ctx: Ctx = { req, res, params: found.params, query: url.searchParams, body: () => readBody(req), socket, head };
   if (socket) ctx.body = () => readUpgradeBody(ctx);
   const t0 = process.hrtime.bigint();

@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import http from 'node:http';
 import type { Cli, Command } from './main.ts';
 import { parseFlags, f, UsageError, type Parsed } from './flags.ts';
+import { mountFlags } from './mountflags.ts';
 import { ApiError, demux } from './client.ts';
 import { EscapeWatcher, parseDetachKeys } from './detachkeys.ts';
 import { renderTemplate, GO_MARSHAL } from './gotemplate.ts';
@@ -21,7 +22,7 @@ const runSpecs = [
   f('--label-file', 'list'), f('-w,--workdir', 'string'), f('-u,--user', 'string'), f('--entrypoint', 'string'), f('--restart', 'string'),
   f('--init'), f('--privileged'), f('--stop-signal', 'string'), f('--stop-timeout', 'string'), f('-a,--attach', 'list'),
   f('--cidfile', 'string'), f('--pull', 'string'), f('--platform', 'string'), f('-q,--quiet'), f('--sig-proxy', 'bool'),
-  f('--detach-keys', 'string'),
+  f('--detach-keys', 'string'), f('-v,--volume', 'list'), f('--mount', 'list'), f('--tmpfs', 'list'), f('--volumes-from', 'list'),
 ];
 
 const USAGE: Record<string, string> = {
@@ -200,6 +201,7 @@ function buildCreate(p: Parsed, cmdName: 'run' | 'create' = 'run'): { body: any;
     epConfig.Aliases = fl['network-alias'];
     if (fl['mac-address']) epConfig.MacAddress = fl['mac-address'];
   }
+  const mf = mountFlags(fl as never);
   const attach = !fl.detach;
   const streams = fl.attach.map((s: string) => s.toLowerCase());
   for (const s of streams) if (!['stdin', 'stdout', 'stderr'].includes(s)) throw badFlag('-a, --attach', s, 'valid streams are STDIN, STDOUT and STDERR');
@@ -220,6 +222,7 @@ function buildCreate(p: Parsed, cmdName: 'run' | 'create' = 'run'): { body: any;
     Entrypoint: fl.entrypoint !== undefined ? (fl.entrypoint ? [fl.entrypoint] : ['']) : null,
     Labels: labels,
     ExposedPorts: pub.exposed,
+    ...(Object.keys(mf.Volumes).length ? { Volumes: mf.Volumes } : {}),
     ...(fl['stop-signal'] ? { StopSignal: fl['stop-signal'] } : {}),
     ...(fl['stop-timeout'] ? { StopTimeout: Number(fl['stop-timeout']) } : {}),
     ...(fl['mac-address'] && network === 'default' ? { MacAddress: fl['mac-address'] } : {}),
@@ -236,6 +239,10 @@ function buildCreate(p: Parsed, cmdName: 'run' | 'create' = 'run'): { body: any;
       ExtraHosts: extraHosts.length ? extraHosts : null,
       Init: fl.init !== undefined ? !!fl.init : null,
       Privileged: !!fl.privileged,
+      ...(mf.Binds.length ? { Binds: mf.Binds } : {}),
+      ...(mf.Mounts.length ? { Mounts: mf.Mounts } : {}),
+      ...(Object.keys(mf.Tmpfs).length ? { Tmpfs: mf.Tmpfs } : {}),
+      ...(mf.VolumesFrom.length ? { VolumesFrom: mf.VolumesFrom } : {}),
     },
     NetworkingConfig: { EndpointsConfig: Object.keys(epConfig).length ? { [network === 'default' ? 'bridge' : network]: epConfig } : {} },
   };
@@ -821,10 +828,10 @@ const inspect: Command = verb('inspect', async (cli, argv) => {
   let failed = false;
   for (const ref of p.args) {
     const r = encodeURIComponent(ref);
-    const kinds = p.flags.type ? [p.flags.type] : ['container', 'image', 'network'];
+    const kinds = p.flags.type ? [p.flags.type] : ['container', 'image', 'network', 'volume'];
     let got: unknown;
     for (const k of kinds) {
-      const path = k === 'container' ? `/containers/${r}/json` : k === 'image' ? `/images/${ref}/json` : k === 'network' ? `/networks/${r}` : '';
+      const path = k === 'container' ? `/containers/${r}/json` : k === 'image' ? `/images/${ref}/json` : k === 'network' ? `/networks/${r}` : k === 'volume' ? `/volumes/${r}` : '';
       if (!path) throw new UsageError(`"${k}" is not a valid value for --type`);
       try {
         got = (await cli.client.request('GET', path)).body;

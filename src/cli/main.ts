@@ -6,6 +6,7 @@ import { systemCommands } from './system.ts';
 import { containerPrune, imagePrune, systemPrune } from './prune.ts';
 import { networkCommand } from './network.ts';
 import { imageCommands, imageSubcommands } from './image.ts';
+import { volumeCommand, systemDf } from './volume.ts';
 
 export interface Cli {
   client: Client;
@@ -53,7 +54,8 @@ Commands:
   container   Manage containers (ls, rm, prune, ...)
   image       Manage images (ls, inspect, history, tag, rm, prune, save, load, import)
   network     Manage networks
-  system      Manage loom (prune, reconcile)
+  volume      Manage volumes
+  system      Manage loom (df, prune, reconcile)
   events      Get real time events from the server
   version     Show the loom version information
   info        Display system-wide information
@@ -94,10 +96,11 @@ async function main(argv: string[]): Promise<number> {
     out: (s) => process.stdout.write(s),
     err: (s) => process.stderr.write(s),
   };
-  const table: Record<string, Command> = { ...containerCommands, ...systemCommands, ...imageCommands, network: networkCommand };
+  const table: Record<string, Command> = { ...containerCommands, ...systemCommands, ...imageCommands, network: networkCommand, volume: volumeCommand };
   // `loom container ls`, `loom image ls` and friends, as docker has them
   if (cmd === 'system' && rest[0] === 'prune') return systemPrune(cli, rest.slice(1));
   if (cmd === 'system' && rest[0] === 'reconcile') return (await import('./reconcile.ts')).systemReconcile(cli, rest.slice(1));
+  if (cmd === 'system' && rest[0] === 'df') return systemDf(cli, rest.slice(1));
   if ((cmd === 'container' || cmd === 'image') && rest[0] === 'prune') return (cmd === 'container' ? containerPrune : imagePrune)(cli, rest.slice(1));
   if (cmd === 'image' && rest[0] && imageSubcommands[rest[0]]) return imageSubcommands[rest[0]]!(cli, rest.slice(1));
   if (cmd === 'container' || cmd === 'image') {

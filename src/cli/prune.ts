@@ -62,12 +62,18 @@ export const imagePrune: Command = async (cli, argv) => {
 export const systemPrune: Command = async (cli, argv) => {
   const p = parseFlags(argv, [...pruneFlags, f('-a,--all'), f('--volumes')], { interspersed: true });
   const images = p.flags.all ? '  - all images without at least one container associated to them' : '  - all dangling images';
-  const warning = `WARNING! This will remove:\n  - all stopped containers\n  - all networks not used by at least one container\n${images}\n  - unused build cache\n`;
+  const volumes = p.flags.volumes ? '  - all anonymous volumes not used by at least one container\n' : '';
+  const warning = `WARNING! This will remove:\n  - all stopped containers\n  - all networks not used by at least one container\n${volumes}${images}\n  - unused build cache\n`;
   if (!p.flags.force && !(await confirm(cli, warning))) return 0;
   const q = filterQuery(p.flags.filter as string[]);
   let space = await pruneContainers(cli, q);
   const nets = (await cli.client.request('POST', `/networks/prune${q}`)).body;
   if (nets.NetworksDeleted?.length) cli.out(`Deleted Networks:\n${nets.NetworksDeleted.join('\n')}\n\n`);
+  if (p.flags.volumes) {
+    const vols = (await cli.client.request('POST', `/volumes/prune${q}`)).body;
+    if (vols.VolumesDeleted?.length) cli.out(`Deleted Volumes:\n${vols.VolumesDeleted.join('\n')}\n\n`);
+    space += vols.SpaceReclaimed ?? 0;
+  }
   space += await pruneImages(cli, filterQuery(p.flags.filter as string[], p.flags.all ? { dangling: ['false'] } : {}));
   cli.out(`Total reclaimed space: ${humanSize(space)}\n`);
   return 0;

@@ -28,6 +28,9 @@ import { firewallPorts, linkEnv, linkRules, parseLinks, portRequests, validateEx
 import { OPT_HOST_BINDING } from '../drivers/bridge.ts';
 import { DnsNames } from './dnsnames.ts';
 import type { EmbeddedDns } from '../dns/resolver.ts';
+import { Mounter, imageVolumes } from '../volumes/mounter.ts';
+import type { Volumes } from '../volumes/volumes.ts';
+import { refuseUnsupported } from './unsupported.ts';
 
 export interface ContainerOptions {
   dataRoot: string;
@@ -104,6 +107,8 @@ export class Containers {
   readonly ports = new PortHolder();
   /** what a running container holds outside its namespace: host port sockets, firewall elements */
   private readonly published = new Map<string, { held: HeldPort[]; fwPorts: FwPort[]; fwLinks: FwLink[] }>();
+  /** volumes and mounts (set by the daemon; containers without mounts need none) */
+  mounter?: Mounter;
 
   constructor(store: Store, nets: Networks, images: Images, events: Events, fw: Firewall, log: Logger, opts: ContainerOptions) {
     this.store = store;
@@ -214,8 +219,16 @@ export class Containers {
 
   // ------------------------------------------------------------------ create
 
+  /** Volumes and mounts: the local volumes, and which containers use a volume (for rm and ls -f dangling). */
+  useVolumes(volumes: Volumes): void {
+    this.mounter = new Mounter(volumes, this.log);
+    this.mounter.onVolume = (action, name) => this.events.publish('volume', action, name, { driver: 'local' });
+    volumes.usedBy = (name) => [...this.all()].filter((c) => c.mounts?.some((m) => m.Type === 'volume' && m.Name === name)).map((c) => c.id);
+  }
+
   create(body: CreateBody, nameIn?: string): ContainerRecord {
     if (!body.Image) throw invalidParameter('config.Image is required');
+    refuseUnsupported(body as Record<string, unknown>);
     const img = this.images.get(body.Image);
     const hc = body.HostConfig ?? {};
     const id = newId();
@@ -341,21 +354,32 @@ export class Containers {
       Privileged: !!hc.Privileged,
     };
     for (const h of hostConfig.ExtraHosts ?? []) parseExtraHost(h);
+    // Mounts last: planning them creates volumes, undone if anything after fails.
+    const wantsMounts = !!(hc.Binds?.length || hc.Mounts?.length || (hc.Tmpfs && Object.keys(hc.Tmpfs).length) || hc.VolumesFrom?.length || config.Volumes || imageVolumes(img).length);
+    if (wantsMounts && !this.mounter) throw invalidParameter('volumes and mounts are not available in this daemon');
+    const planned = wantsMounts ? this.mounter!.plan(hc, [...imageVolumes(img), ...Object.keys(config.Volumes ?? {})], (ref) => {
+      const other = this.find(ref);
+      // 400, not 404: a 404 on create makes the docker CLI go and pull the image
+      if (!other) throw invalidParameter(`No such container: ${ref}`);
+      return other.mounts ?? [];
+    }) : undefined;
     const c: ContainerRecord = {
       id, name, created: nowIso(), networkMode: mode, path: argv[0]!, args: argv.slice(1), imageId: img.id, config, hostConfig,
       networkRequests: requests, state: emptyState(), restartCount: 0, endpoints: {},
       hostnamePath: path.join(stateDir, 'hostname'), hostsPath: path.join(stateDir, 'hosts'),
       resolvConfPath: path.join(stateDir, 'resolv.conf'), logPath: path.join(stateDir, 'stdout.log'), stateDir,
+      ...(planned?.mounts.length ? { mounts: planned.mounts } : {}),
     };
-    fs.mkdirSync(stateDir, { recursive: true });
-    // The etc files are made here, with the container's directory, and only rewritten at each start:
-    // creating a file costs 0.1-0.4 ms on some disks, rewriting one in place a tenth of that, and a start
-    // (the networking of a `run`) is what users wait on. In place also keeps the inodes runc bind-mounts.
-    for (const f of [c.hostnamePath, c.hostsPath, c.resolvConfPath]) fs.writeFileSync(f, '');
     try {
+      fs.mkdirSync(stateDir, { recursive: true });
+      // The etc files are made here, with the container's directory, and only rewritten at each start:
+      // creating a file costs 0.1-0.4 ms on some disks, rewriting one in place a tenth of that, and a start
+      // (the networking of a `run`) is what users wait on. In place also keeps the inodes runc bind-mounts.
+      for (const f of [c.hostnamePath, c.hostsPath, c.resolvConfPath]) fs.writeFileSync(f, '');
       this.save(c);
     } catch (e) {
       fs.rmSync(stateDir, { recursive: true, force: true });
+      planned?.undo();
       if (/UNIQUE/.test(messageOf(e))) throw conflict(`Conflict. The container name "/${name}" is already in use.`);
       throw e;
     }
@@ -386,7 +410,7 @@ export class Containers {
         await this.startLocked(c);
       } catch (e) {
         // as Docker's containerStart: an --rm container that fails to start is removed
-        if (c.hostConfig.AutoRemove) await this.removeLocked(c.id).catch((re) => this.log.warn({ id: c.id, err: messageOf(re) }, 'auto-remove after failed start'));
+        if (c.hostConfig.AutoRemove) await this.removeLocked(c.id, true).catch((re) => this.log.warn({ id: c.id, err: messageOf(re) }, 'auto-remove after failed start'));
         throw e;
       }
     });
@@ -447,6 +471,10 @@ export class Containers {
         }
       }
       if (!this.images.find(c.imageId)) throw conflict(`image ${c.imageId} of container ${c.name} no longer exists`);
+      // the undo first: a prepare that fails half-way leaves no volume mounted either
+      if (c.mounts?.length) undo.push(() => this.mounter!.release(c.mounts, (n) => this.volumeRunning(n, c.id)));
+      const mounts = c.mounts?.length ? this.mounter!.prepare(c.mounts) : undefined;
+      this.runStarts.set(c.id, { ...logSizes(this.runc.logPaths(c.stateDir)), attached: (this.startListeners.get(c.id)?.size ?? 0) > 0 });
       const { pid, startedAt } = await this.runc.start({
         id: c.id,
         rootfsLower: this.images.lowerDirs(c.imageId),
@@ -462,8 +490,19 @@ export class Containers {
         etcFiles: etc,
         labels: c.config.Labels,
         ...(c.hostConfig.Init ? { init: findInit() } : {}),
+        ...(mounts ? { mounts: mounts.oci, prepareRootfs: mounts.fill } : {}),
       });
       failpoint('start.runc');
+      // HostConfig.ConsoleSize [rows, cols]: the terminal's first size (the docker CLI sends it with -t)
+      const cs = c.hostConfig.ConsoleSize;
+      if (c.config.Tty && Array.isArray(cs) && cs[0] && cs[1]) {
+        try {
+          const tty = processTerminal(pid);
+          if (tty) setWindowSize(tty, Number(cs[0]), Number(cs[1]));
+        } catch (e) {
+          this.log.debug({ id: c.id, err: messageOf(e) }, 'initial console size not set');
+        }
+      }
       c.state = { ...emptyState(), Status: 'running', Running: true, Pid: pid, StartedAt: startedAt, FinishedAt: c.state.FinishedAt };
       this.save(c);
       for (const fn of this.startListeners.get(c.id) ?? []) fn();
@@ -488,6 +527,10 @@ export class Containers {
       throw systemError(`failed to start container ${c.name}: ${messageOf(e)}`);
     }
     this.watchExit(c.id);
+    // as moby: each volume's mount, then the start
+    for (const m of c.mounts ?? []) {
+      if (m.Type === 'volume') this.events.publish('volume', 'mount', m.Name, { driver: m.Driver, container: c.id, destination: m.Destination, 'read/write': String(m.RW), propagation: m.Propagation });
+    }
     this.events.publish('container', 'start', c.id, { name: c.name, image: c.config.Image });
     this.refreshParentsHosts(c);
   }
@@ -724,6 +767,8 @@ export class Containers {
     await this.releaseNetworking(c);
     failpoint('exit.released');
     await this.runc.cleanup(id, c.stateDir).catch((e) => this.log.warn({ id, err: messageOf(e) }, 'runtime cleanup failed'));
+    this.mounter?.release(c.mounts, (n) => this.volumeRunning(n, id));
+    for (const m of c.mounts ?? []) if (m.Type === 'volume') this.events.publish('volume', 'unmount', m.Name, { driver: m.Driver, container: id });
     c.state = { ...c.state, Status: 'exited', Running: false, Paused: false, Pid: 0, ExitCode: st.exitCode, FinishedAt: st.finishedAt, OOMKilled: st.oomKilled, Error: st.error ?? '' };
     // a restart is decided with the exit, in the same record (never seen "exited" in between, as Docker)
     const restart = !c.hostConfig.AutoRemove && shouldRestart(c, st.exitCode);
@@ -734,7 +779,7 @@ export class Containers {
     for (const fn of this.exitListeners.get(id) ?? []) fn();
     this.settleWaiters(id, ['not-running', 'next-exit'], st.exitCode);
     if (c.hostConfig.AutoRemove) {
-      void this.locked(id, () => this.removeLocked(id)).catch((e) => this.log.error({ id, err: messageOf(e) }, 'auto-remove failed'));
+      void this.locked(id, () => this.removeLocked(id, true)).catch((e) => this.log.error({ id, err: messageOf(e) }, 'auto-remove failed'));
     }
   }
 
@@ -952,7 +997,38 @@ export class Containers {
     });
   }
 
-  remove(ref: string, force: boolean): Promise<void> {
+  /** log file sizes at the start of each container's current run */
+  private readonly runStarts = new Map<string, { stdout: number; stderr: number; attached: boolean }>();
+
+  /**
+   * Where an attach streams from, for clients that start a container and then attach (docker-py's
+   * dockerpty, compose's `run -T`): a short run may be over, or nearly, when the attach comes, and its
+   * output written before the attach would be lost. So an attach within 2 s of a start that nobody was
+   * attached to gets that run's output from its beginning: live on while it runs, or at once and then a
+   * clean end (`ended`) when it is over already (waiting for a next start would hang the client).
+   * Otherwise: the end of the logs, live output from now on (and an attach to a stopped container waits
+   * for its start, which is how `start -a` works).
+   */
+  attachOffsets(c: ContainerRecord): { offsets: { stdout: number; stderr: number }; ended: boolean } {
+    const now = logSizes(this.runc.logPaths(c.stateDir));
+    const run = this.runStarts.get(c.id);
+    const startedAgo = Date.now() - Date.parse(c.state.StartedAt);
+    const fresh = !!run && !run.attached && startedAgo >= 0 && startedAgo < 2000;
+    if (c.state.Running) {
+      if (fresh || (run && (this.runc.hasExited(c.stateDir) || processGone(c.state.Pid)))) return { offsets: run!, ended: false };
+      return { offsets: now, ended: false };
+    }
+    if (fresh && c.state.Status === 'exited') return { offsets: run!, ended: true };
+    return { offsets: now, ended: false };
+  }
+
+  /** Is a volume used by a running container other than `except`? */
+  private volumeRunning(name: string, except: string): boolean {
+    for (const o of this.all()) if (o.id !== except && o.state.Running && o.mounts?.some((m) => m.Type === 'volume' && m.Name === name)) return true;
+    return false;
+  }
+
+  remove(ref: string, force: boolean, removeVolumes = false): Promise<void> {
     const c0 = this.get(ref);
     return this.locked(c0.id, async () => {
       const c = this.reload(c0.id);
@@ -971,11 +1047,11 @@ export class Containers {
         await this.runc.kill(c.id, 'SIGKILL').catch(() => {});
         await (this.exited.get(c.id) ?? Promise.resolve());
       }
-      await this.removeLocked(c.id);
+      await this.removeLocked(c.id, removeVolumes);
     });
   }
 
-  private async removeLocked(id: string): Promise<void> {
+  private async removeLocked(id: string, removeVolumes = false): Promise<void> {
     const c = this.reload(id);
     if (!c) return;
     if (c.state.Running) return; // restarted meanwhile
@@ -988,6 +1064,7 @@ export class Containers {
       this.forget(id);
     });
     this.exited.delete(id);
+    if (removeVolumes) this.mounter?.removeAnonymous(c.mounts);
     this.events.publish('container', 'destroy', id, { name: c.name, image: c.config.Image });
     this.settleWaiters(id, ['not-running', 'next-exit', 'removed'], c.state.ExitCode);
   }
@@ -1302,6 +1379,7 @@ export class Containers {
     for (const a of this.store.allAllocations()) {
       if (!live.has(a.owner)) this.store.releaseAddress(a.network_id, a.address);
     }
+    this.mounter?.sweep((n) => this.volumeRunning(n, ''));
     const liveVeths = new Set([...this.all()].flatMap((c) => Object.values(c.endpoints).map((e) => e.hostVeth).filter((v): v is string => !!v)));
     await this.nets.sweepOrphans(liveVeths).catch((e) => this.log.warn({ err: messageOf(e) }, 'sweeping leftover veths failed'));
   }
@@ -1498,6 +1576,29 @@ function shouldRestart(c: ContainerRecord, exitCode: number): boolean {
     default:
       return false;
   }
+}
+
+/** A process that is gone or a zombie (it has ended; its parent has not reaped it yet). */
+function processGone(pid: number): boolean {
+  if (!pid) return true;
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+    return state === 'Z' || state === 'X';
+  } catch {
+    return true;
+  }
+}
+
+function logSizes(p: { stdout: string; stderr: string }): { stdout: number; stderr: number } {
+  const size = (f: string) => {
+    try {
+      return fs.statSync(f).size;
+    } catch {
+      return 0;
+    }
+  };
+  return { stdout: size(p.stdout), stderr: size(p.stderr) };
 }
 
 function readOr(p: string): string {

@@ -2,7 +2,7 @@
 import { EventEmitter } from 'node:events';
 
 export interface DockerEvent {
-  Type: 'container' | 'network' | 'image' | 'daemon';
+  Type: 'container' | 'network' | 'image' | 'volume' | 'daemon';
   Action: string;
   Actor: { ID: string; Attributes: Record<string, string> };
   scope: 'local';

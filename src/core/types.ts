@@ -1,3 +1,5 @@
+import type { ApiMount, MountPoint } from '../volumes/specs.ts';
+
 // The persisted model. Field names follow Docker's API where a record is shown to users as-is.
 
 export interface IpamConfig {
@@ -111,6 +113,10 @@ export interface HostConfig {
   PublishAllPorts: boolean;
   Privileged: boolean;
   Init?: boolean | null;
+  Binds?: string[] | null;
+  Mounts?: ApiMount[] | null;
+  Tmpfs?: Record<string, string> | null;
+  VolumesFrom?: string[] | null;
   [k: string]: unknown;
 }
 
@@ -142,6 +148,8 @@ export interface ContainerRecord {
   resolvConfPath: string;
   logPath: string;
   stateDir: string;
+  /** the container's mounts (binds, volumes, tmpfs), planned at create, in mount order */
+  mounts?: MountPoint[];
 }
 
 /** Docker's container config as an image carries it (`config` of the image config JSON). */

@@ -86,3 +86,31 @@ export function ensureFifo(p: string): void {
     if (errno !== EEXIST) throw errnoError(`mkfifo ${p}`, errno);
   }
 }
+
+const MS_FLAGS: Record<string, number> = { ro: 1, nosuid: 2, nodev: 4, noexec: 8, sync: 16, noatime: 1024, nodiratime: 2048 };
+const MS_REMOUNT = 32, MS_BIND = 4096, MS_REC = 16384;
+
+/**
+ * A mount in process (volumes of the local driver): a bind (recursive or not, read-only through the
+ * remount the kernel needs for that), or a filesystem with `data`, whose flag words (ro, nosuid...) become
+ * mount flags and the rest the filesystem's data.
+ */
+export function mountFs(source: string, target: string, fstype: string, opts: { bind?: boolean; recursive?: boolean; readonly?: boolean; data?: string }): void {
+  if (opts.bind) {
+    const flags = MS_BIND | (opts.recursive ? MS_REC : 0);
+    if (c_mount(source, target, null, flags, null) !== 0) throw errnoError(`bind mount ${source} at ${target}`, koffi.errno());
+    if (opts.readonly && c_mount(source, target, null, flags | MS_REMOUNT | MS_FLAGS.ro!, null) !== 0) {
+      const errno = koffi.errno();
+      unmount(target);
+      throw errnoError(`remount ${target} read-only`, errno);
+    }
+    return;
+  }
+  let flags = 0;
+  const data: string[] = [];
+  for (const w of (opts.data ?? '').split(',').filter(Boolean)) {
+    if (w in MS_FLAGS) flags |= MS_FLAGS[w]!;
+    else if (w !== 'rw') data.push(w);
+  }
+  if (c_mount(source, target, fstype, flags, data.join(',') || null) !== 0) throw errnoError(`mount ${fstype} at ${target}`, koffi.errno());
+}

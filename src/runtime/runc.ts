@@ -212,6 +212,7 @@ export class Runc {
     let stdinMode: 'none' | 'keep' | 'once' = 'none';
     const outSize = sizeOf(file(F.stdout)), errSize = sizeOf(file(F.stderr));
     try {
+      spec.prepareRootfs?.(rootfs);
       const user = resolveUserIn(rootfs, spec.user);
       const config = buildOciConfig({ ...spec, stateDir: dir }, { cgroupsPath: this.cgroupsPath(id), user });
       fs.writeFileSync(file(F.config), JSON.stringify(config));
@@ -358,6 +359,11 @@ export class Runc {
   /** Is anything still supervising or running this container (shim alive, or runc's init alive)? */
   private alive(id: string, dir: string): boolean {
     return processMatches(readPidFile(path.join(dir, F.shimPid)), [SHIM, id]) || this.initPid(id) > 0;
+  }
+
+  /** Has the container's process ended (its exit status is written), whatever the daemon made of it yet? */
+  hasExited(stateDir: string): boolean {
+    return this.readExit(path.resolve(stateDir)) !== null;
   }
 
   waitExit(id: string, stateDir: string): Promise<ExitStatus> {

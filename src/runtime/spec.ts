@@ -29,7 +29,13 @@ export interface ContainerSpec {
   labels?: Record<string, string>;
   /** host path of an init (docker-init/tini) to run as PID 1 in front of the command (`--init`) */
   init?: string;
+  /** the container's own mounts (volumes, binds, tmpfs), in mount order; they win over the etc files */
+  mounts?: OciMount[];
+  /** called with the mounted rootfs before the bundle is written (volumes are filled from the image then) */
+  prepareRootfs?: (rootfs: string) => void;
 }
+
+export interface OciMount { destination: string; type: string; source: string; options: string[] }
 
 /** Where Docker mounts its init in the container. */
 export const INIT_PATH = '/sbin/docker-init';
@@ -194,10 +200,10 @@ export function buildOciConfig(spec: ContainerSpec, opts: OciOptions): Record<st
       { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', 'ro'] },
       { destination: '/dev/mqueue', type: 'mqueue', source: 'mqueue', options: ['nosuid', 'noexec', 'nodev'] },
       { destination: '/dev/shm', type: 'tmpfs', source: 'shm', options: ['nosuid', 'noexec', 'nodev', 'mode=1777', 'size=65536k'] },
-      bind('/etc/resolv.conf', spec.etcFiles.resolvConf),
-      bind('/etc/hostname', spec.etcFiles.hostname),
-      bind('/etc/hosts', spec.etcFiles.hosts),
+      ...[bind('/etc/resolv.conf', spec.etcFiles.resolvConf), bind('/etc/hostname', spec.etcFiles.hostname), bind('/etc/hosts', spec.etcFiles.hosts)]
+        .filter((m) => !spec.mounts?.some((u) => u.destination === m.destination)), // as Docker: a user's mount there wins
       ...(spec.init ? [{ destination: INIT_PATH, type: 'bind', source: spec.init, options: ['bind', 'ro'] }] : []),
+      ...(spec.mounts ?? []),
     ],
     ...annotations,
     linux: {

@@ -6,7 +6,7 @@ import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import fs from 'node:fs';
 import path from 'node:path';
 
-export type Kind = 'networks' | 'containers' | 'images' | 'endpoints';
+export type Kind = 'networks' | 'containers' | 'images' | 'endpoints' | 'volumes';
 
 export class Store {
   readonly db: DatabaseSync;
@@ -26,6 +26,8 @@ export class Store {
       CREATE TABLE IF NOT EXISTS images     (id TEXT PRIMARY KEY, name TEXT NOT NULL, doc TEXT NOT NULL);
       CREATE TABLE IF NOT EXISTS image_tags (ref TEXT PRIMARY KEY, image_id TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE);
       CREATE TABLE IF NOT EXISTS endpoints  (id TEXT PRIMARY KEY, name TEXT NOT NULL, doc TEXT NOT NULL);
+      -- local volumes, keyed by name (id = name); added later: IF NOT EXISTS keeps older databases working
+      CREATE TABLE IF NOT EXISTS volumes    (id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, doc TEXT NOT NULL);
       -- one row per reserved address; the primary key makes a double reservation impossible
       CREATE TABLE IF NOT EXISTS ip_allocations (
         network_id TEXT NOT NULL, address TEXT NOT NULL, owner TEXT NOT NULL,

@@ -1,6 +1,5 @@
 // Containers: create, lifecycle, inspect, logs, attach, stats, top, resize, prune.
 import { execFile } from 'node:child_process';
-import fs from 'node:fs';
 import type { Daemon } from '../../daemon.ts';
 import { route, STREAMED, bool, filters, json, noContent } from '../router.ts';
 import { frame, hijack } from '../router.ts';
@@ -11,6 +10,7 @@ import { listContainers } from '../psfilter.ts';
 import { sample as statsSample } from '../../runtime/stats.ts';
 import type { ContainerRecord } from '../../core/types.ts';
 import { pruneFilter } from '../../core/networks.ts';
+import { readTail } from '../../runtime/logclock.ts';
 
 const ZERO_READ = '0001-01-01T00:00:00Z';
 const netLookup = (d: Daemon) => (n: string) => d.networks.find(n);
@@ -92,7 +92,7 @@ route('POST', '/containers/{id}/wait', async (d, { params, query, res }) => {
 });
 
 route('DELETE', '/containers/{id}', async (d, { params, query, res }) => {
-  await d.containers.remove(params.id!, bool(query, 'force'));
+  await d.containers.remove(params.id!, bool(query, 'force'), bool(query, 'v'));
   noContent(res);
   return STREAMED;
 });
@@ -249,16 +249,19 @@ route('POST', '/containers/{id}/attach', async (d, ctx) => {
     return STREAMED;
   }
   // Stream from the current end of the logs until the container's process ends.
-  const offsets = { stdout: fileSize(paths.stdout), stderr: fileSize(paths.stderr) };
+  const { offsets, ended } = d.containers.attachOffsets(c);
+  if (ended) {
+    // the run this client started is over: its output, then the end (as its exit would give)
+    if (!bool(query, 'logs')) { // with logs=1 it went out already
+      const out = bool(query, 'stdout') ? readTail(paths.stdout, offsets.stdout) : Buffer.alloc(0);
+      const err = bool(query, 'stderr') ? readTail(paths.stderr, offsets.stderr) : Buffer.alloc(0);
+      if (out.length) write(1, out);
+      if (err.length) write(2, err);
+    }
+    sock.end();
+    return STREAMED;
+  }
   await followLogs(d, c.id, { stdout: bool(query, 'stdout') ? paths.stdout : undefined, stderr: bool(query, 'stderr') ? paths.stderr : undefined }, offsets, write, sock, true);
   sock.end();
   return STREAMED;
 });
-
-function fileSize(p: string): number {
-  try {
-    return fs.statSync(p).size;
-  } catch {
-    return 0;
-  }
-}
