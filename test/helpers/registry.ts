@@ -1,0 +1,97 @@
+// Test registries and test images: Debian's docker-registry (distribution 2.8) run in a sandbox's outside
+// world, plain or with htpasswd basic auth, and images written in skopeo's `dir:` layout.
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import zlib from 'node:zlib';
+import type { Sandbox } from './sandbox.ts';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export interface TestRegistry { addr: string; root: string; config: string }
+
+/** Starts docker-registry on 198.51.100.2:PORT in the sandbox's outside world; waits until it answers. */
+export async function startRegistry(sb: Sandbox, port: number, auth?: { user: string; password: string }): Promise<TestRegistry> {
+  const base = path.join(sb.dir, `registry-${port}`);
+  const root = path.join(base, 'storage');
+  fs.mkdirSync(root, { recursive: true });
+  let authYaml = '';
+  if (auth) {
+    const line = execFileSync('htpasswd', ['-Bbn', auth.user, auth.password], { encoding: 'utf8' }).trim();
+    fs.writeFileSync(path.join(base, 'htpasswd'), `${line}\n`);
+    authYaml = `auth:\n  htpasswd:\n    realm: basic-realm\n    path: ${path.join(base, 'htpasswd')}\n`;
+  }
+  const config = path.join(base, 'config.yml');
+  fs.writeFileSync(config, `version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: ${root}\n  delete:\n    enabled: true\nhttp:\n  addr: 198.51.100.2:${port}\n${authYaml}`);
+  sb.spawnExt(['/usr/bin/docker-registry', 'serve', config]);
+  for (let i = 0; i < 200; i++) {
+    const r = await sb.extExec(['curl', '-s', '-o', '/dev/null', '-w', '%{http_code}', `http://198.51.100.2:${port}/v2/`]);
+    if (r.stdout === '200' || r.stdout === '401') return { addr: `198.51.100.2:${port}`, root, config };
+    await sleep(50);
+  }
+  throw new Error(`docker-registry on port ${port} did not come up`);
+}
+
+const sha = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
+
+export interface LayerSpec {
+  /** path in the layer → file content (a string), or a symlink target ({ link }), or a directory ({ dir: true }) */
+  files: Record<string, string | { link: string } | { dir: true } | { hardlink: string }>;
+}
+
+/** A layer tarball built with GNU tar from a directory tree (numeric owners, sorted names: reproducible). */
+export function layerTar(work: string, spec: LayerSpec): Buffer {
+  const d = fs.mkdtempSync(path.join(work, 'layer-'));
+  for (const [p, v] of Object.entries(spec.files)) {
+    const full = path.join(d, p);
+    fs.mkdirSync(path.dirname(full), { recursive: true });
+    if (typeof v === 'string') fs.writeFileSync(full, v);
+    else if ('link' in v) fs.symlinkSync(v.link, full);
+    else if ('hardlink' in v) fs.linkSync(path.join(d, v.hardlink), full);
+    else fs.mkdirSync(full, { recursive: true });
+  }
+  const out = execFileSync('tar', ['-C', d, '--numeric-owner', '--sort=name', '--mtime=@0', '-cf', '-', '.'], { maxBuffer: 256 << 20 });
+  fs.rmSync(d, { recursive: true, force: true });
+  return out;
+}
+
+export interface DirImage { dir: string; manifestDigest: string; layers: string[]; diffIds: string[]; config: string }
+
+/**
+ * Writes an image in skopeo's dir: layout (Docker schema2 manifest, gzip layers) from uncompressed layer
+ * tarballs; `cmd` and `env` go into the config.
+ */
+export function writeDirImage(dir: string, tars: Buffer[], cfg: { cmd?: string[]; env?: string[] } = {}): DirImage {
+  fs.mkdirSync(dir, { recursive: true });
+  const layers: { mediaType: string; digest: string; size: number }[] = [];
+  const diffIds: string[] = [];
+  for (const t of tars) {
+    const gz = zlib.gzipSync(t);
+    const digest = sha(gz);
+    fs.writeFileSync(path.join(dir, digest.slice(7)), gz);
+    layers.push({ mediaType: 'application/vnd.docker.image.rootfs.diff.tar.gzip', digest, size: gz.length });
+    diffIds.push(sha(t));
+  }
+  const config = Buffer.from(JSON.stringify({
+    architecture: 'amd64', os: 'linux', created: '2026-12-01T00:00:00Z',
+    config: { Env: cfg.env ?? ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'], Cmd: cfg.cmd ?? ['/bin/sh'] },
+    rootfs: { type: 'layers', diff_ids: diffIds },
+    history: tars.map(() => ({ created: '2026-12-01T00:00:00Z', created_by: 'test layer' })),
+  }));
+  const configDigest = sha(config);
+  fs.writeFileSync(path.join(dir, configDigest.slice(7)), config);
+  const manifest = Buffer.from(JSON.stringify({
+    schemaVersion: 2, mediaType: 'application/vnd.docker.distribution.manifest.v2+json',
+    config: { mediaType: 'application/vnd.docker.container.image.v1+json', digest: configDigest, size: config.length }, layers,
+  }));
+  fs.writeFileSync(path.join(dir, 'manifest.json'), manifest);
+  fs.writeFileSync(path.join(dir, 'version'), 'Directory Transport Version: 1.1\n');
+  return { dir, manifestDigest: sha(manifest), layers: layers.map((l) => l.digest), diffIds, config: configDigest };
+}
+
+/** Where distribution's filesystem driver keeps a blob's bytes. */
+export function registryBlobPath(reg: TestRegistry, digest: string): string {
+  const hex = digest.slice(7);
+  return path.join(reg.root, 'docker/registry/v2/blobs/sha256', hex.slice(0, 2), hex, 'data');
+}

@@ -1,0 +1,139 @@
+// The registry client (src/images/registry) against Debian's real docker-registry 2.8, run in a sandbox's
+// outside world: once plain, once with htpasswd basic auth. skopeo is the independent client: what skopeo
+// pushed this client pulls byte for byte, what this client pushed (streamed PATCH, chunked PATCHes, a
+// monolithic PUT, a cross-repository mount) skopeo copies back identically. Errors in Docker's words: an
+// unknown manifest, missing or wrong credentials, a blob whose bytes do not match its digest (nothing kept),
+// an unreachable registry and an unknown host. The client runs inside the sandbox's host namespace
+// (test/helpers/registry-tool.ts); no traffic leaves the sandbox.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { createSandbox, requireRoot, ROOT, runCmd, type Sandbox } from '../helpers/sandbox.ts';
+import { fails, ok } from '../helpers/assert.ts';
+import { layerTar, registryBlobPath, startRegistry, writeDirImage, type DirImage, type TestRegistry } from '../helpers/registry.ts';
+
+const skip = requireRoot() || (!fs.existsSync('/usr/bin/docker-registry') ? 'docker-registry is not installed' : !fs.existsSync('/usr/bin/skopeo') ? 'skopeo is not installed' : false);
+const NODE = process.execPath;
+const TOOL = path.join(ROOT, 'test/helpers/registry-tool.ts');
+
+describe('registry client against docker-registry 2.8', { skip }, () => {
+  let sb: Sandbox;
+  let plain: TestRegistry;
+  let basic: TestRegistry;
+  let img: DirImage;
+
+  const tool = (env: Record<string, string>, ...args: string[]) => runCmd(sb.inHost([NODE, '--disable-warning=ExperimentalWarning', TOOL, ...args]), {
+    env: { ...process.env, REG_INSECURE: '198.51.100.2:5000,198.51.100.2:5001,198.51.100.2:5009', REG_HOSTS: path.join(sb.dir, 'hosts'), REG_RESOLV: path.join(sb.dir, 'resolv.conf'), ...env },
+  });
+  const skopeo = (...args: string[]) => runCmd(sb.inHost(['skopeo', '--insecure-policy', ...args]), { timeoutMs: 120_000 });
+  const sameDir = (a: string, b: string) => {
+    const files = (d: string) => fs.readdirSync(d).filter((f) => f !== 'version').sort();
+    assert.deepEqual(files(b), files(a));
+    for (const f of files(a)) assert.ok(fs.readFileSync(path.join(a, f)).equals(fs.readFileSync(path.join(b, f))), `${f} differs`);
+  };
+
+  before(async () => {
+    sb = await createSandbox({ tag: 'reg' });
+    plain = await startRegistry(sb, 5000);
+    basic = await startRegistry(sb, 5001, { user: 'alice', password: 's3cret' });
+    img = writeDirImage(path.join(sb.dir, 'img'), [
+      layerTar(sb.dir, { files: { 'etc/hello': 'hello\n', 'bin/tool': '#!/bin/sh\necho tool\n', 'bin/link': { link: 'tool' } } }),
+      layerTar(sb.dir, { files: { 'etc/.wh.hello': '', 'data/big': 'x'.repeat(300_000), 'data/hard': { hardlink: 'data/big' } } }),
+    ]);
+  });
+  after(async () => { await sb?.cleanup(); });
+
+  test('what skopeo pushed is pulled byte for byte, by tag and by digest', async () => {
+    await ok(skopeo('copy', '--dest-tls-verify=false', `dir:${img.dir}`, `docker://${plain.addr}/skopeo/img:1`), 'skopeo copy');
+    const out = path.join(sb.dir, 'pulled-tag');
+    assert.equal(await ok(tool({}, 'pull', `${plain.addr}/skopeo/img:1`, out)), img.manifestDigest);
+    sameDir(img.dir, out);
+    const out2 = path.join(sb.dir, 'pulled-digest');
+    assert.equal(await ok(tool({}, 'pull', `${plain.addr}/skopeo/img@${img.manifestDigest}`, out2)), img.manifestDigest);
+    sameDir(img.dir, out2);
+  });
+
+  test('an OCI index is resolved to its linux/amd64 image', async () => {
+    // skopeo writes OCI manifests with --format oci; an index around it is made with `skopeo copy --all`
+    await ok(skopeo('copy', '--format', 'oci', '--dest-tls-verify=false', `dir:${img.dir}`, `docker://${plain.addr}/skopeo/oci:1`), 'skopeo copy oci');
+    const ociDir = path.join(sb.dir, 'oci-dir');
+    await ok(skopeo('copy', '--src-tls-verify=false', `docker://${plain.addr}/skopeo/oci:1`, `dir:${ociDir}`));
+    const m = JSON.parse(fs.readFileSync(path.join(ociDir, 'manifest.json'), 'utf8'));
+    const mBytes = fs.readFileSync(path.join(ociDir, 'manifest.json'));
+    const { createHash } = await import('node:crypto');
+    const mDigest = `sha256:${createHash('sha256').update(mBytes).digest('hex')}`;
+    // the arm64 entry: the same image as a Docker manifest (the registry wants every entry present)
+    await ok(skopeo('copy', '--dest-tls-verify=false', `dir:${img.dir}`, `docker://${plain.addr}/skopeo/oci:arm`), 'skopeo copy v2s2');
+    const index = Buffer.from(JSON.stringify({
+      schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json',
+      manifests: [
+        { mediaType: 'application/vnd.docker.distribution.manifest.v2+json', digest: img.manifestDigest, size: fs.statSync(path.join(img.dir, 'manifest.json')).size, platform: { architecture: 'arm64', os: 'linux' } },
+        { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: mDigest, size: mBytes.length, platform: { architecture: 'amd64', os: 'linux' } },
+      ],
+    }));
+    const r = await sb.extExec(['curl', '-s', '-o', '/dev/null', '-w', '%{http_code}', '-X', 'PUT', '-H', 'Content-Type: application/vnd.oci.image.index.v1+json', '--data-binary', index.toString(), `http://${plain.addr}/v2/skopeo/oci/manifests/multi`]);
+    assert.equal(r.stdout, '201');
+    const out = path.join(sb.dir, 'pulled-index');
+    const digest = await ok(tool({}, 'pull', `${plain.addr}/skopeo/oci:multi`, out));
+    assert.equal(digest, `sha256:${createHash('sha256').update(index).digest('hex')}`, 'the digest reported is the index\'s, as docker pull prints it');
+    assert.equal(m.mediaType, 'application/vnd.oci.image.manifest.v1+json');
+    assert.ok(fs.readFileSync(path.join(out, 'manifest.json')).equals(mBytes));
+  });
+
+  test('pushes (streamed, chunked, monolithic, mounted) are read back identically by skopeo', async () => {
+    const pushes: [string, string[]][] = [
+      ['loom/streamed:1', []], ['loom/chunked:1', ['--chunk', '65536']], ['loom/mono:1', ['--monolithic']],
+    ];
+    for (const [name, extra] of pushes) {
+      const out = await ok(tool({}, 'push', img.dir, `${plain.addr}/${name}`, ...extra), `push ${name}`);
+      assert.match(out, /pushed/);
+      assert.equal(out.split('\n').at(-1), img.manifestDigest);
+      const back = path.join(sb.dir, `back-${name.replace(/\W/g, '_')}`);
+      await ok(skopeo('copy', '--src-tls-verify=false', `docker://${plain.addr}/${name}`, `dir:${back}`), `skopeo copy ${name}`);
+      sameDir(img.dir, back);
+    }
+    // again: every blob is there already (HEAD)
+    assert.doesNotMatch(await ok(tool({}, 'push', img.dir, `${plain.addr}/loom/streamed:2`)), /pushed/);
+    // another repository: mounted from the first
+    const mounted = await ok(tool({}, 'push', img.dir, `${plain.addr}/other/app:1`, '--mount-from', 'loom/streamed'));
+    assert.equal(mounted.split('\n').filter((l) => l.endsWith(': mounted')).length, 3, mounted);
+    const insp = JSON.parse(await ok(skopeo('inspect', '--tls-verify=false', `docker://${plain.addr}/other/app:1`)));
+    assert.equal(insp.Digest, img.manifestDigest);
+    assert.deepEqual(insp.Layers, img.layers);
+  });
+
+  test('errors in Docker\'s words', async () => {
+    await fails(tool({}, 'pull', `${plain.addr}/skopeo/img:nope`, path.join(sb.dir, 'x1')), /^manifest for 198\.51\.100\.2:5000\/skopeo\/img:nope not found: manifest unknown: manifest unknown$/m);
+    await fails(tool({}, 'pull', `${plain.addr}/skopeo/img@sha256:${'1'.repeat(64)}`, path.join(sb.dir, 'x2')), /manifest for .*@sha256:1{64} not found: manifest unknown/);
+    await fails(tool({}, 'pull', '198.51.100.2:5009/a/b:1', path.join(sb.dir, 'x3')), /^Get "https?:\/\/198\.51\.100\.2:5009\/v2\/": dial tcp 198\.51\.100\.2:5009: connect: connection refused$/m);
+    await fails(tool({}, 'pull', 'reg.example:5000/a/b:1', path.join(sb.dir, 'x4')), /^Get "https:\/\/reg\.example:5000\/v2\/": dial tcp: lookup reg\.example on 198\.51\.100\.2:53: /m);
+  });
+
+  test('a blob whose bytes do not match its digest is refused and nothing is kept', async () => {
+    await ok(tool({}, 'push', img.dir, `${plain.addr}/bad/img:1`));
+    // the registry serves what its storage holds: corrupt the second layer there (same length)
+    const blob = registryBlobPath(plain, img.layers[1]!);
+    const bytes = fs.readFileSync(blob);
+    bytes[100] = bytes[100]! ^ 0xff;
+    fs.writeFileSync(blob, bytes);
+    const out = path.join(sb.dir, 'pulled-bad');
+    await fails(tool({}, 'pull', `${plain.addr}/bad/img:1`, out), new RegExp(`^filesystem layer verification failed for digest ${img.layers[1]}$`, 'm'));
+    assert.deepEqual(fs.readdirSync(out).sort(), [img.config.slice(7), img.layers[0]!.slice(7)].sort(), 'only the verified blobs, no partial file');
+    fs.writeFileSync(blob, (bytes[100] = bytes[100]! ^ 0xff, bytes));
+  });
+
+  test('basic auth: credentials checked, used for push and pull', async () => {
+    await fails(tool({}, 'push', img.dir, `${basic.addr}/team/app:1`), /^Head "http:\/\/198\.51\.100\.2:5001\/v2\/team\/app\/blobs\/sha256:[0-9a-f]{64}": no basic auth credentials$/m);
+    await fails(tool({ REG_USER: 'alice', REG_PASS: 'wrong' }, 'login', basic.addr), /^login attempt to http:\/\/198\.51\.100\.2:5001\/v2\/ failed with status: 401 Unauthorized$/m);
+    await fails(tool({ REG_USER: 'alice', REG_PASS: 'wrong' }, 'pull', `${basic.addr}/team/app:1`, path.join(sb.dir, 'x5')), /^unauthorized: authentication required$/m);
+    assert.equal(await ok(tool({ REG_USER: 'alice', REG_PASS: 's3cret' }, 'login', basic.addr)), 'Login Succeeded');
+    const creds = { REG_USER: 'alice', REG_PASS: 's3cret' };
+    assert.equal((await ok(tool(creds, 'push', img.dir, `${basic.addr}/team/app:1`))).split('\n').at(-1), img.manifestDigest);
+    const out = path.join(sb.dir, 'pulled-basic');
+    assert.equal(await ok(tool(creds, 'pull', `${basic.addr}/team/app:1`, out)), img.manifestDigest);
+    sameDir(img.dir, out);
+    const insp = JSON.parse(await ok(skopeo('inspect', '--tls-verify=false', '--creds', 'alice:s3cret', `docker://${basic.addr}/team/app:1`)));
+    assert.equal(insp.Digest, img.manifestDigest);
+  });
+});
