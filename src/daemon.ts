@@ -26,6 +26,7 @@ import { createLogger, type Logger } from './util/log.ts';
 import { newId } from './core/names.ts';
 import type { PoolSpec } from './ipam/ipam.ts';
 import { messageOf } from './util/errors.ts';
+import { RegistryService } from './images/registry/service.ts';
 
 export interface DaemonOptions {
   dataRoot: string;
@@ -48,6 +49,10 @@ export interface DaemonOptions {
   clusterStore?: string;
   clusterAdvertise?: string;
   clusterStoreOpts?: string[];
+  /** dockerd's --insecure-registry (HOST[:PORT] or CIDR, repeatable) */
+  insecureRegistries?: string[];
+  /** Docker's certs.d layout for registry CAs and client certificates (default /etc/loom/certs.d) */
+  certsDir?: string;
 }
 
 export class Daemon {
@@ -59,6 +64,7 @@ export class Daemon {
   readonly images: Images;
   readonly networks: Networks;
   readonly containers: Containers;
+  readonly registry: RegistryService;
   /** overlay networks' shared state, with --cluster-store */
   readonly cluster?: Cluster;
   readonly id: string;
@@ -76,6 +82,7 @@ export class Daemon {
     this.id = id;
     this.firewall = new Firewall(new Nft());
     this.images = new Images(this.store, opts.dataRoot);
+    this.registry = new RegistryService({ insecure: opts.insecureRegistries, certsDir: opts.certsDir, hostsFile: opts.hostsFile, resolvConf: opts.resolvConf });
     this.networks = new Networks(this.store, this.firewall, log, {
       bip: opts.bip, defaultBridgeName: opts.bridgeName, pools: opts.pools, icc: opts.icc, ipMasq: opts.ipMasq, daemonId: id,
     });
@@ -153,6 +160,7 @@ export class Daemon {
   async close(): Promise<void> {
     await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
     await this.containers.dns?.close();
+    this.registry.close();
     await this.cluster?.close().catch(() => {});
     this.networks.close();
     this.store.close();

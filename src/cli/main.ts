@@ -5,6 +5,7 @@ import { containerCommands } from './container.ts';
 import { systemCommands } from './system.ts';
 import { containerPrune, imagePrune, systemPrune } from './prune.ts';
 import { networkCommand } from './network.ts';
+import { registryCommands } from './registry.ts';
 
 export interface Cli {
   client: Client;
@@ -46,6 +47,10 @@ Commands:
   images      List images
   rmi         Remove one or more images
   tag         Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
+  pull        Download an image from a registry
+  push        Upload an image to a registry
+  login       Log in to a registry
+  logout      Log out from a registry
   container   Manage containers (ls, rm, prune, ...)
   image       Manage images (ls, rm, prune)
   network     Manage networks
@@ -90,7 +95,7 @@ async function main(argv: string[]): Promise<number> {
     out: (s) => process.stdout.write(s),
     err: (s) => process.stderr.write(s),
   };
-  const table: Record<string, Command> = { ...containerCommands, ...systemCommands, network: networkCommand };
+  const table: Record<string, Command> = { ...containerCommands, ...systemCommands, ...registryCommands, network: networkCommand };
   // `loom container ls`, `loom image ls` and friends, as docker has them
   if (cmd === 'system' && rest[0] === 'prune') return systemPrune(cli, rest.slice(1));
   if ((cmd === 'container' || cmd === 'image') && rest[0] === 'prune') return (cmd === 'container' ? containerPrune : imagePrune)(cli, rest.slice(1));

@@ -69,17 +69,19 @@ export class RegistryClient {
   private readonly transport: Transport;
   private base!: URL;
   private pinged = false;
+  private readonly ownsTransport: boolean;
 
-  private constructor(ep: Endpoint, transport: Transport, creds: Credentials) {
+  private constructor(ep: Endpoint, transport: Transport | undefined, creds: Credentials, lookup: RegistryOptions['lookup']) {
     this.domain = ep.domain;
     this.ep = ep;
-    this.transport = transport;
-    this.auth = new Authorizer(transport, ep, creds);
+    this.ownsTransport = !transport;
+    this.transport = transport ?? new Transport(lookup);
+    this.auth = new Authorizer(this.transport, ep, creds);
   }
 
   static async open(domain: string, opts: RegistryOptions, creds: Credentials = {}, transport?: Transport): Promise<RegistryClient> {
     const ep = await resolveEndpoint(domain, opts);
-    return new RegistryClient(ep, transport ?? new Transport(opts.lookup), creds);
+    return new RegistryClient(ep, transport, creds, opts.lookup);
   }
 
   /** The base URL in use (after ping): https://host or, for an insecure registry without TLS, http://host. */
@@ -145,8 +147,9 @@ export class RegistryClient {
     return new Repository(this, name, actions);
   }
 
+  /** Ends the client's own connections (a shared transport stays open). */
   close(): void {
-    this.transport.close();
+    if (this.ownsTransport) this.transport.close();
   }
 }
 
@@ -190,6 +193,21 @@ export class Repository {
       if (isIndex(m.mediaType)) throw new LoomError(500, `${d.digest}: a manifest list inside a manifest list`);
     }
     return { digest: top.digest, manifest: parseManifest(m.bytes), manifestDigest: m.digest, manifestBytes: m.bytes, manifestType: m.mediaType };
+  }
+
+  /** GET /v2/<name>/tags/list (every page, following Link headers). */
+  async listTags(): Promise<string[]> {
+    const tags: string[] = [];
+    let next: string | URL | undefined = `/v2/${this.name}/tags/list`;
+    for (let pages = 0; next && pages < 100; pages++) {
+      const res = await this.client.request('GET', next, this.scopes, { Accept: 'application/json' });
+      if (res.status !== 200) await this.fail(res, `tags of ${this.name}`);
+      const body = JSON.parse(await readText(res)) as { tags?: string[] | null };
+      tags.push(...(body.tags ?? []));
+      const link = /<([^>]+)>;\s*rel="?next"?/.exec(String(res.headers.link ?? ''));
+      next = link ? new URL(link[1]!, this.client.baseUrl) : undefined;
+    }
+    return tags;
   }
 
   /** HEAD of a blob: its size when the registry has it, undefined when it does not. */
