@@ -2,8 +2,10 @@
 // the docker CLI's config.json, so `docker` and `loom` share a login.
 import type { Command } from './main.ts';
 import { parseFlags, f, UsageError } from './flags.ts';
-import { HUB_SERVER, eraseAuth, getAuth, hostnameOf, serverKey, storeAuth } from './dockerconfig.ts';
+import { HUB_SERVER, eraseAuth, getAuth, hostnameOf, registryAuthHeader, serverKey, storeAuth } from './dockerconfig.ts';
 import { ApiError } from './client.ts';
+import { MessageRenderer, StreamError, renderStream } from './jsonmessage.ts';
+import { familiarName, fullName, parseRepoRef } from '../images/registry/refname.ts';
 
 /** Reads a line from the terminal; `hidden` turns echo off (a password). */
 function prompt(question: string, hidden: boolean): Promise<string> {
@@ -103,4 +105,59 @@ const logout: Command = async (cli, argv) => {
   return 0;
 };
 
-export const registryCommands: Record<string, Command> = { login, logout };
+/** --platform: only this machine's (loom runs linux/amd64 images); anything else is refused by name. */
+function checkPlatform(p: string | undefined): void {
+  if (p && p !== 'linux/amd64' && p !== 'linux/x86_64') throw new UsageError(`--platform ${p} is not supported: loom pulls and pushes linux/amd64 images only`);
+}
+
+async function streamed(cli: Parameters<Command>[0], method: string, apiPath: string, domain: string, quiet: boolean, onAux?: (a: unknown) => void): Promise<number> {
+  const auth = registryAuthHeader(domain);
+  const res = await cli.client.stream(method, apiPath, auth ? { 'X-Registry-Auth': auth } : {});
+  const tty = !quiet && !!process.stdout.isTTY;
+  const r = new MessageRenderer(quiet ? () => {} : cli.out, tty, process.stdout.columns ?? 80);
+  r.onAux = onAux;
+  try {
+    await renderStream(res, r);
+  } catch (e) {
+    if (!(e instanceof StreamError)) throw e;
+    cli.err(`${e.message}\n`);
+    return 1;
+  }
+  return 0;
+}
+
+const pull: Command = async (cli, argv) => {
+  const { flags, args } = parseFlags(argv, [f('-a,--all-tags'), f('-q,--quiet'), f('--platform', 'string'), f('--disable-content-trust')], { interspersed: true });
+  if (args.length !== 1) throw new UsageError('"pull" requires exactly 1 argument.');
+  checkPlatform(flags.platform);
+  const ref = parseRepoRef(args[0]!);
+  if (flags['all-tags'] && (ref.tag || ref.digest)) throw new UsageError('tag can\'t be used with --all-tags/-a');
+  if (!flags['all-tags'] && !ref.tag && !ref.digest) {
+    ref.tag = 'latest';
+    if (!flags.quiet) cli.out('Using default tag: latest\n');
+  }
+  const q = new URLSearchParams({ fromImage: familiarName(ref), tag: ref.digest ?? ref.tag ?? '' });
+  const code = await streamed(cli, 'POST', `/images/create?${q}`, ref.domain, !!flags.quiet);
+  // as the docker CLI, the reference pulled in full (also with -q, where it is the only output)
+  if (code === 0) cli.out(`${fullName(ref)}${ref.tag ? `:${ref.tag}` : ''}${ref.digest ? `@${ref.digest}` : ''}\n`);
+  return code;
+};
+
+const push: Command = async (cli, argv) => {
+  const { flags, args } = parseFlags(argv, [f('-a,--all-tags'), f('-q,--quiet'), f('--platform', 'string'), f('--disable-content-trust')], { interspersed: true });
+  if (args.length !== 1) throw new UsageError('"push" requires exactly 1 argument.');
+  checkPlatform(flags.platform);
+  const ref = parseRepoRef(args[0]!);
+  if (ref.digest) throw new UsageError('cannot push a digest reference');
+  if (flags['all-tags'] && ref.tag) throw new UsageError('tag can\'t be used with --all-tags/-a');
+  if (!flags['all-tags'] && !ref.tag) {
+    ref.tag = 'latest';
+    if (!flags.quiet) cli.out('Using default tag: latest\n');
+  }
+  const q = new URLSearchParams({ tag: ref.tag ?? '' });
+  const code = await streamed(cli, 'POST', `/images/${familiarName(ref)}/push?${q}`, ref.domain, !!flags.quiet);
+  if (code === 0 && flags.quiet) cli.out(`${fullName(ref)}${ref.tag ? `:${ref.tag}` : ''}\n`);
+  return code;
+};
+
+export const registryCommands: Record<string, Command> = { login, logout, pull, push };

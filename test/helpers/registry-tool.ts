@@ -20,7 +20,8 @@ const opts = {
   certsDir: process.env.REG_CERTS ?? '/nonexistent',
   lookup: makeLookup(process.env.REG_HOSTS ?? '/etc/hosts', process.env.REG_RESOLV ?? '/etc/resolv.conf'),
 };
-const creds = process.env.REG_USER ? { username: process.env.REG_USER, password: process.env.REG_PASS } : {};
+const creds = process.env.REG_IDTOKEN ? { identitytoken: process.env.REG_IDTOKEN }
+  : process.env.REG_USER ? { username: process.env.REG_USER, password: process.env.REG_PASS } : {};
 const flag = (name: string) => {
   const i = args.indexOf(name);
   return i >= 0 ? args[i + 1] : undefined;
@@ -30,7 +31,8 @@ async function main(): Promise<void> {
   if (cmd === 'login') {
     const c = await RegistryClient.open(args[0]!, opts, creds);
     const token = await c.login();
-    console.log(`Login Succeeded${token ? ` (identity token)` : ''}`);
+    console.log('Login Succeeded');
+    if (token) console.log(`identity token: ${token}`);
     c.close();
     return;
   }

@@ -12,12 +12,14 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 export interface TestRegistry { addr: string; root: string; config: string }
 
 /** Starts docker-registry on 198.51.100.2:PORT in the sandbox's outside world; waits until it answers. */
-export async function startRegistry(sb: Sandbox, port: number, auth?: { user: string; password: string }): Promise<TestRegistry> {
+export async function startRegistry(sb: Sandbox, port: number, auth?: { user: string; password: string } | { token: TokenServer }): Promise<TestRegistry> {
   const base = path.join(sb.dir, `registry-${port}`);
   const root = path.join(base, 'storage');
   fs.mkdirSync(root, { recursive: true });
   let authYaml = '';
-  if (auth) {
+  if (auth && 'token' in auth) {
+    authYaml = `auth:\n  token:\n    realm: http://198.51.100.2:${auth.token.port}/token\n    service: test-registry\n    issuer: test-issuer\n    rootcertbundle: ${auth.token.cert}\n`;
+  } else if (auth) {
     const line = execFileSync('htpasswd', ['-Bbn', auth.user, auth.password], { encoding: 'utf8' }).trim();
     fs.writeFileSync(path.join(base, 'htpasswd'), `${line}\n`);
     authYaml = `auth:\n  htpasswd:\n    realm: basic-realm\n    path: ${path.join(base, 'htpasswd')}\n`;
@@ -31,6 +33,30 @@ export async function startRegistry(sb: Sandbox, port: number, auth?: { user: st
     await sleep(50);
   }
   throw new Error(`docker-registry on port ${port} did not come up`);
+}
+
+export interface TokenServer { port: number; cert: string; log: string }
+
+/** Starts test/helpers/token-server.ts on 198.51.100.2:PORT with a fresh self-signed signing certificate. */
+export async function startTokenServer(sb: Sandbox, port: number): Promise<TokenServer> {
+  const dir = path.join(sb.dir, `token-${port}`);
+  fs.mkdirSync(dir, { recursive: true });
+  const key = path.join(dir, 'key.pem');
+  const cert = path.join(dir, 'cert.pem');
+  const log = path.join(dir, 'requests.log');
+  fs.writeFileSync(log, '');
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '2', '-subj', '/CN=test token signer'], { stdio: 'ignore' });
+  const tool = path.join(path.dirname(new URL(import.meta.url).pathname), 'token-server.ts');
+  sb.spawnExt([process.execPath, '--disable-warning=ExperimentalWarning', tool, String(port), key, cert, log]);
+  for (let i = 0; i < 200; i++) {
+    const r = await sb.extExec(['curl', '-s', '-o', '/dev/null', '-w', '%{http_code}', `http://198.51.100.2:${port}/token`]);
+    if (r.stdout === '200') {
+      fs.writeFileSync(log, '');
+      return { port, cert, log };
+    }
+    await sleep(50);
+  }
+  throw new Error('token server did not come up');
 }
 
 const sha = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`;

@@ -11,7 +11,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { createSandbox, requireRoot, ROOT, runCmd, type Sandbox } from '../helpers/sandbox.ts';
 import { fails, ok } from '../helpers/assert.ts';
-import { layerTar, registryBlobPath, startRegistry, writeDirImage, type DirImage, type TestRegistry } from '../helpers/registry.ts';
+import { layerTar, registryBlobPath, startRegistry, startTokenServer, writeDirImage, type DirImage, type TestRegistry, type TokenServer } from '../helpers/registry.ts';
 
 const skip = requireRoot() || (!fs.existsSync('/usr/bin/docker-registry') ? 'docker-registry is not installed' : !fs.existsSync('/usr/bin/skopeo') ? 'skopeo is not installed' : false);
 const NODE = process.execPath;
@@ -21,10 +21,12 @@ describe('registry client against docker-registry 2.8', { skip }, () => {
   let sb: Sandbox;
   let plain: TestRegistry;
   let basic: TestRegistry;
+  let tokenReg: TestRegistry;
+  let tokens: TokenServer;
   let img: DirImage;
 
   const tool = (env: Record<string, string>, ...args: string[]) => runCmd(sb.inHost([NODE, '--disable-warning=ExperimentalWarning', TOOL, ...args]), {
-    env: { ...process.env, REG_INSECURE: '198.51.100.2:5000,198.51.100.2:5001,198.51.100.2:5009', REG_HOSTS: path.join(sb.dir, 'hosts'), REG_RESOLV: path.join(sb.dir, 'resolv.conf'), ...env },
+    env: { ...process.env, REG_INSECURE: '198.51.100.2:5000,198.51.100.2:5001,198.51.100.2:5002,198.51.100.2:5009', REG_HOSTS: path.join(sb.dir, 'hosts'), REG_RESOLV: path.join(sb.dir, 'resolv.conf'), ...env },
   });
   const skopeo = (...args: string[]) => runCmd(sb.inHost(['skopeo', '--insecure-policy', ...args]), { timeoutMs: 120_000 });
   const sameDir = (a: string, b: string) => {
@@ -37,6 +39,8 @@ describe('registry client against docker-registry 2.8', { skip }, () => {
     sb = await createSandbox({ tag: 'reg' });
     plain = await startRegistry(sb, 5000);
     basic = await startRegistry(sb, 5001, { user: 'alice', password: 's3cret' });
+    tokens = await startTokenServer(sb, 5100);
+    tokenReg = await startRegistry(sb, 5002, { token: tokens });
     img = writeDirImage(path.join(sb.dir, 'img'), [
       layerTar(sb.dir, { files: { 'etc/hello': 'hello\n', 'bin/tool': '#!/bin/sh\necho tool\n', 'bin/link': { link: 'tool' } } }),
       layerTar(sb.dir, { files: { 'etc/.wh.hello': '', 'data/big': 'x'.repeat(300_000), 'data/hard': { hardlink: 'data/big' } } }),
@@ -135,5 +139,34 @@ describe('registry client against docker-registry 2.8', { skip }, () => {
     sameDir(img.dir, out);
     const insp = JSON.parse(await ok(skopeo('inspect', '--tls-verify=false', '--creds', 'alice:s3cret', `docker://${basic.addr}/team/app:1`)));
     assert.equal(insp.Digest, img.manifestDigest);
+  });
+
+  test('bearer tokens: anonymous, with credentials, cached per scope, identity token from login', async () => {
+    const alice = { REG_USER: 'alice', REG_PASS: 's3cret' };
+    const tokenLog = () => fs.readFileSync(tokens.log, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as { method: string; user: string; scopes: string[] });
+    // no credentials: an anonymous token without push access; the registry refuses
+    await fails(tool({}, 'push', img.dir, `${tokenReg.addr}/public/app:1`), /^unauthorized: /m);
+    fs.writeFileSync(tokens.log, '');
+    assert.equal((await ok(tool(alice, 'push', img.dir, `${tokenReg.addr}/public/app:1`))).split('\n').at(-1), img.manifestDigest);
+    // one token for the whole push (every blob and the manifest share its scope)
+    assert.deepEqual(tokenLog(), [{ method: 'GET', user: 'alice', scopes: ['repository:public/app:pull,push'] }]);
+    fs.writeFileSync(tokens.log, '');
+    // anonymous pull of a public repository
+    const out = path.join(sb.dir, 'pulled-token');
+    assert.equal(await ok(tool({}, 'pull', `${tokenReg.addr}/public/app:1`, out)), img.manifestDigest);
+    sameDir(img.dir, out);
+    assert.deepEqual(tokenLog(), [{ method: 'GET', user: '', scopes: ['repository:public/app:pull'] }]);
+    // a private repository: anonymous access is refused in moby's words
+    await ok(tool(alice, 'push', img.dir, `${tokenReg.addr}/private/app:1`));
+    await fails(tool({}, 'pull', `${tokenReg.addr}/private/app:1`, path.join(sb.dir, 'x6')), /^(unauthorized: authentication required|pull access denied for 198\.51\.100\.2:5002\/private\/app, repository does not exist or may require 'docker login': denied: .*)$/m);
+    // wrong password: the token server's words
+    await fails(tool({ REG_USER: 'alice', REG_PASS: 'nope' }, 'login', tokenReg.addr), /^Get "http:\/\/198\.51\.100\.2:5100\/token\?.*": unauthorized: incorrect username or password$/m);
+    // login hands out an identity token, which then works in place of the password (OAuth refresh grant)
+    const login = await ok(tool(alice, 'login', tokenReg.addr));
+    const idtoken = /identity token: (\w+)/.exec(login)?.[1];
+    assert.ok(idtoken, login);
+    fs.writeFileSync(tokens.log, '');
+    assert.equal(await ok(tool({ REG_IDTOKEN: idtoken }, 'pull', `${tokenReg.addr}/private/app:1`, path.join(sb.dir, 'pulled-idtoken'))), img.manifestDigest);
+    assert.deepEqual(tokenLog().map((l) => l.method), ['POST']);
   });
 });
