@@ -12,7 +12,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 export interface TestRegistry { addr: string; root: string; config: string }
 
 /** Starts docker-registry on 198.51.100.2:PORT in the sandbox's outside world; waits until it answers. */
-export async function startRegistry(sb: Sandbox, port: number, auth?: { user: string; password: string } | { token: TokenServer }): Promise<TestRegistry> {
+export async function startRegistry(sb: Sandbox, port: number, auth?: { user: string; password: string } | { token: TokenServer }, tls?: { cert: string; key: string; clientCa?: string }): Promise<TestRegistry> {
   const base = path.join(sb.dir, `registry-${port}`);
   const root = path.join(base, 'storage');
   fs.mkdirSync(root, { recursive: true });
@@ -25,14 +25,33 @@ export async function startRegistry(sb: Sandbox, port: number, auth?: { user: st
     authYaml = `auth:\n  htpasswd:\n    realm: basic-realm\n    path: ${path.join(base, 'htpasswd')}\n`;
   }
   const config = path.join(base, 'config.yml');
-  fs.writeFileSync(config, `version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: ${root}\n  delete:\n    enabled: true\nhttp:\n  addr: 198.51.100.2:${port}\n${authYaml}`);
+  const tlsYaml = tls ? `  tls:\n    certificate: ${tls.cert}\n    key: ${tls.key}\n${tls.clientCa ? `    clientcas:\n      - ${tls.clientCa}\n` : ''}` : '';
+  fs.writeFileSync(config, `version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: ${root}\n  delete:\n    enabled: true\nhttp:\n  addr: 198.51.100.2:${port}\n${tlsYaml}${authYaml}`);
   sb.spawnExt(['/usr/bin/docker-registry', 'serve', config]);
   for (let i = 0; i < 200; i++) {
-    const r = await sb.extExec(['curl', '-s', '-o', '/dev/null', '-w', '%{http_code}', `http://198.51.100.2:${port}/v2/`]);
+    const r = await sb.extExec(['curl', '-s', '-o', '/dev/null', '-w', '%{http_code}', `${tls ? 'https' : 'http'}://198.51.100.2:${port}/v2/`, ...(tls ? ['-k', ...(tls.clientCa ? ['--cert', path.join(path.dirname(tls.cert), 'client.cert'), '--key', path.join(path.dirname(tls.cert), 'client.key')] : [])] : [])]);
     if (r.stdout === '200' || r.stdout === '401') return { addr: `198.51.100.2:${port}`, root, config };
     await sleep(50);
   }
   throw new Error(`docker-registry on port ${port} did not come up`);
+}
+
+/**
+ * A test CA with a server certificate for reg.test and 198.51.100.2 and a client certificate, all in `dir`:
+ * ca.crt, server.crt/.key, client.cert/.key (the names Docker's certs.d layout uses for the client).
+ */
+export function makeTestCA(dir: string): { ca: string; cert: string; key: string; clientCert: string; clientKey: string } {
+  fs.mkdirSync(dir, { recursive: true });
+  const o = (...a: string[]) => execFileSync('openssl', a, { stdio: 'ignore', cwd: dir });
+  o('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.crt', '-days', '2', '-subj', '/CN=loom test CA');
+  fs.writeFileSync(path.join(dir, 'server.ext'), 'subjectAltName=DNS:reg.test,IP:198.51.100.2\nextendedKeyUsage=serverAuth\n');
+  fs.writeFileSync(path.join(dir, 'client.ext'), 'extendedKeyUsage=clientAuth\n');
+  for (const [name, cn] of [['server', 'reg.test'], ['client', 'loom client']] as const) {
+    o('req', '-newkey', 'rsa:2048', '-nodes', '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${cn}`);
+    o('x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-out', `${name}.crt`, '-days', '2', '-extfile', `${name}.ext`);
+  }
+  fs.copyFileSync(path.join(dir, 'client.crt'), path.join(dir, 'client.cert'));
+  return { ca: path.join(dir, 'ca.crt'), cert: path.join(dir, 'server.crt'), key: path.join(dir, 'server.key'), clientCert: path.join(dir, 'client.cert'), clientKey: path.join(dir, 'client.key') };
 }
 
 export interface TokenServer { port: number; cert: string; log: string }

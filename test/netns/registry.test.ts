@@ -11,7 +11,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { createSandbox, requireRoot, ROOT, runCmd, type Sandbox } from '../helpers/sandbox.ts';
 import { fails, ok } from '../helpers/assert.ts';
-import { layerTar, registryBlobPath, startRegistry, startTokenServer, writeDirImage, type DirImage, type TestRegistry, type TokenServer } from '../helpers/registry.ts';
+import { layerTar, makeTestCA, registryBlobPath, startRegistry, startTokenServer, writeDirImage, type DirImage, type TestRegistry, type TokenServer } from '../helpers/registry.ts';
 
 const skip = requireRoot() || (!fs.existsSync('/usr/bin/docker-registry') ? 'docker-registry is not installed' : !fs.existsSync('/usr/bin/skopeo') ? 'skopeo is not installed' : false);
 const NODE = process.execPath;
@@ -168,5 +168,27 @@ describe('registry client against docker-registry 2.8', { skip }, () => {
     fs.writeFileSync(tokens.log, '');
     assert.equal(await ok(tool({ REG_IDTOKEN: idtoken }, 'pull', `${tokenReg.addr}/private/app:1`, path.join(sb.dir, 'pulled-idtoken'))), img.manifestDigest);
     assert.deepEqual(tokenLog().map((l) => l.method), ['POST']);
+  });
+
+  test('HTTPS: the CA and client certificate from certs.d/<host:port>/', async () => {
+    const pki = makeTestCA(path.join(sb.dir, 'pki'));
+    const tlsReg = await startRegistry(sb, 5443, undefined, { cert: pki.cert, key: pki.key, clientCa: pki.ca });
+    const certs = path.join(sb.dir, 'certs.d');
+    const hostDir = path.join(certs, 'reg.test:5443');
+    fs.mkdirSync(hostDir, { recursive: true });
+    fs.appendFileSync(path.join(sb.dir, 'hosts'), '198.51.100.2\treg.test\n');
+    const env = { REG_CERTS: certs, REG_INSECURE: '' };
+    const ref = `reg.test:${tlsReg.addr.split(':')[1]}/tls/app:1`;
+    await fails(tool(env, 'push', img.dir, ref), /^Get "https:\/\/reg\.test:5443\/v2\/": tls: failed to verify certificate: x509: certificate signed by unknown authority$/m);
+    fs.copyFileSync(pki.ca, path.join(hostDir, 'ca.crt'));
+    // the registry wants a client certificate
+    await fails(tool(env, 'push', img.dir, ref), /^Get "https:\/\/reg\.test:5443\/v2\/": /m);
+    fs.copyFileSync(pki.clientCert, path.join(hostDir, 'client.cert'));
+    await fails(tool(env, 'push', img.dir, ref), /missing key client\.key for client certificate client\.cert/);
+    fs.copyFileSync(pki.clientKey, path.join(hostDir, 'client.key'));
+    assert.equal((await ok(tool(env, 'push', img.dir, ref))).split('\n').at(-1), img.manifestDigest);
+    const out = path.join(sb.dir, 'pulled-tls');
+    assert.equal(await ok(tool(env, 'pull', ref, out)), img.manifestDigest);
+    sameDir(img.dir, out);
   });
 });
