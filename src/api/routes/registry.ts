@@ -19,7 +19,7 @@ route('POST', '/auth', async (d, { body }) => {
 
 /** The image store as pull and push use it (src/images/store.ts). */
 function imageStore(d: Daemon): PullStore & PushStore {
-  return (d.images as unknown as { store: PullStore & PushStore }).store;
+  return d.images.store;
 }
 
 function checkPlatform(p: string | null): void {
