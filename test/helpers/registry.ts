@@ -140,3 +140,21 @@ export function registryBlobPath(reg: TestRegistry, digest: string): string {
   const hex = digest.slice(7);
   return path.join(reg.root, 'docker/registry/v2/blobs/sha256', hex.slice(0, 2), hex, 'data');
 }
+
+/**
+ * A TCP proxy in the outside world (listen → target) that passes the first `passBytes` of each connection's
+ * answer and then holds the rest back for good: a download that stalls mid-layer, so a test can kill the
+ * daemon while a pull is under way without depending on timing.
+ */
+export async function startStallingProxy(sb: Sandbox, listenPort: number, targetPort: number, passBytes: number): Promise<void> {
+  const js = `const net=require('net');net.createServer(c=>{const s=net.connect(${targetPort},'198.51.100.2');let n=0;
+c.on('data',d=>s.write(d));s.on('data',d=>{if(n>=${passBytes})return;const k=Math.min(d.length,${passBytes}-n);n+=k;c.write(d.subarray(0,k));});
+c.on('error',()=>s.destroy());s.on('error',()=>c.destroy());c.on('close',()=>s.destroy());}).listen(${listenPort},'198.51.100.2');`;
+  sb.spawnExt([process.execPath, '-e', js]);
+  for (let i = 0; i < 200; i++) {
+    const r = await sb.extExec(['curl', '-s', '-o', '/dev/null', '-w', '%{http_code}', `http://198.51.100.2:${listenPort}/v2/`]);
+    if (r.stdout === '200' || r.stdout === '401') return;
+    await sleep(50);
+  }
+  throw new Error('stalling proxy did not come up');
+}

@@ -15,6 +15,7 @@ import type { RegistryService } from './service.ts';
 
 /** What pull needs from the image store (src/images/store.ts ImageStore's contract). */
 export interface PullStore {
+  image(id: string): object | undefined;
   hasLayer(diffId: string): boolean;
   ingestLayer(input: NodeJS.ReadableStream, want: { digest?: string; diffId?: string; mediaType?: string }): Promise<{ diffId: string }>;
   unpin(diffIds: string[]): void;
@@ -85,7 +86,9 @@ export async function runPull(p: PreparedPull, store: PullStore, out: ProgressSt
   const present = new Set<string>();
   const seen = new Set<string>();
   const todo: typeof layers = [];
-  for (const l of layers) {
+  // an image that is here already (its config's digest is its ID) needs no layer at all, as in moby
+  const have = !!store.image(m.config.digest) && diffIds.every((d) => store.hasLayer(d));
+  for (const l of have ? [] : layers) {
     if (store.hasLayer(l.diffId)) {
       present.add(l.diffId);
       out.status('Already exists', l.id);
