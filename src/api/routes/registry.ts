@@ -124,15 +124,15 @@ route('POST', '/images/{name*}/push', async (d, { params, query, req, res }) => 
   if (tagParam || ref.tag) {
     const tag = tagParam || ref.tag!;
     const img = d.images.find(`${repoName}:${tag}`);
-    if (!img) throw notFound(`An image does not exist locally with the tag: ${repoName}`);
-    targets = [{ tag, id: img.id }];
+    targets = img ? [{ tag, id: img.id }] : [];
   } else {
     targets = d.images.list().flatMap((i) => d.images.tagsOf(i.id).filter((t) => t.startsWith(`${repoName}:`) && !t.slice(repoName.length + 1).includes('/')).map((t) => ({ tag: t.slice(repoName.length + 1), id: i.id })));
-    if (!targets.length) throw notFound(`An image does not exist locally with the tag: ${repoName}`);
   }
   const s = startStream(res);
   s.out.message(`The push refers to repository [${fullName(ref)}]`);
   try {
+    // dockerd says this in the stream, after the first line
+    if (!targets.length) throw notFound(`An image does not exist locally with the tag: ${repoName}`);
     for (const t of targets) {
       if (s.signal.aborted) throw new LoomError(499, 'push cancelled');
       const r = await pushImage(d.registry, store, t.id, { ...ref, tag: t.tag }, creds, s.out);

@@ -33,6 +33,11 @@ export function progressString(current: number, total: number): string {
   return bar + nums;
 }
 
+/** JSON as Go's encoding/json writes it: <, > and & escaped (`[=====>  ]` is `[=====\u003e  ]` on the wire). */
+export function goJson(v: unknown): string {
+  return JSON.stringify(v).replace(/[<>&]/g, (c) => `\\u00${c.charCodeAt(0).toString(16)}`);
+}
+
 export class ProgressStream {
   private readonly write: (line: string) => void;
   /** per id: the byte count last reported, so updates come every 1% (at least 32 KiB) as moby's reader does */
@@ -43,7 +48,7 @@ export class ProgressStream {
   }
 
   send(m: JsonMessage): void {
-    this.write(`${JSON.stringify(m)}\n`);
+    this.write(`${goJson(m)}\n`);
   }
 
   /** progress.Message: a line of text, optionally for an id (`Pulling from library/x` for the tag). */

@@ -74,13 +74,13 @@ export class RegistryService {
   }
 
   /** POST /auth: the credentials checked against the registry; its identity token when it gave one. */
-  async login(cfg: AuthConfig): Promise<{ Status: string; IdentityToken: string }> {
+  async login(cfg: AuthConfig): Promise<{ IdentityToken: string; Status: string }> {
     const creds = withAuthField(cfg);
     const domain = serverDomain(creds.serveraddress);
     if (!creds.identitytoken && !creds.username) throw new LoomError(401, 'Username is required');
     const c = await this.open(domain, { username: creds.username, password: creds.password, identitytoken: creds.identitytoken });
     const token = await c.login();
-    return { Status: 'Login Succeeded', IdentityToken: token };
+    return { IdentityToken: token, Status: 'Login Succeeded' };
   }
 
   close(): void {
