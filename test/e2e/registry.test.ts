@@ -9,7 +9,7 @@ import path from 'node:path';
 import http from 'node:http';
 import { busyboxTar, createSandbox, requireRoot, runCmd, type Sandbox } from '../helpers/sandbox.ts';
 import { fails, ok } from '../helpers/assert.ts';
-import { layerTar, startRegistry, startStallingProxy, writeDirImage, type DirImage, type TestRegistry } from '../helpers/registry.ts';
+import { layerTar, registryBlobPath, startRegistry, startStallingProxy, writeDirImage, type DirImage, type TestRegistry } from '../helpers/registry.ts';
 
 const DAEMON_ARGS = ['--insecure-registry', '198.51.100.2:5000', '--insecure-registry', '198.51.100.2:5001', '--insecure-registry', '198.51.100.2:5010', '--insecure-registry', '203.0.113.0/24'];
 const skip = requireRoot() || (!fs.existsSync('/usr/bin/docker-registry') ? 'docker-registry is not installed' : false);
@@ -197,5 +197,45 @@ describe('registries through bin/loom and the docker CLI', { skip }, () => {
     const out = await ok(sb.loom('pull', `${plain.addr}/test/big:1`));
     assert.match(out, /Pull complete/);
     assert.equal(await ok(sb.loom('run', '--rm', `${plain.addr}/test/big:1`, 'sh', '-c', 'wc -c < /big.bin')), String(Math.ceil((4 << 20) / 3) * 4));
+  });
+
+  test('five layers: three downloaded at once, the rest waiting; zstd layers; every tag with -a', async () => {
+    const five = writeDirImage(path.join(sb.dir, 'five'), [fs.readFileSync(busyboxTar(sb.dir)), ...[1, 2, 3, 4].map((i) => layerTar(sb.dir, { files: { [`layer${i}`]: `${i}\n` } }))]);
+    await ok(skopeo('copy', '--dest-tls-verify=false', `dir:${five.dir}`, `docker://${plain.addr}/test/five:1`));
+    await ok(skopeo('copy', '--dest-tls-verify=false', `dir:${five.dir}`, `docker://${plain.addr}/test/five:2`));
+    const out = await ok(sb.loom('pull', `${plain.addr}/test/five:1`));
+    const fetched = five.layers.map((d) => d.slice(7, 19)).filter((id) => !out.includes(`${id}: Already exists`));
+    assert.ok(fetched.length >= 4, out);
+    assert.deepEqual(out.split('\n').filter((l) => l.endsWith(': Waiting')), fetched.slice(3).map((id) => `${id}: Waiting`), out);
+    assert.equal(await ok(sb.loom('run', '--rm', `${plain.addr}/test/five:1`, 'cat', '/layer1', '/layer4')), '1\n4');
+    // zstd-compressed OCI layers
+    const zst = writeDirImage(path.join(sb.dir, 'zstd'), [fs.readFileSync(busyboxTar(sb.dir)), layerTar(sb.dir, { files: { layer2: '2\n' } })], { zstd: true });
+    await ok(skopeo('copy', '--dest-tls-verify=false', `dir:${zst.dir}`, `docker://${plain.addr}/test/zstd:1`));
+    const raw = JSON.parse(await ok(skopeo('inspect', '--raw', '--tls-verify=false', `docker://${plain.addr}/test/zstd:1`)));
+    assert.equal(raw.layers[0].mediaType, 'application/vnd.oci.image.layer.v1.tar+zstd');
+    await ok(sb.loom('rmi', `${plain.addr}/test/five:1`));
+    await ok(sb.loom('pull', `${plain.addr}/test/zstd:1`), 'pull zstd');
+    assert.equal(await ok(sb.loom('run', '--rm', `${plain.addr}/test/zstd:1`, 'cat', '/layer2')), '2');
+    // -a: every tag of the repository
+    const all = await ok(sb.loom('pull', '-a', `${plain.addr}/test/five`));
+    assert.match(all, /^1: Pulling from test\/five$/m);
+    assert.match(all, /^2: Pulling from test\/five$/m);
+    assert.match(all, new RegExp(`^Status: Downloaded newer image for ${plain.addr.replace(/\./g, '\\.')}/test/five$`, 'm'));
+    const tags = (await ok(sb.loom('images', '--format', '{{.Tag}}', `${plain.addr}/test/five`))).split('\n').sort();
+    assert.deepEqual(tags, ['1', '2']);
+  });
+
+  test('a layer whose bytes do not match its digest: the pull fails and nothing is stored', async () => {
+    const bad = writeDirImage(path.join(sb.dir, 'bad'), [fs.readFileSync(busyboxTar(sb.dir)), layerTar(sb.dir, { files: { 'bad': 'x'.repeat(100_000) } })]);
+    await ok(skopeo('copy', '--dest-tls-verify=false', `dir:${bad.dir}`, `docker://${plain.addr}/test/bad:1`));
+    const blob = registryBlobPath(plain, bad.layers[1]!);
+    const bytes = fs.readFileSync(blob);
+    bytes[bytes.length - 30] = bytes[bytes.length - 30]! ^ 0xff;
+    fs.writeFileSync(blob, bytes);
+    await fails(sb.loom('pull', `${plain.addr}/test/bad:1`), new RegExp(`^filesystem layer verification failed for digest ${bad.layers[1]}$`, 'm'));
+    await fails(sb.loom('image', 'inspect', `${plain.addr}/test/bad:1`), /No such image/);
+    assert.equal(fs.existsSync(path.join(sb.dir, 'data', 'images', 'layers', bad.diffIds[1]!.slice(7))), false, 'no layer of it');
+    assert.equal(fs.existsSync(path.join(sb.dir, 'data', 'images', 'blobs', 'sha256', bad.layers[1]!.slice(7))), false, 'no blob of it');
+    assert.deepEqual(fs.readdirSync(path.join(sb.dir, 'data', 'images', 'tmp')), []);
   });
 });

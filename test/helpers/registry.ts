@@ -107,15 +107,16 @@ export interface DirImage { dir: string; manifestDigest: string; layers: string[
  * Writes an image in skopeo's dir: layout (Docker schema2 manifest, gzip layers) from uncompressed layer
  * tarballs; `cmd` and `env` go into the config.
  */
-export function writeDirImage(dir: string, tars: Buffer[], cfg: { cmd?: string[]; env?: string[] } = {}): DirImage {
+export function writeDirImage(dir: string, tars: Buffer[], cfg: { cmd?: string[]; env?: string[]; zstd?: boolean } = {}): DirImage {
   fs.mkdirSync(dir, { recursive: true });
   const layers: { mediaType: string; digest: string; size: number }[] = [];
   const diffIds: string[] = [];
+  const oci = !!cfg.zstd; // zstd layers exist only in OCI manifests
   for (const t of tars) {
-    const gz = zlib.gzipSync(t);
+    const gz = cfg.zstd ? zlib.zstdCompressSync(t) : zlib.gzipSync(t);
     const digest = sha(gz);
     fs.writeFileSync(path.join(dir, digest.slice(7)), gz);
-    layers.push({ mediaType: 'application/vnd.docker.image.rootfs.diff.tar.gzip', digest, size: gz.length });
+    layers.push({ mediaType: cfg.zstd ? 'application/vnd.oci.image.layer.v1.tar+zstd' : 'application/vnd.docker.image.rootfs.diff.tar.gzip', digest, size: gz.length });
     diffIds.push(sha(t));
   }
   const config = Buffer.from(JSON.stringify({
@@ -127,8 +128,8 @@ export function writeDirImage(dir: string, tars: Buffer[], cfg: { cmd?: string[]
   const configDigest = sha(config);
   fs.writeFileSync(path.join(dir, configDigest.slice(7)), config);
   const manifest = Buffer.from(JSON.stringify({
-    schemaVersion: 2, mediaType: 'application/vnd.docker.distribution.manifest.v2+json',
-    config: { mediaType: 'application/vnd.docker.container.image.v1+json', digest: configDigest, size: config.length }, layers,
+    schemaVersion: 2, mediaType: oci ? 'application/vnd.oci.image.manifest.v1+json' : 'application/vnd.docker.distribution.manifest.v2+json',
+    config: { mediaType: oci ? 'application/vnd.oci.image.config.v1+json' : 'application/vnd.docker.container.image.v1+json', digest: configDigest, size: config.length }, layers,
   }));
   fs.writeFileSync(path.join(dir, 'manifest.json'), manifest);
   fs.writeFileSync(path.join(dir, 'version'), 'Directory Transport Version: 1.1\n');

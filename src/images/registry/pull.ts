@@ -120,6 +120,10 @@ export async function runPull(p: PreparedPull, store: PullStore, out: ProgressSt
   const one = async (l: (typeof todo)[number]) => {
     const blob = await repo.openBlob(l.desc, (n) => out.progress('Downloading', l.id, n, l.desc.size));
     inflight.add(blob);
+    // the download's own error (a digest mismatch found at its end, a cut connection) is the one to report,
+    // whatever the store's reading of the broken stream says; and it must never go unheard
+    let downloadErr: unknown;
+    blob.on('error', (e) => { downloadErr ??= e; });
     blob.once('end', () => {
       out.status('Verifying Checksum', l.id);
       out.status('Download complete', l.id);
@@ -127,6 +131,8 @@ export async function runPull(p: PreparedPull, store: PullStore, out: ProgressSt
     try {
       const rec = await store.ingestLayer(blob, { digest: l.desc.digest, diffId: l.diffId, mediaType: l.desc.mediaType });
       ingested.push(rec.diffId);
+    } catch (e) {
+      throw downloadErr ?? e;
     } finally {
       inflight.delete(blob);
     }
