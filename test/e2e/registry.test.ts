@@ -238,4 +238,36 @@ describe('registries through bin/loom and the docker CLI', { skip }, () => {
     assert.equal(fs.existsSync(path.join(sb.dir, 'data', 'images', 'blobs', 'sha256', bad.layers[1]!.slice(7))), false, 'no blob of it');
     assert.deepEqual(fs.readdirSync(path.join(sb.dir, 'data', 'images', 'tmp')), []);
   });
+
+  test('docker-py: login, pull, push through loom', async () => {
+    const py = `
+import docker, json, sys
+c = docker.DockerClient(base_url='unix://${sb.socket}')
+r = c.login(username='alice', password='s3cret', registry='${basic.addr}')
+print('login', r.get('Status'))
+try:
+    c.login(username='alice', password='bad', registry='${basic.addr}', reauth=True)
+except docker.errors.APIError as e:
+    print('badlogin', e.explanation)
+img = c.images.pull('${plain.addr}/test/multi', tag='1')
+print('pulled', img.id)
+img.tag('${basic.addr}/py/multi', 'v1')
+last = None
+for line in c.images.push('${basic.addr}/py/multi', tag='v1', stream=True, decode=True, auth_config={'username': 'alice', 'password': 's3cret'}):
+    last = line
+    if 'error' in line: print('pusherror', line['error'])
+print('aux', json.dumps(last.get('aux', {}).get('Tag')))
+try:
+    c.images.pull('${plain.addr}/test/multi', tag='nope')
+except docker.errors.NotFound as e:
+    print('notfound', e.explanation)
+`;
+    const out = await ok(runCmd(['python3', '-c', py], { env: { ...sb.env, DOCKER_HOST: `unix://${sb.socket}` } }), 'docker-py');
+    const lines = out.split('\n');
+    assert.equal(lines[0], 'login Login Succeeded');
+    assert.match(lines[1]!, /^badlogin login attempt to http:\/\/198\.51\.100\.2:5001\/v2\/ failed with status: 401 Unauthorized$/);
+    assert.equal(lines[2], `pulled ${multi.config}`);
+    assert.equal(lines[3], 'aux "v1"');
+    assert.match(lines[4]!, /^notfound manifest for 198\.51\.100\.2:5000\/test\/multi:nope not found: manifest unknown: manifest unknown$/);
+  });
 });
