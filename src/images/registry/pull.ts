@@ -2,8 +2,8 @@
 // are HTTP errors as with dockerd) → config → layers, up to 3 downloaded at once, each streamed straight into
 // the store (hashed and unpacked in one pass; a layer already there is not downloaded), then the image is
 // written in one transaction. Progress goes out as dockerd's JSON messages. A failure or a client that goes
-// away stops every transfer and leaves nothing: layers not yet in an image are unpinned for the store's GC,
-// and a daemon killed mid-way leaves only temp files the store sweeps at start.
+// away stops every transfer and leaves nothing: the ingests' pins end (layers no image lists are then the
+// store's to collect), and a daemon killed mid-way leaves only temp files the store sweeps at start.
 import type { Readable } from 'node:stream';
 import { LoomError } from '../../util/errors.ts';
 import type { Credentials } from './auth.ts';
@@ -163,10 +163,9 @@ export async function runPull(p: PreparedPull, store: PullStore, out: ProgressSt
     out.message(`Digest: ${resolved.digest}`);
     if (opts.tagLine !== false) out.message(`Status: ${upToDate ? 'Image is up to date' : 'Downloaded newer image'} for ${shown(ref)}`);
     return { id: img.id, upToDate };
-  } catch (e) {
-    store.unpin(ingested);
-    throw e;
   } finally {
+    // the store's contract: an ingest's pin ends after putImage, success or not
+    store.unpin(ingested);
     opts.signal?.removeEventListener('abort', abort);
   }
 }
