@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import http from 'node:http';
+import { execFileSync } from 'node:child_process';
 import { busyboxTar, createSandbox, requireRoot, runCmd, type Sandbox } from '../helpers/sandbox.ts';
 import { fails, ok } from '../helpers/assert.ts';
 import { layerTar, registryBlobPath, startRegistry, startStallingProxy, writeDirImage, type DirImage, type TestRegistry } from '../helpers/registry.ts';
@@ -269,5 +270,36 @@ except docker.errors.NotFound as e:
     assert.equal(lines[2], `pulled ${multi.config}`);
     assert.equal(lines[3], 'aux "v1"');
     assert.match(lines[4]!, /^notfound manifest for 198\.51\.100\.2:5000\/test\/multi:nope not found: manifest unknown: manifest unknown$/);
+  });
+
+  test('file capabilities and an opaque directory survive pull and push', async () => {
+    // layers built with GNU tar --xattrs: security.capability on an executable, then an opaque directory
+    const mk = (name: string, fill: (d: string) => void) => {
+      const d = path.join(sb.dir, `xl-${name}`);
+      fs.mkdirSync(d, { recursive: true });
+      fill(d);
+      return execFileSync('tar', ['-C', d, '--numeric-owner', '--sort=name', '--mtime=@0', '--xattrs', '--xattrs-include=security.capability', '-cf', '-', '.'], { maxBuffer: 64 << 20 });
+    };
+    const l1 = mk('1', (d) => { fs.mkdirSync(path.join(d, 'opq')); fs.writeFileSync(path.join(d, 'opq/a'), 'a'); fs.writeFileSync(path.join(d, 'opq/b'), 'b'); });
+    const l2 = mk('2', (d) => {
+      fs.mkdirSync(path.join(d, 'opq'));
+      fs.writeFileSync(path.join(d, 'opq/.wh..wh..opq'), '');
+      fs.writeFileSync(path.join(d, 'opq/c'), 'c');
+      fs.mkdirSync(path.join(d, 'usr/bin'), { recursive: true });
+      fs.copyFileSync('/bin/busybox', path.join(d, 'usr/bin/capped'));
+      execFileSync('setcap', ['cap_net_raw+ep', path.join(d, 'usr/bin/capped')]);
+    });
+    const img = writeDirImage(path.join(sb.dir, 'caps'), [fs.readFileSync(busyboxTar(sb.dir)), l1, l2]);
+    await ok(skopeo('copy', '--dest-tls-verify=false', `dir:${img.dir}`, `docker://${plain.addr}/test/caps:1`));
+    await ok(sb.loom('pull', `${plain.addr}/test/caps:1`));
+    assert.equal(await ok(sb.loom('run', '--rm', `${plain.addr}/test/caps:1`, 'ls', '/opq')), 'c');
+    const top = await ok(sb.loom('image', 'inspect', '-f', '{{.GraphDriver.Data.UpperDir}}', `${plain.addr}/test/caps:1`));
+    assert.match(execFileSync('getcap', [path.join(top, 'usr/bin/capped')], { encoding: 'utf8' }), /cap_net_raw[=+]ep/);
+    // pushed on: the registry gets the very blobs (capability and opaque marker inside)
+    await ok(sb.loom('tag', `${plain.addr}/test/caps:1`, `${plain.addr}/again/caps:1`));
+    await ok(sb.loom('push', `${plain.addr}/again/caps:1`));
+    const back = path.join(sb.dir, 'caps-back');
+    await ok(skopeo('copy', '--src-tls-verify=false', `docker://${plain.addr}/again/caps:1`, `dir:${back}`));
+    for (const l of img.layers) assert.ok(fs.readFileSync(path.join(back, l.slice(7))).equals(fs.readFileSync(path.join(img.dir, l.slice(7)))), `layer ${l}`);
   });
 });
