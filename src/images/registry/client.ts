@@ -35,32 +35,34 @@ const sha256 = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('h
 
 /** Passes bytes on while hashing them; fails at the end (nothing trusted) when the digest or size differ. */
 export class VerifyDigest extends Transform {
-  private readonly hash = createHash('sha256');
+  /** null when the consumer hashes the bytes itself (the image store does): then only the size is checked */
+  private readonly hash: ReturnType<typeof createHash> | null;
   private readonly want: string;
   private readonly size?: number;
   private readonly onProgress?: Progress;
   bytes = 0;
-  constructor(want: string, size?: number, onProgress?: Progress) {
+  constructor(want: string, size?: number, onProgress?: Progress, hash = true) {
     super();
     this.want = want;
     this.size = size;
     this.onProgress = onProgress;
+    this.hash = hash ? createHash('sha256') : null;
   }
   override _transform(chunk: Buffer, _e: BufferEncoding, cb: TransformCallback): void {
-    this.hash.update(chunk);
+    this.hash?.update(chunk);
     this.bytes += chunk.length;
     if (this.size !== undefined && this.bytes > this.size) return cb(verifyError(this.want));
     this.onProgress?.(this.bytes);
     cb(null, chunk);
   }
   override _flush(cb: TransformCallback): void {
-    const got = `sha256:${this.hash.digest('hex')}`;
-    cb(got === this.want && (this.size === undefined || this.bytes === this.size) ? null : verifyError(this.want));
+    const hashOk = !this.hash || `sha256:${this.hash.digest('hex')}` === this.want;
+    cb(hashOk && (this.size === undefined || this.bytes === this.size) ? null : verifyError(this.want));
   }
 }
 
 /** moby's words when a blob's bytes do not match its digest. */
-const verifyError = (digest: string) => new LoomError(500, `filesystem layer verification failed for digest ${digest}`);
+export const verifyError = (digest: string) => new LoomError(500, `filesystem layer verification failed for digest ${digest}`);
 
 export class RegistryClient {
   readonly domain: string;
@@ -94,13 +96,14 @@ export class RegistryClient {
    * the auth challenges. Returns the status (200, or 401 with challenges).
    */
   async ping(): Promise<number> {
-    const schemes = this.ep.insecure ? ['https', 'http'] : ['https'];
+    const schemes: ('https' | 'http')[] = this.ep.insecure ? (this.transport.schemes.get(this.ep.host) === 'http' ? ['http', 'https'] : ['https', 'http']) : ['https'];
     let last: unknown;
     for (const s of schemes) {
       const url = new URL(`${s}://${this.ep.host}/v2/`);
       try {
         const res = await this.transport.send(this.ep, { method: 'GET', url });
         res.body.resume();
+        if (this.ep.insecure) this.transport.schemes.set(this.ep.host, s);
         this.base = new URL(`${s}://${this.ep.host}`);
         this.auth.challenges = res.status === 401 ? parseChallenges(res.headers['www-authenticate']) : [];
         this.pinged = true;
@@ -223,11 +226,11 @@ export class Repository {
    * The blob's bytes as a stream that errors at its end unless they match the digest (and size): a consumer
    * keeps what it wrote only when the stream ended cleanly. Redirects (blob storage) are followed.
    */
-  async openBlob(desc: { digest: string; size?: number }, onProgress?: Progress): Promise<Readable> {
+  async openBlob(desc: { digest: string; size?: number }, onProgress?: Progress, opts: { consumerHashes?: boolean } = {}): Promise<Readable> {
     checkDigest(desc.digest);
     const res = await this.client.request('GET', `/v2/${this.name}/blobs/${desc.digest}`, this.scopes);
     if (res.status !== 200) await this.fail(res, `blob ${desc.digest}`);
-    const v = new VerifyDigest(desc.digest, desc.size, onProgress);
+    const v = new VerifyDigest(desc.digest, desc.size, onProgress, !opts.consumerHashes);
     res.body.on('error', (e) => v.destroy(e));
     return res.body.pipe(v);
   }

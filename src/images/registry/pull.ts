@@ -7,7 +7,7 @@
 import type { Readable } from 'node:stream';
 import { LoomError } from '../../util/errors.ts';
 import type { Credentials } from './auth.ts';
-import type { Repository, RegistryClient, ResolvedImage } from './client.ts';
+import { verifyError, type Repository, type RegistryClient, type ResolvedImage } from './client.ts';
 import { pullError } from './errors.ts';
 import type { ProgressStream } from './progress.ts';
 import { familiarName, familiarString, fullName, type RepoRef } from './refname.ts';
@@ -118,7 +118,8 @@ export async function runPull(p: PreparedPull, store: PullStore, out: ProgressSt
     }
   };
   const one = async (l: (typeof todo)[number]) => {
-    const blob = await repo.openBlob(l.desc, (n) => out.progress('Downloading', l.id, n, l.desc.size));
+    // the store hashes the blob as it ingests it (and refuses a mismatch): one SHA-256 pass, not two
+    const blob = await repo.openBlob(l.desc, (n) => out.progress('Downloading', l.id, n, l.desc.size), { consumerHashes: true });
     inflight.add(blob);
     // the download's own error (a digest mismatch found at its end, a cut connection) is the one to report,
     // whatever the store's reading of the broken stream says; and it must never go unheard
@@ -132,6 +133,8 @@ export async function runPull(p: PreparedPull, store: PullStore, out: ProgressSt
       const rec = await store.ingestLayer(blob, { digest: l.desc.digest, diffId: l.diffId, mediaType: l.desc.mediaType });
       ingested.push(rec.diffId);
     } catch (e) {
+      // the store's digest check, in moby's words
+      if (!downloadErr && /^digest mismatch: expected /.test((e as Error).message)) throw verifyError(l.desc.digest);
       throw downloadErr ?? e;
     } finally {
       inflight.delete(blob);

@@ -4,9 +4,11 @@
 // own Agent/Dispatcher plumbing. Responses are streamed (blobs are never held in memory).
 // Transport failures are reported as Go's net/http prints them, since that is what dockerd says:
 //   Get "https://reg:5000/v2/": dial tcp: lookup reg on 198.51.100.2:53: no such host
+import { createHash } from 'node:crypto';
 import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
+import tls from 'node:tls';
 import { Readable } from 'node:stream';
 import type { Endpoint } from './endpoint.ts';
 import { baseCAs } from './endpoint.ts';
@@ -63,9 +65,30 @@ function goCause(e: NodeJS.ErrnoException & { address?: string; port?: number },
   }
 }
 
+/**
+ * A TLS context per set of trust and client certificates: building one from the ~600 system CAs costs
+ * ~100 ms of CPU, which node:https would otherwise pay on every new connection.
+ */
+const contexts = new Map<string, tls.SecureContext>();
+function secureContext(o: tls.SecureContextOptions): tls.SecureContext {
+  const key = createHash('sha256').update(JSON.stringify([o.ca, o.cert, o.key])).digest('hex');
+  let c = contexts.get(key);
+  if (!c) contexts.set(key, (c = tls.createSecureContext(o)));
+  return c;
+}
+
+const tlsKeys = new WeakMap<Endpoint, string>();
+function tlsKeyOf(ep: Endpoint): string {
+  let k = tlsKeys.get(ep);
+  if (!k) tlsKeys.set(ep, (k = createHash('sha256').update(JSON.stringify([ep.tls.ca, ep.tls.cert, ep.tls.key, ep.tls.rejectUnauthorized])).digest('hex')));
+  return k;
+}
+
 export class Transport {
   private readonly lookup?: Lookup;
   private readonly agents = new Map<string, http.Agent>();
+  /** the scheme an insecure registry last answered on, tried first next time (dockerd retries both each time) */
+  readonly schemes = new Map<string, 'https' | 'http'>();
 
   constructor(lookup?: Lookup) {
     this.lookup = lookup;
@@ -85,14 +108,17 @@ export class Transport {
   }
 
   private agentFor(scheme: string, ep: Endpoint | null, host: string): http.Agent {
-    const key = `${scheme}://${host}`;
+    const own = scheme === 'https' && ep && ep.host === host;
+    // keyed by the TLS material too: certs.d is read at each pull, and a changed ca.crt takes effect
+    const tlsKey = own ? tlsKeyOf(ep) : '';
+    const key = `${scheme}://${host}/${tlsKey}`;
     let a = this.agents.get(key);
     if (a) return a;
     const lookup = this.netLookup();
     if (scheme === 'http') a = new http.Agent({ keepAlive: true, lookup });
-    else if (ep && ep.host === host) a = new https.Agent({ keepAlive: true, lookup, ...ep.tls });
+    else if (own) a = new https.Agent({ keepAlive: true, lookup, secureContext: secureContext(ep.tls), rejectUnauthorized: ep.tls.rejectUnauthorized });
     // a redirect elsewhere (a blob store behind the registry): verified against the base CAs
-    else a = new https.Agent({ keepAlive: true, lookup, ca: baseCAs() });
+    else a = new https.Agent({ keepAlive: true, lookup, secureContext: secureContext({ ca: baseCAs() }) });
     this.agents.set(key, a);
     return a;
   }
