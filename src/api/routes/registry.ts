@@ -135,7 +135,7 @@ route('POST', '/images/{name*}/push', async (d, { params, query, req, res }) => 
     if (!targets.length) throw notFound(`An image does not exist locally with the tag: ${repoName}`);
     for (const t of targets) {
       if (s.signal.aborted) throw new LoomError(499, 'push cancelled');
-      const r = await pushImage(d.registry, store, t.id, { ...ref, tag: t.tag }, creds, s.out);
+      const r = await pushImage(d.registry, store, t.id, { ...ref, tag: t.tag }, creds, s.out, s.signal);
       // the image now has this repository digest, as dockerd records it
       d.store.tag(`${fullName(ref)}@${r.digest}`, t.id);
       d.events.publish('image', 'push', `${repoName}:${t.tag}`, { name: `${repoName}:${t.tag}` });

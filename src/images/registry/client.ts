@@ -10,6 +10,7 @@ import { LoomError } from '../../util/errors.ts';
 import { Authorizer, parseChallenges, type Credentials } from './auth.ts';
 import { resolveEndpoint, type Endpoint, type RegistryOptions } from './endpoint.ts';
 import { registryError } from './errors.ts';
+import { transferred } from './memory.ts';
 import { MANIFEST_ACCEPT, checkDigest, isIndex, manifestType, pickPlatform, parseManifest, type Descriptor, type ImageManifest, type ManifestIndex } from './manifest.ts';
 import { readBuffer, readText, Transport, TransportError, type Response } from './transport.ts';
 
@@ -51,6 +52,7 @@ export class VerifyDigest extends Transform {
   override _transform(chunk: Buffer, _e: BufferEncoding, cb: TransformCallback): void {
     this.hash?.update(chunk);
     this.bytes += chunk.length;
+    transferred(chunk.length);
     if (this.size !== undefined && this.bytes > this.size) return cb(verifyError(this.want));
     this.onProgress?.(this.bytes);
     cb(null, chunk);
@@ -287,7 +289,7 @@ export class Repository {
     let location = new URL(start.headers.location, this.client.baseUrl);
     const counted = (src: Readable) => {
       let n = 0;
-      const t = new Transform({ transform(c: Buffer, _e, cb) { n += c.length; opts.onProgress?.(n); cb(null, c); } });
+      const t = new Transform({ transform(c: Buffer, _e, cb) { n += c.length; transferred(c.length); opts.onProgress?.(n); cb(null, c); } });
       src.on('error', (e) => t.destroy(e));
       return src.pipe(t);
     };

@@ -72,7 +72,7 @@ export function registryConfigInfo(opts: RegistryOptions) {
     'docker.io': { Name: 'docker.io', Mirrors: [], Secure: true, Official: true },
   };
   for (const v of opts.insecure.filter((x) => !x.includes('/'))) index[v] = { Name: v, Mirrors: [], Secure: false, Official: false };
-  return { AllowNondistributableArtifactsCIDRs: null, AllowNondistributableArtifactsHostnames: null, InsecureRegistryCIDRs: cidrs, IndexConfigs: index, Mirrors: [] };
+  return { AllowNondistributableArtifactsCIDRs: [] as string[], AllowNondistributableArtifactsHostnames: [] as string[], InsecureRegistryCIDRs: cidrs, IndexConfigs: index, Mirrors: [] };
 }
 
 async function isInsecure(host: string, opts: RegistryOptions): Promise<boolean> {

@@ -4,6 +4,7 @@
 // first line go out mid-stream (the caller writes them).
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
+import { LoomError } from '../../util/errors.ts';
 import type { Credentials } from './auth.ts';
 import { MT } from './manifest.ts';
 import type { ProgressStream } from './progress.ts';
@@ -37,7 +38,8 @@ function mountSources(store: PushStore, id: string, target: RepoRef): string[] {
   return [...out].slice(0, 3);
 }
 
-export async function pushImage(svc: RegistryService, store: PushStore, imageId: string, ref: RepoRef & { tag: string }, creds: Credentials, out: ProgressStream): Promise<PushResult> {
+/** `signal`: the client went away; the push stops before its next layer and before the manifest. */
+export async function pushImage(svc: RegistryService, store: PushStore, imageId: string, ref: RepoRef & { tag: string }, creds: Credentials, out: ProgressStream, signal?: AbortSignal): Promise<PushResult> {
   const client = await svc.open(ref.domain, creds);
   try {
     const repo = client.repo(ref.path, ['pull', 'push']);
@@ -52,6 +54,10 @@ export async function pushImage(svc: RegistryService, store: PushStore, imageId:
     let failed: unknown;
     const worker = async () => {
       while (!failed && cursor < order.length) {
+        if (signal?.aborted) {
+          failed ??= new LoomError(499, 'push cancelled');
+          break;
+        }
         const i = order[cursor++]!;
         try {
           descs[i] = await pushLayer(repo, store, layers[i]!.diffId, ids[i]!, sources, out);
@@ -61,6 +67,7 @@ export async function pushImage(svc: RegistryService, store: PushStore, imageId:
       }
     };
     await Promise.all(Array.from({ length: Math.min(PUSH_CONCURRENCY, order.length) }, worker));
+    if (signal?.aborted) failed ??= new LoomError(499, 'push cancelled');
     if (failed) throw failed;
 
     const config = store.configBytes(imageId);
