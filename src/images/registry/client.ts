@@ -57,6 +57,14 @@ export class VerifyDigest extends Transform {
     this.onProgress?.(this.bytes);
     cb(null, chunk);
   }
+  /**
+   * After a consumer failed on the bytes: were they all there and not what the digest says? (The hash has
+   * seen every byte the consumer saw, whether or not the stream got to end.)
+   */
+  mismatched(): boolean {
+    return !!this.hash && this.bytes === this.size && `sha256:${this.hash.copy().digest('hex')}` !== this.want;
+  }
+
   override _flush(cb: TransformCallback): void {
     const hashOk = !this.hash || `sha256:${this.hash.digest('hex')}` === this.want;
     cb(hashOk && (this.size === undefined || this.bytes === this.size) ? null : verifyError(this.want));
@@ -228,7 +236,7 @@ export class Repository {
    * The blob's bytes as a stream that errors at its end unless they match the digest (and size): a consumer
    * keeps what it wrote only when the stream ended cleanly. Redirects (blob storage) are followed.
    */
-  async openBlob(desc: { digest: string; size?: number }, onProgress?: Progress, opts: { consumerHashes?: boolean } = {}): Promise<Readable> {
+  async openBlob(desc: { digest: string; size?: number }, onProgress?: Progress, opts: { consumerHashes?: boolean } = {}): Promise<VerifyDigest> {
     checkDigest(desc.digest);
     const res = await this.client.request('GET', `/v2/${this.name}/blobs/${desc.digest}`, this.scopes);
     if (res.status !== 200) await this.fail(res, `blob ${desc.digest}`);

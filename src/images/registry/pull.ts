@@ -83,14 +83,12 @@ export async function runPull(p: PreparedPull, store: PullStore, out: ProgressSt
   }
 
   const layers = m.layers.map((d, i) => ({ desc: d, diffId: diffIds[i]!, id: shortId(d.digest) }));
-  const present = new Set<string>();
   const seen = new Set<string>();
   const todo: typeof layers = [];
   // an image that is here already (its config's digest is its ID) needs no layer at all, as in moby
   const have = !!store.image(m.config.digest) && diffIds.every((d) => store.hasLayer(d));
   for (const l of have ? [] : layers) {
     if (store.hasLayer(l.diffId)) {
-      present.add(l.diffId);
       out.status('Already exists', l.id);
     } else if (!seen.has(l.diffId)) {
       seen.add(l.diffId);
@@ -118,8 +116,9 @@ export async function runPull(p: PreparedPull, store: PullStore, out: ProgressSt
     }
   };
   const one = async (l: (typeof todo)[number]) => {
-    // the store hashes the blob as it ingests it (and refuses a mismatch): one SHA-256 pass, not two
-    const blob = await repo.openBlob(l.desc, (n) => out.progress('Downloading', l.id, n, l.desc.size), { consumerHashes: true });
+    // hashed here as well as in the store: a corrupted layer must be reported as the digest mismatch it is
+    // (moby verifies before it unpacks), not as whatever its decompression says first
+    const blob = await repo.openBlob(l.desc, (n) => out.progress('Downloading', l.id, n, l.desc.size));
     inflight.add(blob);
     // the download's own error (a digest mismatch found at its end, a cut connection) is the one to report,
     // whatever the store's reading of the broken stream says; and it must never go unheard
@@ -133,9 +132,9 @@ export async function runPull(p: PreparedPull, store: PullStore, out: ProgressSt
       const rec = await store.ingestLayer(blob, { digest: l.desc.digest, diffId: l.diffId, mediaType: l.desc.mediaType });
       ingested.push(rec.diffId);
     } catch (e) {
-      // the store's digest check, in moby's words
-      if (!downloadErr && /^digest mismatch: expected /.test((e as Error).message)) throw verifyError(l.desc.digest);
-      throw downloadErr ?? e;
+      if (downloadErr) throw downloadErr;
+      if (blob.mismatched() || /^digest mismatch: expected /.test((e as Error).message)) throw verifyError(l.desc.digest);
+      throw e;
     } finally {
       inflight.delete(blob);
     }
