@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import http from 'node:http';
 import { execFileSync } from 'node:child_process';
-import { busyboxTar, createSandbox, requireRoot, runCmd, type Sandbox } from '../helpers/sandbox.ts';
+import { busyboxTar, createSandbox, requireRoot, ROOT, runCmd, type Sandbox } from '../helpers/sandbox.ts';
 import { fails, ok } from '../helpers/assert.ts';
 import { layerTar, registryBlobPath, startRegistry, startStallingProxy, writeDirImage, type DirImage, type TestRegistry } from '../helpers/registry.ts';
 
@@ -101,6 +101,12 @@ describe('registries through bin/loom and the docker CLI', { skip }, () => {
     const other = await ok(sb.loom('pull', `${plain.addr}/test/other:1`));
     assert.equal(other.split('\n').filter((l) => l.endsWith(': Already exists')).length, 2, other);
     assert.equal(other.split('\n').filter((l) => l.endsWith(': Pull complete')).length, 1, other);
+    // on a terminal: each layer's line redrawn in place (cursor moves, line clears), as the docker CLI draws it
+    await ok(sb.loom('rmi', `${plain.addr}/test/other:1`));
+    const tty = await runCmd(['script', '-qec', `${path.join(ROOT, 'bin/loom')} pull ${plain.addr}/test/other:1`, '/dev/null'], { env: { ...sb.env, COLUMNS: '120' }, timeoutMs: 60_000 });
+    assert.equal(tty.code, 0, tty.stdout + tty.stderr);
+    assert.match(tty.stdout, /\x1b\[\d+A\x1b\[2K\r[0-9a-f]{12}: Pull complete/);
+    assert.match(tty.stdout, /Status: Downloaded newer image/);
     // by digest
     await ok(sb.loom('rmi', ref, `${plain.addr}/test/other:1`));
     const byDigest = `${plain.addr}/test/multi@${multi.manifestDigest}`;
