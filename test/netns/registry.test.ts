@@ -191,4 +191,23 @@ describe('registry client against docker-registry 2.8', { skip }, () => {
     assert.equal(await ok(tool(env, 'pull', ref, out)), img.manifestDigest);
     sameDir(img.dir, out);
   });
+
+  test('names resolve through the daemon\'s resolv.conf (search domains) and hosts file, failures as Go words them', async () => {
+    // a DNS server in the outside world: reg.example.test is the registry, every other name does not exist
+    const dnsjs = `const d=require('dgram').createSocket('udp4'),p=require(${JSON.stringify(path.join(ROOT, 'node_modules/dns-packet'))});
+d.on('message',(m,r)=>{const q=p.decode(m);const n=q.questions[0];const hit=n.name==='reg.example.test';
+d.send(p.encode({type:'response',id:q.id,flags:p.RECURSION_DESIRED|p.RECURSION_AVAILABLE|(hit?0:3),questions:q.questions,answers:hit&&n.type==='A'?[{type:'A',name:n.name,ttl:60,data:'198.51.100.2'}]:[]}),r.port,r.address);});
+d.bind(53,'198.51.100.2');`;
+    sb.spawnExt([NODE, '-e', dnsjs]);
+    const env = { REG_INSECURE: 'reg:5000,198.51.100.2:5000' };
+    let out = '';
+    for (let i = 0; i < 50; i++) {
+      const r = await tool(env, 'pull', 'reg:5000/skopeo/img:1', path.join(sb.dir, `pulled-dns-${i}`));
+      out = r.stdout.trim() + r.stderr;
+      if (r.code === 0) break;
+      await new Promise((res) => setTimeout(res, 100)); // until the DNS server listens
+    }
+    assert.equal(out, img.manifestDigest, 'reg → reg.example.test (search domain) → the registry');
+    await fails(tool(env, 'pull', 'nope:5000/a/b:1', path.join(sb.dir, 'x7')), /^Get "https:\/\/nope:5000\/v2\/": dial tcp: lookup nope on 198\.51\.100\.2:53: no such host$/m);
+  });
 });
