@@ -22,10 +22,21 @@ function imageStore(d: Daemon): PullStore & PushStore {
   return d.images.store;
 }
 
+/** `platform`: os[/arch] on pull, the JSON OCI platform on push (API 1.46+); only linux/amd64 is here. */
 function checkPlatform(p: string | null): void {
   if (!p) return;
-  const want = p.toLowerCase();
-  if (want !== 'linux/amd64' && want !== 'linux/x86_64' && want !== 'linux') throw invalidParameter(`platform ${p} is not supported: loom pulls linux/amd64 images only`);
+  let os = '', arch = '';
+  if (p.trim().startsWith('{')) {
+    try {
+      const j = JSON.parse(p) as { os?: string; architecture?: string };
+      [os, arch] = [j.os ?? '', j.architecture ?? ''];
+    } catch {
+      throw invalidParameter(`invalid platform: ${p}`);
+    }
+  } else [os = '', arch = ''] = p.toLowerCase().split('/');
+  if (os !== 'linux' || !['', 'amd64', 'x86_64'].includes(arch)) {
+    throw invalidParameter(`platform ${p} is not supported: loom pulls and pushes linux/amd64 images only`);
+  }
 }
 
 /** A stream answer: headers now, then dockerd's JSON messages; aborted when the client goes away. */
@@ -116,6 +127,7 @@ route('POST', '/images/{name*}/push', async (d, { params, query, req, res }) => 
     throw invalidParameter(`invalid reference format: ${name}`);
   }
   if (ref.digest) throw invalidParameter('cannot push a digest reference');
+  checkPlatform(query.get('platform'));
   const tagParam = query.get('tag') ?? '';
   const creds = decodeAuthHeader(req.headers['x-registry-auth']);
   const store = imageStore(d);
