@@ -29,6 +29,7 @@ import { createLogger, type Logger } from './util/log.ts';
 import { newId } from './core/names.ts';
 import type { PoolSpec } from './ipam/ipam.ts';
 import { messageOf } from './util/errors.ts';
+import { RegistryService } from './images/registry/service.ts';
 
 export interface DaemonOptions {
   dataRoot: string;
@@ -51,6 +52,10 @@ export interface DaemonOptions {
   clusterStore?: string;
   clusterAdvertise?: string;
   clusterStoreOpts?: string[];
+  /** dockerd's --insecure-registry (HOST[:PORT] or CIDR, repeatable) */
+  insecureRegistries?: string[];
+  /** Docker's certs.d layout for registry CAs and client certificates (default /etc/loom/certs.d) */
+  certsDir?: string;
 }
 
 export class Daemon {
@@ -63,6 +68,7 @@ export class Daemon {
   readonly networks: Networks;
   readonly containers: Containers;
   readonly volumes: Volumes;
+  readonly registry: RegistryService;
   /** overlay networks' shared state, with --cluster-store */
   readonly cluster?: Cluster;
   readonly id: string;
@@ -83,6 +89,7 @@ export class Daemon {
     this.firewall.onWarning = (m) => log.warn({}, m);
     this.firewall.coexist = true;
     this.images = new Images(this.store, opts.dataRoot);
+    this.registry = new RegistryService({ insecure: opts.insecureRegistries, certsDir: opts.certsDir, hostsFile: opts.hostsFile, resolvConf: opts.resolvConf });
     this.networks = new Networks(this.store, this.firewall, log, {
       bip: opts.bip, defaultBridgeName: opts.bridgeName, pools: opts.pools, icc: opts.icc, ipMasq: opts.ipMasq, daemonId: id,
     });
@@ -184,6 +191,7 @@ export class Daemon {
     this.fwWatch?.close();
     await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
     await this.containers.dns?.close();
+    this.registry.close();
     await this.cluster?.close().catch(() => {});
     this.networks.close();
     this.store.close();
@@ -231,4 +239,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
   // A stray rejection in some background task is a bug to log, never a reason to take every API user's
   // daemon down (containers survive it, but their clients would not).
   process.on('unhandledRejection', (e) => d.log.error({ err: messageOf(e), stack: (e as Error)?.stack }, 'unhandled rejection'));
+  // Likewise an 'error' event nobody listened for (a stream of some pull or load): logged, not fatal. The
+  // operation it belonged to has its own rollback; the rest of the daemon's state is unaffected.
+  process.on('uncaughtException', (e) => d.log.error({ err: messageOf(e), stack: (e as Error)?.stack }, 'uncaught exception'));
 }

@@ -176,10 +176,11 @@ export class World {
   /**
    * dockerd (Debian's docker.io) inside the host namespace with a data root, exec root, socket, pid file,
    * config file, key file and cgroup parent of its own, its managed containerd below its exec root. Its
-   * iptables rules land in this namespace only. It is pointed at no registry: nothing is pulled (images
-   * come from `docker import`), and the namespace has no route anywhere but the sandbox's outside world.
+   * iptables rules land in this namespace only. It is pointed at no registry (a dead proxy): nothing is
+   * pulled but from the sandbox's own registries (`noProxy`: the registry bench), and the namespace has no
+   * route anywhere but the sandbox's outside world.
    */
-  async startDocker(extra: string[] = []): Promise<Daemon> {
+  async startDocker(extra: string[] = [], opts: { noProxy?: string } = {}): Promise<Daemon> {
     const d = path.join(this.dir, 'docker');
     fs.mkdirSync(d, { recursive: true });
     const socket = path.join(d, 'docker.sock');
@@ -191,7 +192,7 @@ export class World {
       '--cgroup-parent', this.cgroupParent,
       '--exec-opt', 'native.cgroupdriver=cgroupfs', '--storage-driver', 'overlay2', '--dns', '198.51.100.2',
       '--log-level', 'warn', ...extra,
-    ]), 'dockerd.log', { ...process.env, HTTP_PROXY: 'http://127.0.0.1:9', HTTPS_PROXY: 'http://127.0.0.1:9', NO_PROXY: '' });
+    ]), 'dockerd.log', { ...process.env, HTTP_PROXY: 'http://127.0.0.1:9', HTTPS_PROXY: 'http://127.0.0.1:9', NO_PROXY: opts.noProxy ?? '' });
     const daemon = await this.awaitDaemon('docker', proc, socket, 'dockerd.log', 90_000);
     daemon.env = { ...process.env, DOCKER_HOST: `unix://${socket}`, DOCKER_CONFIG: path.join(this.dir, 'docker-config') };
     return daemon;

@@ -13,6 +13,7 @@ import './routes/exec.ts';
 import './routes/images.ts';
 import './routes/networks.ts';
 import './routes/volumes.ts';
+import './routes/registry.ts';
 
 export { API_VERSION, MIN_API_VERSION, LOOM_VERSION, STREAMED };
 export { frame } from './router.ts';

@@ -46,9 +46,9 @@ export class Client {
   }
 
   /** A streaming GET: returns the response as soon as headers arrive. */
-  stream(method: string, path: string): Promise<http.IncomingMessage> {
+  stream(method: string, path: string, headers: Record<string, string> = {}): Promise<http.IncomingMessage> {
     return new Promise((resolve, reject) => {
-      const req = http.request({ socketPath: this.socketPath, method, path: `/v1.50${path}` }, (res) => {
+      const req = http.request({ socketPath: this.socketPath, method, path: `/v1.50${path}`, headers }, (res) => {
         if ((res.statusCode ?? 0) >= 400) {
           rejectWithBody(res, reject);
           return;

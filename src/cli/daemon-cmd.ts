@@ -11,6 +11,7 @@ const specs = [
   f('-b,--bridge-name', 'string'), f('--resolv-conf', 'string'), f('--hosts-file', 'string'), f('--cgroup-parent', 'string'),
   f('--plugins-dir', 'list'),
   f('--cluster-store', 'string'), f('--cluster-advertise', 'string'), f('--cluster-store-opt', 'list'),
+  f('--insecure-registry', 'list'), f('--certs-dir', 'string'),
 ];
 
 export async function daemonCommand(argv: string[], envHost: string): Promise<number> {
@@ -38,6 +39,8 @@ export async function daemonCommand(argv: string[], envHost: string): Promise<nu
     clusterStore: flags['cluster-store'],
     clusterAdvertise: flags['cluster-advertise'],
     clusterStoreOpts: flags['cluster-store-opt'],
+    insecureRegistries: flags['insecure-registry'],
+    certsDir: flags['certs-dir'],
     // legacy plugins: sockets (NAME.sock) and spec files (NAME.spec|json), in Docker's places by default
     pluginDirs: flags['plugins-dir'].length ? flags['plugins-dir'] : DEFAULT_PLUGIN_DIRS,
   });

@@ -5,6 +5,7 @@ import { containerCommands } from './container.ts';
 import { systemCommands } from './system.ts';
 import { containerPrune, imagePrune, systemPrune } from './prune.ts';
 import { networkCommand } from './network.ts';
+import { registryCommands } from './registry.ts';
 import { imageCommands, imageSubcommands } from './image.ts';
 import { volumeCommand, systemDf } from './volume.ts';
 
@@ -51,6 +52,10 @@ Commands:
   history     Show the history of an image
   save        Save one or more images to a tar archive (streamed to STDOUT by default)
   load        Load an image from a tar archive or STDIN
+  pull        Download an image from a registry
+  push        Upload an image to a registry
+  login       Log in to a registry
+  logout      Log out from a registry
   container   Manage containers (ls, rm, prune, ...)
   image       Manage images (ls, inspect, history, tag, rm, prune, save, load, import)
   network     Manage networks
@@ -96,13 +101,14 @@ async function main(argv: string[]): Promise<number> {
     out: (s) => process.stdout.write(s),
     err: (s) => process.stderr.write(s),
   };
-  const table: Record<string, Command> = { ...containerCommands, ...systemCommands, ...imageCommands, network: networkCommand, volume: volumeCommand };
+  const table: Record<string, Command> = { ...containerCommands, ...systemCommands, ...imageCommands, ...registryCommands, network: networkCommand, volume: volumeCommand };
   // `loom container ls`, `loom image ls` and friends, as docker has them
   if (cmd === 'system' && rest[0] === 'prune') return systemPrune(cli, rest.slice(1));
   if (cmd === 'system' && rest[0] === 'reconcile') return (await import('./reconcile.ts')).systemReconcile(cli, rest.slice(1));
   if (cmd === 'system' && rest[0] === 'df') return systemDf(cli, rest.slice(1));
   if ((cmd === 'container' || cmd === 'image') && rest[0] === 'prune') return (cmd === 'container' ? containerPrune : imagePrune)(cli, rest.slice(1));
   if (cmd === 'image' && rest[0] && imageSubcommands[rest[0]]) return imageSubcommands[rest[0]]!(cli, rest.slice(1));
+  if (cmd === 'image' && (rest[0] === 'pull' || rest[0] === 'push')) return registryCommands[rest[0]]!(cli, rest.slice(1));
   if (cmd === 'container' || cmd === 'image') {
     const sub = rest[0];
     const alias: Record<string, string> = { ls: cmd === 'container' ? 'ps' : 'images', list: cmd === 'container' ? 'ps' : 'images', rm: cmd === 'container' ? 'rm' : 'rmi', remove: cmd === 'container' ? 'rm' : 'rmi' };

@@ -8,6 +8,8 @@ import { chainIds, imageUsers, type ImageUser, type DeleteItem } from '../../cor
 import type { ImageRecord } from '../../core/types.ts';
 import { familiar, matchReferenceFilter, parseNormalized, referenceString, withDefaultTag } from '../../images/reference.ts';
 import { loadImages, saveImages, type SaveItem } from '../../images/archive.ts';
+import { pullRoute } from './registry.ts';
+import { TransportError } from '../../images/registry/transport.ts';
 
 /**
  * The `platform` of import, save and load (`os/arch` or, from API 1.48, an OCI platform as JSON): loom
@@ -33,7 +35,8 @@ function usersOf(d: Daemon): (id: string) => ImageUser[] {
   return imageUsers(d.containers.list());
 }
 
-route('POST', '/images/create', async (d, { query, req, res }) => {
+route('POST', '/images/create', async (d, ctx) => {
+  const { query, req, res } = ctx;
   const src = query.get('fromSrc');
   if (!src) {
     const from = query.get('fromImage') ?? '';
@@ -48,12 +51,17 @@ route('POST', '/images/create', async (d, { query, req, res }) => {
       shown = familiar(referenceString(full));
       local = d.images.find(referenceString(full));
     } catch { /* not a reference: not here */ }
-    if (local) {
+    try {
+      return await pullRoute(d, ctx);
+    } catch (e) {
+      // an image that is here, whose registry cannot be reached (an offline machine, an imported image's
+      // docker.io name): up to date, so the docker CLI's create-after-404 retry still works offline
+      if (!local || !(e instanceof TransportError)) throw e;
+      d.log.warn({ image: shown, err: messageOf(e) }, 'pull: registry unreachable, using the local image');
       res.writeHead(200, { 'Content-Type': 'application/json' });
       res.end(`${JSON.stringify({ status: `Status: Image is up to date for ${shown}` })}\n`);
       return STREAMED;
     }
-    throw notFound(`pull access denied for ${from}: loom has no registry access; import a root filesystem with 'loom import' instead`);
   }
   if (src !== '-') throw invalidParameter(`importing from a URL is not supported: ${src}`);
   checkPlatform(query);
