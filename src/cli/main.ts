@@ -5,6 +5,7 @@ import { containerCommands } from './container.ts';
 import { systemCommands } from './system.ts';
 import { containerPrune, imagePrune, systemPrune } from './prune.ts';
 import { networkCommand } from './network.ts';
+import { build } from './build.ts';
 
 export interface Cli {
   client: Client;
@@ -42,6 +43,7 @@ Commands:
   update      Update configuration of one or more containers
   port        List port mappings or a specific mapping for the container
   top         Display the running processes of a container
+  build       Build an image from a Dockerfile (the classic builder)
   import      Import the contents from a tarball to create a filesystem image
   images      List images
   rmi         Remove one or more images
@@ -90,7 +92,7 @@ async function main(argv: string[]): Promise<number> {
     out: (s) => process.stdout.write(s),
     err: (s) => process.stderr.write(s),
   };
-  const table: Record<string, Command> = { ...containerCommands, ...systemCommands, network: networkCommand };
+  const table: Record<string, Command> = { ...containerCommands, ...systemCommands, network: networkCommand, build };
   // `loom container ls`, `loom image ls` and friends, as docker has them
   if (cmd === 'system' && rest[0] === 'prune') return systemPrune(cli, rest.slice(1));
   if ((cmd === 'container' || cmd === 'image') && rest[0] === 'prune') return (cmd === 'container' ? containerPrune : imagePrune)(cli, rest.slice(1));

@@ -288,7 +288,8 @@ export class Containers {
     const config: ContainerConfig = {
       Hostname: hostname,
       Domainname: body.Domainname ?? '',
-      User: body.User ?? '',
+      // an image's USER (a built image's) applies unless the container sets one
+      User: body.User || (img.config as { User?: string }).User || '',
       AttachStdin: !!body.AttachStdin,
       AttachStdout: body.AttachStdout ?? true,
       AttachStderr: body.AttachStderr ?? true,

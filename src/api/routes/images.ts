@@ -28,7 +28,11 @@ route('POST', '/images/create', async (d, { query, req, res }) => {
 
 route('GET', '/images/json', (d, { query }) => {
   const f = filters(query);
-  return d.images.list().map((i) => listImage(i, d.images.tagsOf(i.id)))
+  // a build's intermediate images (untagged parents of other images) show only with all=1, as in Docker
+  const images = d.images.list();
+  const parents = new Set(images.map((i) => (i as { parent?: string }).parent).filter(Boolean));
+  const all = bool(query, 'all');
+  return images.filter((i) => all || !parents.has(i.id) || d.images.tagsOf(i.id).length).map((i) => listImage(i, d.images.tagsOf(i.id)))
     .filter((i) => !f.reference || f.reference.some((r) => i.RepoTags.some((t) => t === r || t.startsWith(`${r}:`))))
     .reverse();
 });
