@@ -121,6 +121,8 @@ export class Daemon {
     // the cluster's networks first: init() then brings their kernel side back with the rest
     await d.cluster?.start();
     await d.networks.init();
+    // images before containers: a legacy data root's images become layered ones, which containers follow
+    await d.images.init();
     // The whole table first (networks only), so exits handled during restore find a consistent ruleset,
     // then again with the port and link elements of the containers that are still running.
     d.firewall.reconcile({ networks: d.networks.firewallState(), ports: [], links: [] });

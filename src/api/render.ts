@@ -198,33 +198,6 @@ export function listContainer(c: ContainerRecord, img: ImageRecord | undefined, 
   };
 }
 
-export function inspectImage(i: ImageRecord, tags: string[]) {
-  return {
-    Id: i.id,
-    RepoTags: tags,
-    RepoDigests: [],
-    Parent: (i as { parent?: string }).parent ?? '',
-    Comment: i.comment,
-    Created: i.created,
-    DockerVersion: '',
-    Author: '',
-    Config: { Hostname: '', Domainname: '', User: '', AttachStdin: false, AttachStdout: false, AttachStderr: false, Tty: false, OpenStdin: false, StdinOnce: false, Image: '', Volumes: null, OnBuild: null, ...i.config },
-    Architecture: 'amd64',
-    Os: 'linux',
-    Size: i.size,
-    GraphDriver: { Data: { MergedDir: i.rootfs }, Name: 'overlay2' },
-    RootFS: { Type: 'layers', Layers: [i.id] },
-    Metadata: { LastTagTime: i.created },
-  };
-}
-
-export function listImage(i: ImageRecord, tags: string[]) {
-  return {
-    Id: i.id, ParentId: '', RepoTags: tags, RepoDigests: [], Created: Math.floor(Date.parse(i.created) / 1000),
-    Size: i.size, SharedSize: -1, Labels: i.config.Labels ?? {}, Containers: -1,
-  };
-}
-
 export function inspectNetwork(n: NetworkRecord, members: ContainerRecord[], verbose = false) {
   const containers: Record<string, { Name: string; EndpointID: string; MacAddress: string; IPv4Address: string; IPv6Address: string }> = {};
   // Go encodes maps with their keys sorted: Containers by id, Options and Labels by key.

@@ -5,6 +5,7 @@ import { containerCommands } from './container.ts';
 import { systemCommands } from './system.ts';
 import { containerPrune, imagePrune, systemPrune } from './prune.ts';
 import { networkCommand } from './network.ts';
+import { imageCommands, imageSubcommands } from './image.ts';
 import { build } from './build.ts';
 
 export interface Cli {
@@ -48,8 +49,11 @@ Commands:
   images      List images
   rmi         Remove one or more images
   tag         Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
+  history     Show the history of an image
+  save        Save one or more images to a tar archive (streamed to STDOUT by default)
+  load        Load an image from a tar archive or STDIN
   container   Manage containers (ls, rm, prune, ...)
-  image       Manage images (ls, rm, prune)
+  image       Manage images (ls, inspect, history, tag, rm, prune, save, load, import)
   network     Manage networks
   system      Manage loom (prune)
   events      Get real time events from the server
@@ -92,10 +96,11 @@ async function main(argv: string[]): Promise<number> {
     out: (s) => process.stdout.write(s),
     err: (s) => process.stderr.write(s),
   };
-  const table: Record<string, Command> = { ...containerCommands, ...systemCommands, network: networkCommand, build };
+  const table: Record<string, Command> = { ...containerCommands, ...systemCommands, ...imageCommands, network: networkCommand, build };
   // `loom container ls`, `loom image ls` and friends, as docker has them
   if (cmd === 'system' && rest[0] === 'prune') return systemPrune(cli, rest.slice(1));
   if ((cmd === 'container' || cmd === 'image') && rest[0] === 'prune') return (cmd === 'container' ? containerPrune : imagePrune)(cli, rest.slice(1));
+  if (cmd === 'image' && rest[0] && imageSubcommands[rest[0]]) return imageSubcommands[rest[0]]!(cli, rest.slice(1));
   if (cmd === 'container' || cmd === 'image') {
     const sub = rest[0];
     const alias: Record<string, string> = { ls: cmd === 'container' ? 'ps' : 'images', list: cmd === 'container' ? 'ps' : 'images', rm: cmd === 'container' ? 'rm' : 'rmi', remove: cmd === 'container' ? 'rm' : 'rmi' };

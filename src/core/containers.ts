@@ -282,30 +282,33 @@ export class Containers {
     const argv = [...(entrypoint ?? []), ...(cmd ?? [])];
     if (argv.length === 0) throw invalidParameter('No command specified');
 
-    const env = mergeEnv(img.config.Env, body.Env ?? []);
+    const env = mergeEnv(img.config.Env ?? [], body.Env ?? []);
+    // the image's config under the request's, as Docker merges them (daemon/create.go)
+    const exposed = { ...(img.config.ExposedPorts ?? {}), ...(body.ExposedPorts ?? {}) };
+    const volumes = { ...(img.config.Volumes ?? {}), ...((body as { Volumes?: Record<string, object> }).Volumes ?? {}) };
+    const stopSignal = body.StopSignal || img.config.StopSignal;
     const stateDir = path.join(this.opts.dataRoot, 'containers', id);
     const hostname = body.Hostname || (mode === 'host' ? os.hostname() : id.slice(0, 12));
     const config: ContainerConfig = {
       Hostname: hostname,
       Domainname: body.Domainname ?? '',
-      // an image's USER (a built image's) applies unless the container sets one
-      User: body.User || (img.config as { User?: string }).User || '',
+      User: body.User || img.config.User || '',
       AttachStdin: !!body.AttachStdin,
       AttachStdout: body.AttachStdout ?? true,
       AttachStderr: body.AttachStderr ?? true,
-      ...(body.ExposedPorts && Object.keys(body.ExposedPorts).length ? { ExposedPorts: body.ExposedPorts } : {}),
+      ...(Object.keys(exposed).length ? { ExposedPorts: exposed } : {}),
       Tty: !!body.Tty,
       OpenStdin: !!body.OpenStdin,
       StdinOnce: !!body.StdinOnce,
       Env: env,
       Cmd: cmd,
       Image: body.Image,
-      Volumes: null,
+      Volumes: Object.keys(volumes).length ? volumes : null,
       WorkingDir: body.WorkingDir || img.config.WorkingDir || '',
       Entrypoint: entrypoint,
       OnBuild: null,
-      Labels: body.Labels ?? {},
-      ...(body.StopSignal ? { StopSignal: body.StopSignal } : {}),
+      Labels: { ...(img.config.Labels ?? {}), ...(body.Labels ?? {}) },
+      ...(stopSignal ? { StopSignal: stopSignal } : {}),
       ...(body.StopTimeout !== undefined && body.StopTimeout !== null ? { StopTimeout: body.StopTimeout } : {}),
     };
     const restart = hc.RestartPolicy ?? { Name: 'no', MaximumRetryCount: 0 };
@@ -430,11 +433,10 @@ export class Containers {
           await this.startDns(c);
         }
       }
-      const img = this.store.get<{ rootfs: string }>('images', c.imageId);
-      if (!img) throw conflict(`image ${c.imageId} of container ${c.name} no longer exists`);
+      if (!this.images.find(c.imageId)) throw conflict(`image ${c.imageId} of container ${c.name} no longer exists`);
       const { pid, startedAt } = await this.runc.start({
         id: c.id,
-        rootfsLower: img.rootfs,
+        rootfsLower: this.images.lowerDirs(c.imageId),
         stateDir: c.stateDir,
         args: [c.path, ...c.args],
         env: ensurePath(mergeEnv(linkEnvs, c.config.Env)),

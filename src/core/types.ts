@@ -84,7 +84,7 @@ export interface ContainerConfig {
   Env: string[];
   Cmd: string[] | null;
   Image: string;
-  Volumes: null;
+  Volumes: Record<string, object> | null;
   WorkingDir: string;
   Entrypoint: string[] | null;
   OnBuild: null;
@@ -144,12 +144,35 @@ export interface ContainerRecord {
   stateDir: string;
 }
 
+/** Docker's container config as an image carries it (`config` of the image config JSON). */
+export interface ImageRunConfig {
+  Env: string[] | null;
+  Cmd: string[] | null;
+  Entrypoint: string[] | null;
+  WorkingDir: string;
+  Labels: Record<string, string> | null;
+  User?: string;
+  ExposedPorts?: Record<string, object> | null;
+  Volumes?: Record<string, object> | null;
+  StopSignal?: string;
+  OnBuild?: string[] | null;
+  [k: string]: unknown;
+}
+
+/** An image: its config JSON (the id is sha256 of those bytes) and its layers by diff ID, bottom first. */
 export interface ImageRecord {
   id: string; // sha256:<hex>
-  name: string; // first repo:tag, for the store's name column
+  name: string; // first reference, for the store's name column
   created: string;
-  size: number;
-  rootfs: string;
+  size: number; // sum of the layers' unpacked sizes
   comment: string;
-  config: { Env: string[]; Cmd: string[] | null; Entrypoint: string[] | null; WorkingDir: string; Labels: Record<string, string> | null };
+  config: ImageRunConfig;
+  layers: string[];
+  configJson: string;
+  parent: string; // '' or the local parent image (builds, commits)
+  lastTagTime?: string;
+  /** removed with -f while a stopped container still used it: hidden, kept until no container uses it */
+  deleted?: boolean;
+  /** before layers (legacy data roots): the unpacked root filesystem; migrated at daemon start */
+  rootfs?: string;
 }

@@ -25,7 +25,7 @@ export function sniffCompression(head: Uint8Array): Compression {
 }
 
 /** Takes the first `n` bytes of a stream (fewer if it is shorter) and gives back a stream of all of it. */
-async function peek(src: Readable, n: number): Promise<{ head: Buffer; stream: Readable }> {
+export async function peek(src: Readable, n: number): Promise<{ head: Buffer; stream: Readable }> {
   const chunks: Buffer[] = [];
   let have = 0;
   let ended = false;
@@ -71,7 +71,7 @@ async function peek(src: Readable, n: number): Promise<{ head: Buffer; stream: R
 }
 
 /** A decompressor stream; external tools for the formats zlib lacks (their failure surfaces as an error). */
-function decompressor(kind: Compression, procs: ChildProcess[]): Duplex {
+export function decompressor(kind: Compression, procs: ChildProcess[]): Duplex {
   switch (kind) {
     case 'none':
       return new PassThrough();
@@ -98,7 +98,7 @@ function decompressor(kind: Compression, procs: ChildProcess[]): Duplex {
 }
 
 /** Counts and hashes what goes through. */
-class Digest extends Transform {
+export class Digest extends Transform {
   readonly hash = createHash('sha256');
   bytes = 0;
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
@@ -133,7 +133,7 @@ export async function treeSize(root: string): Promise<number> {
 }
 
 /** tar's complaints that do not fail an import: device nodes it may not create (unprivileged, nodev). */
-function fatalTarErrors(stderr: string): string[] {
+export function fatalTarErrors(stderr: string): string[] {
   return stderr.split('\n').map((l) => l.trim()).filter((l) => l
     && !/Cannot mknod: Operation not permitted/.test(l)
     && !/Exiting with failure status due to previous errors/.test(l)

@@ -208,7 +208,7 @@ export class Runc {
 
     const t0 = performance.now();
     const rootfs = file(F.rootfs);
-    mountOverlay(path.resolve(spec.rootfsLower), file(F.upper), file(F.work), rootfs);
+    mountOverlay([spec.rootfsLower].flat().map((l) => path.resolve(l)), file(F.upper), file(F.work), rootfs);
     let stdinMode: 'none' | 'keep' | 'once' = 'none';
     const outSize = sizeOf(file(F.stdout)), errSize = sizeOf(file(F.stderr));
     try {

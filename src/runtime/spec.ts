@@ -6,7 +6,7 @@ import path from 'node:path';
 
 export interface ContainerSpec {
   id: string; // 64 hex chars
-  rootfsLower: string; // image rootfs dir (read-only lower layer)
+  rootfsLower: string | string[]; // the image's layer dirs, top first (read-only lower layers)
   stateDir: string; // persistent per-container dir: overlay upper/work, logs, exit status live here
   args: string[];
   env: string[];

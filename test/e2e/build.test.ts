@@ -77,6 +77,11 @@ test('bin/loom build: a multi-step Dockerfile, Docker\'s output, the image runs'
   assert.match(out, /Step 7\/11 : RUN echo "version=\$VERSION" > version.txt && echo built \$VERSION\n ---> Running in ([0-9a-f]{12})\nbuilt 2\nRemoving intermediate container \1\n ---> [0-9a-f]{12}\n/);
   assert.match(out, /Successfully built ([0-9a-f]{12})\nSuccessfully tagged app:1\nSuccessfully tagged app:latest$/);
   assert.equal(await containerCount(), before, 'intermediate containers removed');
+  assert.deepEqual(mountsUnder(path.join(sb.dir, 'data', 'tmp')), [], 'no image view left mounted');
+  assert.deepEqual(fs.readdirSync(path.join(sb.dir, 'data', 'tmp')), [], 'no context left');
+  const hist = await ok(sb.loom('history', '--no-trunc', '--format', '{{.CreatedBy}}', 'app:1'));
+  assert.match(hist, /^\/bin\/sh -c #\(nop\)  CMD \["sh" "bin\/app.sh"\]\n/);
+  assert.match(hist, /\|1 VERSION=2 \/bin\/sh -c echo "version=\$VERSION"/);
   const run = await ok(sb.loom('run', '--rm', 'app:1'));
   assert.equal(run, 'hello world from version=2 as 65534\na=1');
   const cfg = JSON.parse(await ok(sb.loom('image', 'inspect', 'app:1'))) as any[];

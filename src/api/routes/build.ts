@@ -75,7 +75,10 @@ route('POST', '/build', async (d, { query, req, res }) => {
   const tmp = path.join(d.opts.dataRoot, 'tmp', `build-${randomBytes(8).toString('hex')}`);
   const contextDir = path.join(tmp, 'context');
   fs.mkdirSync(tmp, { recursive: true });
-  const cleanup = () => fs.rmSync(tmp, { recursive: true, force: true });
+  const cleanup = () => {
+    backend.close();
+    fs.rmSync(tmp, { recursive: true, force: true });
+  };
   try {
     try {
       await unpackImage(req, contextDir);

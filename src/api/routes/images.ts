@@ -1,69 +1,190 @@
-// Images: import/pull, list, inspect, tag, prune, delete.
+// Images: import, list, inspect, history, tag, delete, prune, save (get), load.
 import { route, STREAMED, bool, filters, noContent } from '../router.ts';
-import { invalidParameter, notFound } from '../../util/errors.ts';
-import { inspectImage, listImage } from '../render.ts';
+import { invalidParameter, notFound, LoomError, messageOf } from '../../util/errors.ts';
+import { inspectImage, listImage } from '../imagejson.ts';
 import { pruneFilter } from '../../core/networks.ts';
+import type { Daemon } from '../../daemon.ts';
+import type { ImageUser, DeleteItem } from '../../core/images.ts';
+import type { ImageRecord } from '../../core/types.ts';
+import { familiar, matchReferenceFilter, parseNormalized, referenceString, withDefaultTag } from '../../images/reference.ts';
+import { loadImages, saveImages, type SaveItem } from '../../images/archive.ts';
+
+/** Containers using an image, for delete's conflict checks. */
+function usersOf(d: Daemon): (id: string) => ImageUser[] {
+  const all = d.containers.list();
+  return (id) => all.filter((c) => c.imageId === id).map((c) => ({ id: c.id, running: !!c.state.Running || !!c.state.Restarting }));
+}
+
 route('POST', '/images/create', async (d, { query, req, res }) => {
   const src = query.get('fromSrc');
   if (!src) {
     const from = query.get('fromImage') ?? '';
-    const tag = query.get('tag') || 'latest';
+    const tag = query.get('tag') || '';
     // A "pull" of an image that is here already succeeds as Docker's does when it is up to date: the docker
     // CLI pulls after any 404 from create (an unknown network, say) and then retries the create.
-    const local = d.images.find(`${from.replace(/^docker\.io\/(library\/)?/, '')}:${tag}`);
+    let local: ImageRecord | undefined;
+    let shown = from;
+    try {
+      const r = parseNormalized(from);
+      const full = withDefaultTag(tag && !r.tag && !r.digest ? (/^sha256:/.test(tag) ? { ...r, digest: tag } : { ...r, tag }) : r);
+      shown = familiar(referenceString(full));
+      local = d.images.find(referenceString(full));
+    } catch { /* not a reference: not here */ }
     if (local) {
       res.writeHead(200, { 'Content-Type': 'application/json' });
-      res.end(`${JSON.stringify({ status: `Pulling from library/${from}`, id: tag })}\n${JSON.stringify({ status: `Status: Image is up to date for ${from}:${tag}` })}\n`);
+      res.end(`${JSON.stringify({ status: `Status: Image is up to date for ${shown}` })}\n`);
       return STREAMED;
     }
     throw notFound(`pull access denied for ${from}: loom has no registry access; import a root filesystem with 'loom import' instead`);
   }
   if (src !== '-') throw invalidParameter(`importing from a URL is not supported: ${src}`);
-  const img = await d.images.import(req, { repo: query.get('repo') ?? undefined, tag: query.get('tag') ?? undefined, changes: query.getAll('changes'), message: query.get('message') ?? undefined });
+  const img = await d.images.import(req, { repo: query.get('repo') || undefined, tag: query.get('tag') || undefined, changes: query.getAll('changes'), message: query.get('message') ?? undefined });
   d.events.publish('image', 'import', img.id, { name: img.name });
   res.writeHead(200, { 'Content-Type': 'application/json' });
   res.end(JSON.stringify({ status: img.id }) + '\n');
   return STREAMED;
 });
 
+const LIST_FILTERS = ['dangling', 'reference', 'before', 'since', 'label', 'until'];
+
 route('GET', '/images/json', (d, { query }) => {
   const f = filters(query);
-  // a build's intermediate images (untagged parents of other images) show only with all=1, as in Docker
-  const images = d.images.list();
-  const parents = new Set(images.map((i) => (i as { parent?: string }).parent).filter(Boolean));
+  for (const k of Object.keys(f)) if (!LIST_FILTERS.includes(k)) throw invalidParameter(`invalid filter '${k}'`);
   const all = bool(query, 'all');
-  return images.filter((i) => all || !parents.has(i.id) || d.images.tagsOf(i.id).length).map((i) => listImage(i, d.images.tagsOf(i.id)))
-    .filter((i) => !f.reference || f.reference.some((r) => i.RepoTags.some((t) => t === r || t.startsWith(`${r}:`))))
-    .reverse();
+  let dangling: boolean | undefined;
+  for (const v of f.dangling ?? []) {
+    if (!['true', 'false', '1', '0'].includes(v)) throw invalidParameter(`invalid filter 'dangling=${v}'`);
+    dangling = v === 'true' || v === '1';
+  }
+  const createdOf = (ref: string) => Date.parse(d.images.get(ref).created);
+  const before = f.before?.length ? Math.min(...f.before.map(createdOf)) : undefined;
+  const since = f.since?.length ? Math.max(...f.since.map(createdOf)) : undefined;
+  const keepLabels = f.label?.length ? pruneFilter({ label: f.label }) : undefined;
+  const out = [];
+  for (const img of d.images.list()) {
+    const created = Date.parse(img.created);
+    if (before !== undefined && created >= before) continue;
+    if (since !== undefined && created <= since) continue;
+    if (keepLabels && !keepLabels({ created: img.created, labels: img.config.Labels ?? {} })) continue;
+    let refs = d.images.store.refsOf(img.id);
+    const hadRefs = refs.length > 0;
+    if (f.reference?.length) refs = refs.filter((r) => f.reference!.some((p) => matchReferenceFilter(p, r)));
+    let tags = refs.filter((r) => !r.includes('@')).map(familiar);
+    let digests = refs.filter((r) => r.includes('@')).map(familiar);
+    if (!tags.length && !digests.length) {
+      if (f.reference?.length) continue;
+      if (hadRefs) continue;
+      if (!all && d.images.children(img.id).length) continue; // intermediate images
+      if (dangling === false) continue;
+      tags = ['<none>:<none>'];
+      digests = ['<none>@<none>'];
+    } else if (dangling === true && tags.length) continue;
+    if (dangling === true && !tags.length && hadRefs) continue;
+    out.push(listImage(d.images, img, tags, digests));
+  }
+  return out.sort((a, b) => b.Created - a.Created);
 });
 
-route('GET', '/images/{name*}/json', (d, { params }) => {
-  const i = d.images.get(params.name!);
-  return inspectImage(i, d.images.tagsOf(i.id));
+route('GET', '/images/get', async (d, { query, res }) => {
+  const names = query.getAll('names').flatMap((n) => n.split(',')).filter(Boolean);
+  return save(d, names, res);
 });
+
+route('GET', '/images/{name*}/get', async (d, { params, res }) => save(d, [params.name!], res));
+
+async function save(d: Daemon, names: string[], res: import('node:http').ServerResponse): Promise<typeof STREAMED> {
+  if (!names.length) throw invalidParameter('no image names given');
+  const items = new Map<string, SaveItem>();
+  const add = (img: ImageRecord, ref?: string) => {
+    const item = items.get(img.id) ?? { image: img, refs: [] };
+    items.set(img.id, item);
+    if (ref && !item.refs.includes(ref)) item.refs.push(ref);
+  };
+  for (const n of names) {
+    let r;
+    try {
+      r = parseNormalized(n);
+    } catch { /* an ID */ }
+    if (r && r.tag === undefined && !r.digest && !d.images.find(n)?.id.slice(7).startsWith(n)) {
+      // a repository without tag: every tagged image of it (as Docker's save)
+      const name = `${r.domain}/${r.path}:`;
+      const refs = d.store.tags().filter((t) => t.ref.startsWith(name) && !t.ref.includes('@'));
+      if (!refs.length) throw notFound(`No such image: ${familiar(referenceString(withDefaultTag(r)))}`);
+      for (const t of refs) add(d.images.get(t.image_id), t.ref);
+      continue;
+    }
+    const img = d.images.get(n);
+    const stored = r ? referenceString(withDefaultTag(r)) : undefined;
+    add(img, stored && d.images.store.refsOf(img.id).includes(stored) && !stored.includes('@') ? stored : undefined);
+  }
+  res.writeHead(200, { 'Content-Type': 'application/x-tar' });
+  try {
+    await saveImages(d.images.store, [...items.values()], res);
+  } catch (e) {
+    d.log.error({ err: messageOf(e) }, 'image save failed');
+    res.destroy();
+    return STREAMED;
+  }
+  res.end();
+  for (const id of items.keys()) d.events.publish('image', 'save', id, { name: id });
+  return STREAMED;
+}
+
+route('POST', '/images/load', async (d, { query, req, res }) => {
+  const quiet = bool(query, 'quiet');
+  res.writeHead(200, { 'Content-Type': 'application/json' });
+  const send = (o: unknown) => res.write(`${JSON.stringify(o)}\n`);
+  try {
+    const ids = await loadImages(d.images.store, req, { message: (line) => send({ stream: `${line}\n` }) }, (t) => d.images.find(t)?.id);
+    for (const id of ids) d.events.publish('image', 'load', id, { name: id });
+  } catch (e) {
+    // headers went out already: the error travels in the stream, as dockerd sends it
+    send({ errorDetail: { message: messageOf(e) }, error: messageOf(e) });
+  }
+  void quiet;
+  res.end();
+  return STREAMED;
+});
+
+route('GET', '/images/{name*}/json', (d, { params }) => inspectImage(d.images, d.images.get(params.name!)));
+
+route('GET', '/images/{name*}/history', (d, { params }) => d.images.history(d.images.get(params.name!)));
 
 route('POST', '/images/{name*}/tag', (d, { params, query, res }) => {
   const i = d.images.get(params.name!);
   const repo = query.get('repo');
   if (!repo) throw invalidParameter('repository name must have at least one component');
-  d.images.tag(i.id, `${repo}:${query.get('tag') || 'latest'}`);
+  const shown = d.images.tag(i.id, repo, query.get('tag') || undefined);
+  d.events.publish('image', 'tag', i.id, { name: shown });
   noContent(res, 201);
   return STREAMED;
 });
 
-/** `image prune`: dangling images (no tag) by default, with dangling=false every image no container uses. */
+/** `image prune`: dangling images by default, with dangling=false every image no container uses. */
 route('POST', '/images/prune', (d, { query }) => {
   const { dangling, ...rest } = filters(query);
   const danglingOnly = !(dangling ?? []).some((v) => v === 'false' || v === '0');
   const keep = pruneFilter(rest);
-  const deleted: { Untagged?: string; Deleted?: string }[] = [];
+  const deleted: DeleteItem[] = [];
   let reclaimed = 0;
+  const users = usersOf(d);
   for (const img of d.images.list()) {
-    if (danglingOnly && d.images.tagsOf(img.id).length) continue;
-    if (d.containers.usesImage(img.id) || !keep({ created: img.created, labels: img.config.Labels ?? {} })) continue;
-    deleted.push(...d.images.remove(img.id, () => undefined, true));
-    reclaimed += img.size;
+    if (!d.images.store.image(img.id) || d.images.store.image(img.id)!.deleted) continue; // gone as a parent
+    const refs = d.images.store.refsOf(img.id);
+    if (danglingOnly && refs.some((r) => !r.includes('@'))) continue;
+    if (danglingOnly && d.images.children(img.id).length) continue;
+    if (users(img.id).length || !keep({ created: img.created, labels: img.config.Labels ?? {} })) continue;
+    try {
+      const out: DeleteItem[] = [];
+      if (refs.length && !danglingOnly) for (const r of refs) out.push(...d.images.remove(r, users, false, true));
+      else out.push(...d.images.remove(img.id, users, false, true));
+      deleted.push(...out);
+      for (const o of out) if (o.Deleted) reclaimed += img.size;
+    } catch (e) {
+      if (!(e instanceof LoomError) || e.status !== 409) throw e;
+    }
   }
+  for (const o of deleted) if (o.Deleted) d.events.publish('image', 'delete', o.Deleted, { name: o.Deleted });
   return { ImagesDeleted: deleted.length ? deleted : null, SpaceReclaimed: reclaimed };
 });
 
@@ -71,5 +192,12 @@ route('POST', '/images/prune', (d, { query }) => {
 route('POST', '/build/prune', () => ({ CachesDeleted: null, SpaceReclaimed: 0 }));
 
 route('DELETE', '/images/{name*}', (d, { params, query }) => {
-  return d.images.remove(params.name!, (id) => d.containers.usesImage(id), bool(query, 'force'));
+  const users = usersOf(d);
+  d.images.collectDeleted(users);
+  const out = d.images.remove(params.name!, users, bool(query, 'force'), !bool(query, 'noprune'));
+  for (const o of out) {
+    if (o.Untagged) d.events.publish('image', 'untag', o.Untagged, { name: o.Untagged });
+    if (o.Deleted) d.events.publish('image', 'delete', o.Deleted, { name: o.Deleted });
+  }
+  return out;
 });

@@ -1,26 +1,23 @@
 // The builder's backend in the daemon: images from the image store, RUN in a real container made by the
 // container controller (runc, overlay, the default bridge or the build's network), its overlay upper
-// directory packed as the step's layer, and new images committed as a root filesystem directory each.
-// The image store keeps one unpacked root filesystem per image; a committed image starts as a hard-link
-// copy of its parent's tree (cheap, and the layer is applied by replacing files, never writing through a
-// shared inode), then gets the layer applied. When the store keeps layers, commit() becomes "add the
-// layer, write the config" and nothing else here changes.
+// directory packed as the step's layer, and new images committed to the layer store as Docker's image
+// config JSON (parent's diff IDs + the new layer, history appended). An image's files are read (COPY
+// --from, --chown lookups, WORKDIR) through a read-only view: its layers overlaid at a temporary mount
+// point, unmounted when the build ends.
 import fs from 'node:fs';
 import path from 'node:path';
-import { createHash, randomBytes } from 'node:crypto';
-import { spawn } from 'node:child_process';
-import type { Readable } from 'node:stream';
+import { randomBytes } from 'node:crypto';
 import type { Daemon } from '../../daemon.ts';
 import type { ImageRecord } from '../../core/types.ts';
-import { normalizeRef } from '../../core/images.ts';
+import { DOCKER_VERSION } from '../../core/images.ts';
+import { normalize, familiarString, parseNormalized, withDefaultTag } from '../reference.ts';
 import { nowIso } from '../../core/names.ts';
-import { treeSize } from '../../runtime/images.ts';
 import { readTail } from '../../runtime/logclock.ts';
-import { applyLayer, packTree } from '../archive/layer.ts';
+import { mountOverlay, unmount } from '../../runtime/mounts.ts';
+import { packTree } from '../archive/layer.ts';
 import { invalidParameter, messageOf } from '../../util/errors.ts';
+import type { ImageConfigJson } from '../store.ts';
 import { emptyConfig, type BuildBackend, type BuildImage, type CommitRequest, type ImageConfig, type RunResult, type RunSpec } from './types.ts';
-
-const REF_RE = /^[a-z0-9]+(?:(?:[._]|__|[-]*)[a-z0-9]+)*(?::[0-9]+)?(?:\/[a-z0-9]+(?:(?:[._]|__|[-]*)[a-z0-9]+)*)*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?$/;
 
 /** Files and directories runc creates as mount points in a container's upper directory: not the RUN's doing. */
 const MOUNT_POINTS = new Set(['etc/hosts', 'etc/resolv.conf', 'etc/hostname', 'dev', 'proc', 'sys', 'dev/pts', 'dev/shm', 'dev/mqueue']);
@@ -40,48 +37,83 @@ export function fullConfig(c: Partial<ImageConfig> | undefined): ImageConfig {
   return { ...emptyConfig(), ...(c ?? {}), Env: c?.Env ?? [] } as ImageConfig;
 }
 
-function cpLinked(from: string, to: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const p = spawn('cp', ['-al', `${from}/.`, to], { stdio: ['ignore', 'ignore', 'pipe'] });
-    let err = '';
-    p.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    p.on('error', reject);
-    p.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`copying the parent image: ${err.trim()}`))));
-  });
-}
-
 export class DaemonBuildBackend implements BuildBackend {
   private readonly d: Daemon;
-  private readonly dir: string;
   private readonly cacheFile: string;
+  private readonly viewRoot: string;
+  private readonly views = new Map<string, string>();
 
   constructor(d: Daemon) {
     this.d = d;
-    this.dir = path.join(d.opts.dataRoot, 'images');
     this.cacheFile = path.join(d.opts.dataRoot, 'build-cache.json');
+    this.viewRoot = path.join(d.opts.dataRoot, 'tmp', `build-views-${randomBytes(6).toString('hex')}`);
+  }
+
+  /** A read-only look at an image's files: its layers overlaid once per build (upper stays empty). */
+  private view(id: string): string {
+    const have = this.views.get(id);
+    if (have) return have;
+    const dir = path.join(this.viewRoot, id.slice(7, 19));
+    const lowers = this.d.images.lowerDirs(id);
+    if (lowers.length === 0) {
+      fs.mkdirSync(path.join(dir, 'empty'), { recursive: true });
+      this.views.set(id, path.join(dir, 'empty'));
+      return path.join(dir, 'empty');
+    }
+    mountOverlay(lowers, path.join(dir, 'upper'), path.join(dir, 'work'), path.join(dir, 'merged'));
+    this.views.set(id, path.join(dir, 'merged'));
+    return path.join(dir, 'merged');
+  }
+
+  /** Unmounts the views; the build is over. */
+  close(): void {
+    for (const v of this.views.values()) {
+      try {
+        if (v.endsWith('merged')) unmount(v);
+      } catch (e) {
+        this.d.log.warn({ err: messageOf(e), path: v }, 'build view unmount');
+      }
+    }
+    this.views.clear();
+    fs.rmSync(this.viewRoot, { recursive: true, force: true });
   }
 
   private toBuild(rec: ImageRecord): BuildImage {
-    return { id: rec.id, config: fullConfig(rec.config as Partial<ImageConfig>), rootfs: rec.rootfs };
+    const self = this;
+    return {
+      id: rec.id,
+      config: fullConfig(rec.config as Partial<ImageConfig>),
+      get rootfs() {
+        return self.view(rec.id);
+      },
+    };
   }
 
   findImage(ref: string): BuildImage | undefined {
-    const rec = this.d.images.find(ref.replace(/^docker\.io\/(library\/)?/, ''));
+    const rec = this.d.images.find(ref);
     return rec ? this.toBuild(rec) : undefined;
   }
 
   checkTag(ref: string): string {
-    const r = normalizeRef(ref);
-    if (!REF_RE.test(r)) throw invalidParameter(`invalid reference format: repository name (${ref}) must be lowercase`);
-    return r;
+    try {
+      const r = withDefaultTag(parseNormalized(ref));
+      if (r.digest) throw new Error('digest');
+      normalize(ref);
+      return familiarString(r);
+    } catch {
+      throw invalidParameter(`invalid reference format: ${ref}`);
+    }
   }
 
   tag(id: string, ref: string): void {
-    this.d.images.tag(id, ref);
-    this.d.events.publish('image', 'tag', id, { name: ref });
+    const i = ref.lastIndexOf(':');
+    const slash = ref.lastIndexOf('/');
+    const name = this.d.images.tag(id, i > slash ? ref.slice(0, i) : ref, i > slash ? ref.slice(i + 1) : undefined);
+    this.d.events.publish('image', 'tag', id, { name });
   }
 
   async run(image: BuildImage, spec: RunSpec, out: (chunk: Buffer) => void, created?: (id: string) => void): Promise<RunResult> {
+    if (this.d.images.lowerDirs(image.id).length === 0) throw new Error(`cannot run ${spec.cmd.join(' ')}: the image has no files (FROM scratch)`);
     const c = this.d.containers.create({
       Image: image.id,
       Entrypoint: [],
@@ -129,33 +161,30 @@ export class DaemonBuildBackend implements BuildBackend {
 
   async commit(req: CommitRequest): Promise<BuildImage> {
     const created = nowIso();
-    const tmp = path.join(this.dir, `.build-${randomBytes(8).toString('hex')}`);
-    const rootfs = path.join(tmp, 'rootfs');
-    try {
-      fs.mkdirSync(rootfs, { recursive: true, mode: 0o755 });
-      if (req.parent?.rootfs) await cpLinked(req.parent.rootfs, rootfs);
-      let diffId = '';
-      if (req.layer) diffId = (await applyLayer(req.layer, rootfs)).diffId;
-      const doc = { parent: req.parent?.id ?? '', created, config: req.config, diffId, createdBy: req.createdBy, nonce: randomBytes(8).toString('hex') };
-      const hex = createHash('sha256').update(JSON.stringify(doc)).digest('hex');
-      const final = path.join(this.dir, hex);
-      fs.renameSync(tmp, final);
-      const rec: ImageRecord & { parent: string; createdBy: string; author: string } = {
-        id: `sha256:${hex}`, name: `sha256:${hex}`, created, size: await treeSize(path.join(final, 'rootfs')),
-        rootfs: path.join(final, 'rootfs'), comment: req.comment ?? '', config: req.config as unknown as ImageRecord['config'],
-        parent: req.parent?.id ?? '', createdBy: req.createdBy, author: req.author ?? '',
-      };
-      try {
-        this.d.store.put('images', rec);
-      } catch (e) {
-        fs.rmSync(final, { recursive: true, force: true });
-        throw e;
-      }
-      return this.toBuild(rec);
-    } catch (e) {
-      fs.rmSync(tmp, { recursive: true, force: true });
-      throw e;
-    }
+    const store = this.d.images.store;
+    const parentCfg: ImageConfigJson = req.parent ? JSON.parse(store.configBytes(req.parent.id).toString('utf8')) as ImageConfigJson : {};
+    const diffIds = [...(parentCfg.rootfs?.diff_ids ?? [])];
+    if (req.layer) diffIds.push((await store.ingestLayer(req.layer)).diffId);
+    const history = [...(parentCfg.history ?? []), {
+      created, created_by: req.createdBy,
+      ...(req.comment ? { comment: req.comment } : {}),
+      ...(req.author ? { author: req.author } : {}),
+      ...(req.layer ? {} : { empty_layer: true }),
+    }];
+    const cfg: ImageConfigJson = {
+      architecture: 'amd64',
+      ...(req.author ? { author: req.author } : {}),
+      ...(req.comment ? { comment: req.comment } : {}),
+      config: req.config as unknown as ImageConfigJson['config'],
+      container_config: { ...req.config, Cmd: ['/bin/sh', '-c', req.createdBy.startsWith('/bin/sh -c ') ? req.createdBy.slice(11) : req.createdBy] },
+      created,
+      docker_version: DOCKER_VERSION,
+      history,
+      os: 'linux',
+      rootfs: { type: 'layers', diff_ids: diffIds },
+    };
+    const rec = store.putImage(JSON.stringify(cfg), diffIds.map((diffId) => ({ diffId })), [], { parent: req.parent?.id ?? '' });
+    return this.toBuild(rec);
   }
 
   private readCache(): Record<string, string> {
@@ -183,10 +212,4 @@ export class DaemonBuildBackend implements BuildBackend {
     fs.renameSync(tmp, this.cacheFile);
   }
 
-  /** Build cache size for `system df`/prune: none is kept apart from images. */
-  prune(): void {
-    fs.rmSync(this.cacheFile, { force: true });
-  }
 }
-
-export type { Readable };

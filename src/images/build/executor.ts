@@ -340,17 +340,17 @@ export class Builder {
         st.config.Cmd = node.json ? [...node.args] : [...st.shell, node.args[0] ?? ''];
         if (!node.json) st.config.ArgsEscaped = true;
         st.cmdSet = true;
-        return this.metaCommit(st, `CMD ${JSON.stringify(st.config.Cmd)}`);
+        return this.metaCommit(st, `CMD ${goQuoted(st.config.Cmd)}`);
       }
       case 'entrypoint': {
         st.config.Entrypoint = node.json ? [...node.args] : node.args.length ? [...st.shell, node.args[0]!] : null;
         if (!st.cmdSet) st.config.Cmd = null; // an inherited CMD goes with a new ENTRYPOINT
-        return this.metaCommit(st, `ENTRYPOINT ${JSON.stringify(st.config.Entrypoint)}`);
+        return this.metaCommit(st, `ENTRYPOINT ${goQuoted(st.config.Entrypoint ?? [])}`);
       }
       case 'shell':
         st.shell = [...node.args];
         st.config.Shell = [...node.args];
-        return this.metaCommit(st, `SHELL ${JSON.stringify(node.args)}`);
+        return this.metaCommit(st, `SHELL ${goQuoted(node.args)}`);
       case 'healthcheck':
         st.config.Healthcheck = this.healthcheck(ins);
         return this.metaCommit(st, `HEALTHCHECK &{${JSON.stringify(st.config.Healthcheck)}}`);
@@ -537,6 +537,11 @@ export class Builder {
       fs.rmSync(staging, { recursive: true, force: true });
     }
   }
+}
+
+/** Go's %q of a []string, as the classic builder writes CMD and ENTRYPOINT into the history. */
+function goQuoted(list: string[]): string {
+  return `[${list.map((x) => JSON.stringify(x)).join(' ')}]`;
 }
 
 /** A directory the parent image has already (its header stays out of a COPY layer: it keeps its metadata). */
