@@ -13,6 +13,7 @@ import './routes/exec.ts';
 import './routes/images.ts';
 import './routes/networks.ts';
 import './routes/build.ts';
+import './routes/archive.ts';
 
 export { API_VERSION, MIN_API_VERSION, LOOM_VERSION, STREAMED };
 export { frame } from './router.ts';

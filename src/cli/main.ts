@@ -7,6 +7,7 @@ import { containerPrune, imagePrune, systemPrune } from './prune.ts';
 import { networkCommand } from './network.ts';
 import { imageCommands, imageSubcommands } from './image.ts';
 import { build } from './build.ts';
+import { commit, cp, diff, exportCmd } from './cp.ts';
 
 export interface Cli {
   client: Client;
@@ -45,6 +46,10 @@ Commands:
   port        List port mappings or a specific mapping for the container
   top         Display the running processes of a container
   build       Build an image from a Dockerfile (the classic builder)
+  cp          Copy files/folders between a container and the local filesystem
+  export      Export a container's filesystem as a tar archive
+  diff        Inspect changes to files or directories on a container's filesystem
+  commit      Create a new image from a container's changes
   import      Import the contents from a tarball to create a filesystem image
   images      List images
   rmi         Remove one or more images
@@ -96,7 +101,7 @@ async function main(argv: string[]): Promise<number> {
     out: (s) => process.stdout.write(s),
     err: (s) => process.stderr.write(s),
   };
-  const table: Record<string, Command> = { ...containerCommands, ...systemCommands, ...imageCommands, network: networkCommand, build };
+  const table: Record<string, Command> = { ...containerCommands, ...systemCommands, ...imageCommands, network: networkCommand, build, cp, export: exportCmd, diff, commit };
   // `loom container ls`, `loom image ls` and friends, as docker has them
   if (cmd === 'system' && rest[0] === 'prune') return systemPrune(cli, rest.slice(1));
   if ((cmd === 'container' || cmd === 'image') && rest[0] === 'prune') return (cmd === 'container' ? containerPrune : imagePrune)(cli, rest.slice(1));

@@ -10,6 +10,7 @@ import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import tarStream from 'tar-stream';
 import koffi from 'koffi';
+import { resolveInScope } from './scope.ts';
 
 const libc = koffi.load('libc.so.6');
 const c_lgetxattr = libc.func('long lgetxattr(const char *path, const char *name, _Out_ uint8_t *value, size_t size)');
@@ -35,6 +36,12 @@ export interface PackOptions {
   prefix?: string;
   /** leave these paths (and what is under them) out */
   exclude?: (rel: string) => boolean;
+  /** a header for the root directory itself, with this name (the archive API's `dir/` entry) */
+  rootEntry?: string;
+  /** pack only this entry of root (and what is under it) */
+  only?: string;
+  /** ...under this name */
+  rename?: string;
 }
 
 type Header = Partial<tarStream.Header> & Pick<tarStream.Header, 'name'>;
@@ -60,13 +67,14 @@ export function packTree(root: string, opts: PackOptions = {}): Readable {
   });
   const walk = async (rel: string) => {
     const dir = path.join(root, rel);
-    const names = fs.readdirSync(dir).sort();
+    const names = rel === '' && opts.only !== undefined ? [opts.only] : fs.readdirSync(dir).sort();
     for (const n of names) {
       const r = rel ? `${rel}/${n}` : n;
       const p = path.join(root, r);
       if (opts.exclude?.(r)) continue;
       const st = fs.lstatSync(p);
-      const name = `${opts.prefix ?? ''}${r}`;
+      const shown = opts.only !== undefined && opts.rename !== undefined ? `${opts.rename}${r.slice(opts.only.length)}` : r;
+      const name = `${opts.prefix ?? ''}${shown}`;
       if (st.isDirectory()) {
         if (!opts.skipDirHeader?.(r)) await entry({ ...meta(`${name}/`, st), type: 'directory' });
         if (opts.overlay && isOpaque(p)) await entry({ name: `${name}/${WH_OPAQUE}`, type: 'file', mode: 0o644, size: 0, mtime: st.mtime, uid: 0, gid: 0 });
@@ -93,7 +101,11 @@ export function packTree(root: string, opts: PackOptions = {}): Readable {
       // sockets are not carried in layers (as in Docker)
     }
   };
-  walk('').then(() => pack.finalize(), (e: Error) => pack.destroy(e));
+  const start = async () => {
+    if (opts.rootEntry !== undefined) await entry({ ...meta(`${opts.rootEntry}/`, fs.lstatSync(root)), type: 'directory' });
+    await walk('');
+  };
+  start().then(() => pack.finalize(), (e: Error) => pack.destroy(e));
   return Readable.from(pack as unknown as AsyncIterable<Buffer>);
 }
 
@@ -137,8 +149,22 @@ export interface ApplyResult {
   size: number;
 }
 
-/** Applies a layer tar stream onto `root` (whiteouts delete); returns its diff id. */
-export async function applyLayer(input: Readable, root: string): Promise<ApplyResult> {
+export interface ApplyOptions {
+  /** `.wh.` entries delete (a layer); off for a plain archive (cp) */
+  whiteouts?: boolean;
+  /** owner of everything extracted (cp without -a: the container's root), else the archive's */
+  owner?: { uid: number; gid: number };
+  /** refuse to replace a directory with a non-directory or the reverse (PUT archive's noOverwriteDirNonDir) */
+  noOverwriteDirNonDir?: boolean;
+  /** the root links resolve against when extracting below it (a container's root for PUT archive) */
+  scopeRoot?: string;
+}
+
+/**
+ * Applies a tar stream onto `root`; returns its diff id. Nothing is written through a symlink: a member
+ * whose parent directory is a link is refused, a hard link's target is resolved inside root.
+ */
+export async function applyLayer(input: Readable, root: string, opts: ApplyOptions = { whiteouts: true }): Promise<ApplyResult> {
   const hash = createHash('sha256');
   let size = 0;
   const extract = tarStream.extract();
@@ -151,23 +177,28 @@ export async function applyLayer(input: Readable, root: string): Promise<ApplyRe
       try {
         if (!rel) continue;
         const base = path.posix.basename(rel);
-        if (base === WH_OPAQUE) {
+        if (opts.whiteouts && base === WH_OPAQUE) {
           const dir = ensureParents(root, rel).slice(0, -(WH_OPAQUE.length + 1));
           for (const n of fs.existsSync(dir) ? fs.readdirSync(dir) : []) removeAny(path.join(dir, n));
           continue;
         }
-        if (base.startsWith(WH_PREFIX)) {
+        if (opts.whiteouts && base.startsWith(WH_PREFIX)) {
           const target = ensureParents(root, path.posix.join(path.posix.dirname(rel), base.slice(WH_PREFIX.length)));
           removeAny(target);
           continue;
         }
         const dest = ensureParents(root, rel);
         const own = () => {
-          if (isRoot) fs.lchownSync(dest, h.uid ?? 0, h.gid ?? 0);
+          if (isRoot) fs.lchownSync(dest, opts.owner?.uid ?? h.uid ?? 0, opts.owner?.gid ?? h.gid ?? 0);
         };
+        let st: fs.Stats | undefined;
+        try { st = fs.lstatSync(dest); } catch { st = undefined; }
+        if (opts.noOverwriteDirNonDir && st) {
+          const isDir = h.type === 'directory';
+          if (st.isDirectory() && !isDir) throw new Error(`cannot overwrite directory "/${rel}" with non-directory "/${rel}"`);
+          if (!st.isDirectory() && isDir) throw new Error(`cannot overwrite non-directory "/${rel}" with directory "/${rel}"`);
+        }
         if (h.type === 'directory') {
-          let st: fs.Stats | undefined;
-          try { st = fs.lstatSync(dest); } catch { st = undefined; }
           if (st && !st.isDirectory()) removeAny(dest);
           if (!st || !st.isDirectory()) fs.mkdirSync(dest, { mode: 0o755 });
           own();
@@ -196,7 +227,8 @@ export async function applyLayer(input: Readable, root: string): Promise<ApplyRe
         } else if (h.type === 'link') {
           const target = cleanMemberName(h.linkname ?? '');
           if (!target) throw new Error(`bad hard link target ${h.linkname}`);
-          const src = path.join(root, target);
+          const scope = opts.scopeRoot ?? root;
+          const src = resolveInScope(scope, path.relative(scope, path.join(root, target)), false);
           if (fs.lstatSync(src).isDirectory()) throw new Error(`hard link to a directory: ${h.linkname}`);
           fs.linkSync(src, dest);
         } else if (h.type === 'fifo') {
