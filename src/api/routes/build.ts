@@ -56,6 +56,8 @@ route('POST', '/build', async (d, { query, req, res }) => {
   }
   const version = query.get('version');
   if (version && version !== '1') throw invalidParameter(`builder version ${version} (BuildKit) is not supported by loom; use the classic builder (version=1, DOCKER_BUILDKIT=0)`);
+  // loom has no registry client here: a pull of the base images cannot be honoured, and is not skipped silently
+  if (bool(query, 'pull')) throw invalidParameter('build parameter pull=1 is not supported by loom: it has no registry access to pull base images; import them with \'loom import\' and build without --pull');
   if (query.get('remote')) throw invalidParameter(`remote build contexts are not supported by loom: ${query.get('remote')}`);
   const buildArgs = jsonMap(query, 'buildargs');
   const labels = jsonMap(query, 'labels') as Record<string, string>;

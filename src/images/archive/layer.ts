@@ -111,9 +111,10 @@ export function packTree(root: string, opts: PackOptions = {}): Readable {
 
 /** A safe relative name of a tar member: no absolute path, no `..` out of the root. */
 export function cleanMemberName(name: string): string | null {
-  const n = path.posix.normalize(`/${name}`).slice(1).replace(/\/$/, '');
+  const rel = path.posix.normalize(name.replace(/^\/+/, ''));
+  if (rel === '..' || rel.startsWith('../')) return null;
+  const n = rel.replace(/\/$/, '');
   if (n === '' || n === '.') return null;
-  if (n.split('/').includes('..')) return null;
   return n;
 }
 
@@ -175,7 +176,10 @@ export async function applyLayer(input: Readable, root: string, opts: ApplyOptio
       const h = entry.header;
       const rel = cleanMemberName(h.name);
       try {
-        if (!rel) continue;
+        if (!rel) {
+          if (/^\/*\.?\/?$/.test(h.name)) continue; // the archive's root entry
+          throw new Error(`${JSON.stringify(h.name)} is outside of the destination`);
+        }
         const base = path.posix.basename(rel);
         if (opts.whiteouts && base === WH_OPAQUE) {
           const dir = ensureParents(root, rel).slice(0, -(WH_OPAQUE.length + 1));
