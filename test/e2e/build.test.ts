@@ -219,4 +219,33 @@ test('the API: an unsupported parameter is refused naming it; stdin Dockerfile',
   const res = await sb.api('POST', '/build?memory=1000000');
   assert.equal(res.status, 400);
   assert.match(res.body.message, /memory=1000000/);
+  assert.match((await sb.api('POST', '/build?pull=1')).body.message, /pull=1 is not supported/);
+  // a body that is no tar: a clear 400, nothing left behind
+  const notTar = await sb.api('POST', '/build', 'this is not a tar archive, just some text long enough to be sniffed');
+  assert.equal(notTar.status, 400);
+  assert.match(notTar.body.message, /the build context is not a tar archive/);
+  assert.deepEqual(fs.readdirSync(path.join(sb.dir, 'data', 'tmp')), []);
+  // --add-host reaches the RUN's /etc/hosts
+  const hosts = await ok(sb.loom('build', '--no-cache', '--add-host', 'myhost:192.0.2.7', project('hosts', { Dockerfile: 'FROM box\nRUN grep myhost /etc/hosts\n' })));
+  assert.match(hosts, /192\.0\.2\.7\s+myhost/);
+});
+
+test('docker-py and docker-compose 1.29 build through the API', { skip }, async () => {
+  const dir = project('py', {
+    Dockerfile: 'FROM box\nARG N=0\nRUN echo "n=$N" > /n\nCMD ["cat", "/n"]\n',
+    'docker-compose.yml': 'version: "2.4"\nservices:\n  app:\n    build:\n      context: .\n      args:\n        N: "7"\n    image: composed:1\n',
+  });
+  const script = [
+    'import docker',
+    `c = docker.DockerClient(base_url="unix://${sb.socket}", version="1.41")`,
+    `img, logs = c.images.build(path="${dir}", tag="py:1", buildargs={"N": "5"}, rm=True)`,
+    'print(img.tags, "".join(l.get("stream", "") for l in logs).count("Step "))',
+    'print(c.containers.run("py:1", remove=True).decode().strip())',
+  ].join('\n');
+  const py = await runCmd(['python3', '-c', script], { env: sb.env });
+  assert.equal(py.code, 0, py.stderr);
+  assert.equal(py.stdout, "['py:1'] 4\nn=5\n");
+  const compose = await runCmd(['docker-compose', '--project-directory', dir, '-f', path.join(dir, 'docker-compose.yml'), 'build'], { env: sb.env });
+  assert.equal(compose.code, 0, compose.stderr + compose.stdout);
+  assert.equal(await ok(sb.loom('run', '--rm', 'composed:1')), 'n=7');
 });

@@ -85,7 +85,9 @@ route('POST', '/build', async (d, { query, req, res }) => {
     try {
       await unpackImage(req, contextDir);
     } catch (e) {
-      throw invalidParameter(`the build context is not a tar archive: ${messageOf(e)}`);
+      const m = messageOf(e);
+      if (/does not look like a tar archive|empty input|decompression failed|unexpected EOF|Unexpected EOF/i.test(m)) throw invalidParameter(`the build context is not a tar archive: ${m}`);
+      throw new LoomError(500, `failed to unpack the build context: ${m}`);
     }
     let dockerfile: string;
     try {
