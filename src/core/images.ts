@@ -49,7 +49,8 @@ export class Images {
     }
     for (const img of this.store.images()) if (!img.layers) await this.migrateLegacy(img);
     this.store.sweep();
-    this.collectDeleted(() => []);
+    const containers = this.db.all<{ id: string; imageId: string }>('containers');
+    this.collectDeleted((id) => containers.filter((c) => c.imageId === id).map((c) => ({ id: c.id, running: false })));
   }
 
   /** An image from before layers (one unpacked rootfs) becomes a one-layer image; its containers follow. */
@@ -141,12 +142,10 @@ export class Images {
       throw new LoomError(400, `import failed: ${(e as Error).message}`);
     }
     try {
-      const cfg = importConfig(run, layer.diffId, nowIso(), opts.message ?? '');
+      const cfg = importConfig(run, layer.diffId, new Date().toISOString(), opts.message ?? '');
       return this.store.putImage(JSON.stringify(cfg), [{ diffId: layer.diffId }], ref ? [ref] : []);
-    } catch (e) {
+    } finally {
       this.store.unpin([layer.diffId]);
-      this.store.gcLayers([layer.diffId]);
-      throw e;
     }
   }
 
@@ -224,10 +223,14 @@ export class Images {
       // forced past a stopped container: Docker deletes the image but the container keeps its layers;
       // here the record stays, hidden, until no container uses it
       this.store.setRecord({ ...img, deleted: true });
+      records.push({ Deleted: id });
     } else {
-      this.store.deleteImage(id);
+      const removed = new Set(this.store.deleteImage(id));
+      records.push({ Deleted: id });
+      // as moby: the layers that went, by chain ID, top first
+      const chains = chainIds(img.layers);
+      for (let i = chains.length - 1; i >= 0; i--) if (removed.has(img.layers[i]!)) records.push({ Deleted: chains[i]! });
     }
-    records.push({ Deleted: id });
     if (prune && img.parent && this.store.image(img.parent)) this.deleteHelper(img.parent, users, records, false, true, true);
   }
 
@@ -294,6 +297,16 @@ export function importConfig(run: ImageRunConfig, diffId: string, created: strin
     rootfs: { type: 'layers', diff_ids: [diffId] },
     history: [{ created, ...(comment ? { comment } : {}) }],
   };
+}
+
+/** The layers' chain IDs (moby's layer.CreateChainID): the first is its diff ID, then sha256("<parent> <diff>"). */
+export function chainIds(diffIds: string[]): string[] {
+  const out: string[] = [];
+  for (const d of diffIds) {
+    const prev = out[out.length - 1];
+    out.push(prev ? `sha256:${createHash('sha256').update(`${prev} ${d}`).digest('hex')}` : d);
+  }
+  return out;
 }
 
 function storedOf(ref: string): string {

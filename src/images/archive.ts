@@ -187,7 +187,6 @@ export async function loadImages(store: ImageStore, input: Readable, ev: LoadEve
           if (old && old !== id) ev.message(`The image ${familiarString(parseNormalized(t))} already exists, renaming the old one with ID ${old} to empty string`);
         }
         const img = store.putImage(cfgBytes, diffIds.map((d) => ({ diffId: d })), tags);
-        pinned.length = 0;
         loaded.push(img.id);
         if (tags.length) for (const t of tags) ev.message(`Loaded image: ${familiarString(parseNormalized(t))}`);
         else ev.message(`Loaded image ID: ${img.id}`);
@@ -211,7 +210,10 @@ function ociEntries(dir: string, inside: (rel: string) => string): { Config: str
   const out: { Config: string; RepoTags: string[]; Layers: string[] }[] = [];
   const visit = (desc: { mediaType?: string; digest: string; annotations?: Record<string, string>; platform?: { os?: string; architecture?: string } }, name?: string) => {
     const doc = readJson(blob(desc.digest));
-    const n = desc.annotations?.['io.containerd.image.name'] ?? name;
+    // Docker 25+ names images with containerd's annotation; skopeo and others with a full reference
+    // in ref.name (Docker's own ref.name is the bare tag)
+    const refName = desc.annotations?.['org.opencontainers.image.ref.name'];
+    const n = desc.annotations?.['io.containerd.image.name'] ?? (refName && /[:/]/.test(refName) ? refName : undefined) ?? name;
     if (doc.manifests) {
       const m = doc.manifests.find((x: { platform?: { os?: string; architecture?: string } }) => !x.platform || (x.platform.os === 'linux' && x.platform.architecture === 'amd64'));
       if (!m) throw invalidParameter('invalid archive: no linux/amd64 image in the index');

@@ -116,11 +116,8 @@ export function normalize(s: string): string {
 /** A repository plus an optional tag as the API gives them (`repo=x&tag=y` of tag, import, commit). */
 export function fromRepoTag(repo: string, tag?: string): Reference {
   const r = parseNormalized(repo);
-  if (r.tag !== undefined || r.digest) {
-    if (tag) throw invalidReference();
-    return withDefaultTag(r);
-  }
   if (tag) {
+    // reference.WithTag: the given tag replaces one in repo
     if (!TAG_RE.test(tag)) throw invalidReference();
     return { ...r, tag };
   }

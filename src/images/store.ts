@@ -13,16 +13,19 @@
 //                                          streaming, renamed into blobs/sha256/<hex> only when the digest
 //                                          matches (a mismatch throws and stores nothing)
 //   openBlob(digest)                     → a Readable of the blob's bytes
+//   (a blob no layer record lists is removed at the next daemon start: keep configs and manifests in the
+//    image record / your own state, not as loose blobs)
 // Layers (unpacked once, shared by every image that lists the diff ID):
 //   hasLayer(diffId)                     → boolean (check before downloading: a present layer is skipped)
 //   ingestLayer(stream, {digest?, diffId?, mediaType?}) → LayerRecord: one pass over a layer blob
 //                                          (gzip, zstd, xz, bzip2 or plain tar): kept as a blob, unpacked
 //                                          into a temp dir, both digests checked against the expected
 //                                          ones, then renamed into place; on any failure nothing stays.
-//                                          The layer is pinned (not garbage-collected) until putImage
-//                                          lists it or unpin() is called.
-//   unpackBlob(digest, mediaType?)      → LayerRecord from a blob already stored
-//   unpin(diffIds)                       after a failed pull, so unused layers may go
+//                                          The layer is pinned (not garbage-collected, e.g. by an rmi
+//                                          of another image that shared it) until unpin([diffId]): call
+//                                          it once per ingest after putImage, success or not (finally).
+//   unpackBlob(digest, mediaType?)       → LayerRecord from a blob already stored (pinned likewise)
+//   unpin(diffIds)                       ends the pins of ingests; a layer no image lists then goes
 //   layerTar(diffId)                     → a Readable of the uncompressed layer tar (exactly diffId's bytes)
 //   pushBlob(diffId)                     → {digest, size, mediaType}: a gzip blob of the layer for push;
 //                                          an existing compressed blob is reused, else one is produced from
@@ -37,6 +40,9 @@
 //   image(id) / images() / configBytes(id) / refsOf(id)
 //   layersForPush(id)                    → [{diffId, size}] bottom first; pair with pushBlob()
 //   lowerDirs(id)                        → the layer directories for overlayfs, top layer first
+//   deleteImage(id) / gcLayers()         → the record goes, then every layer no image lists and no ingest pins
+// Concurrency: ingests of the same layer may run at once (the second finds the first's and keeps only its
+// blob); everything that changes records is synchronous, so no two changes interleave.
 import { createHash, randomBytes } from 'node:crypto';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -183,11 +189,16 @@ export class ImageStore {
   }
 
   unpin(diffIds: string[]): void {
+    const free: string[] = [];
     for (const d of diffIds) {
       const n = (this.pinned.get(d) ?? 0) - 1;
       if (n > 0) this.pinned.set(d, n);
-      else this.pinned.delete(d);
+      else {
+        this.pinned.delete(d);
+        free.push(d);
+      }
     }
+    if (free.length) this.gcLayers(free);
   }
 
   /**
@@ -329,9 +340,14 @@ export class ImageStore {
   lowerDirs(id: string): string[] {
     const i = this.image(id);
     if (!i) throw notFound(`No such image: ${id}`);
-    return [...i.layers].reverse().map((d) => {
+    return this.lowerDirsOfLayers(i.layers);
+  }
+
+  /** The short links of layers given bottom first, top first (what a builder mounts for a step). */
+  lowerDirsOfLayers(diffIds: string[]): string[] {
+    return [...diffIds].reverse().map((d) => {
       const l = this.layer(d);
-      if (!l) throw new LoomError(500, `layer ${d} of image ${id} is missing`);
+      if (!l) throw new LoomError(500, `layer ${d} is missing`);
       return path.join(this.root, 'l', l.link);
     });
   }
@@ -383,7 +399,6 @@ export class ImageStore {
         }
       }
     });
-    this.unpin(diffIds);
     return rec;
   }
 
@@ -391,19 +406,23 @@ export class ImageStore {
     this.db.put('images', rec);
   }
 
-  /** Deletes the image record (references cascade) and every layer no other image or pull needs. */
-  deleteImage(id: string): void {
+  /**
+   * Deletes the image record (references cascade) and every layer no other image or pull needs; returns
+   * the diff IDs of the layers removed.
+   */
+  deleteImage(id: string): string[] {
     const img = this.image(id);
-    if (!img) return;
+    if (!img) return [];
     this.db.tx(() => {
       for (const r of this.refsOf(id)) this.db.untag(r);
       this.db.delete('images', id);
     });
-    this.gcLayers(img.layers);
+    return this.gcLayers(img.layers);
   }
 
   /** Layers (among `candidates`, or all) that no image lists and no pull holds are removed. */
-  gcLayers(candidates?: string[]): void {
+  gcLayers(candidates?: string[]): string[] {
+    const removed: string[] = [];
     const used = new Set<string>();
     for (const i of this.images()) for (const d of i.layers ?? []) used.add(d);
     const list = candidates ?? this.layers().map((l) => l.diffId);
@@ -415,7 +434,9 @@ export class ImageStore {
       fs.rmSync(path.join(this.root, 'l', l.link), { force: true });
       for (const b of l.blobs) if (!this.blobInUse(b.digest)) fs.rmSync(this.blobPath(b.digest), { force: true });
       fs.rmSync(path.join(this.root, 'layers', hex(d)), { recursive: true, force: true });
+      removed.push(d);
     }
+    return removed;
   }
 
   private blobInUse(digest: string): boolean {

@@ -46,6 +46,7 @@ test('repo and tag as the API gives them', () => {
   assert.deepEqual(fromRepoTag('box:2'), { domain: 'docker.io', path: 'library/box', tag: '2' });
   assert.deepEqual(fromRepoTag('localhost:5000/box'), { domain: 'localhost:5000', path: 'box', tag: 'latest' });
   assert.throws(() => fromRepoTag('box', 'bad tag'), /invalid reference format/);
+  assert.deepEqual(fromRepoTag('box:2', '3'), { domain: 'docker.io', path: 'library/box', tag: '3' });
   assert.equal(parseNormalized('localhost:5000/box').tag, undefined);
 });
 

@@ -36,7 +36,9 @@ route('POST', '/containers/create', async (d, { query, body, res }) => {
 
 route('GET', '/containers/{id}/json', (d, { params }) => {
   const c = d.containers.get(params.id!);
-  return inspectContainer(c, d.images.find(c.imageId), netLookup(d));
+  const img = d.images.find(c.imageId);
+  // GraphDriver.Data.LowerDir: the image's layer directories, top first
+  return inspectContainer(c, img && { ...img, rootfs: img.layers.map((l) => d.images.store.layerDir(l)).reverse().join(':') }, netLookup(d));
 });
 
 route('POST', '/containers/{id}/start', async (d, { params, res }) => {

@@ -4,7 +4,7 @@ import { invalidParameter, notFound, LoomError, messageOf } from '../../util/err
 import { inspectImage, listImage } from '../imagejson.ts';
 import { pruneFilter } from '../../core/networks.ts';
 import type { Daemon } from '../../daemon.ts';
-import type { ImageUser, DeleteItem } from '../../core/images.ts';
+import { chainIds, type ImageUser, type DeleteItem } from '../../core/images.ts';
 import type { ImageRecord } from '../../core/types.ts';
 import { familiar, matchReferenceFilter, parseNormalized, referenceString, withDefaultTag } from '../../images/reference.ts';
 import { loadImages, saveImages, type SaveItem } from '../../images/archive.ts';
@@ -168,6 +168,10 @@ route('POST', '/images/prune', (d, { query }) => {
   const deleted: DeleteItem[] = [];
   let reclaimed = 0;
   const users = usersOf(d);
+  d.images.collectDeleted(users);
+  // as moby: what the removed layers (Deleted entries that are chain IDs) took
+  const sizes = new Map<string, number>();
+  for (const i of d.images.list()) for (const [n, c] of chainIds(i.layers).entries()) sizes.set(c, d.images.store.layer(i.layers[n]!)?.size ?? 0);
   for (const img of d.images.list()) {
     if (!d.images.store.image(img.id) || d.images.store.image(img.id)!.deleted) continue; // gone as a parent
     const refs = d.images.store.refsOf(img.id);
@@ -179,7 +183,7 @@ route('POST', '/images/prune', (d, { query }) => {
       if (refs.length && !danglingOnly) for (const r of refs) out.push(...d.images.remove(r, users, false, true));
       else out.push(...d.images.remove(img.id, users, false, true));
       deleted.push(...out);
-      for (const o of out) if (o.Deleted) reclaimed += img.size;
+      for (const o of out) if (o.Deleted) reclaimed += sizes.get(o.Deleted) ?? 0;
     } catch (e) {
       if (!(e instanceof LoomError) || e.status !== 409) throw e;
     }

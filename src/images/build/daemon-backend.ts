@@ -164,7 +164,18 @@ export class DaemonBuildBackend implements BuildBackend {
     const store = this.d.images.store;
     const parentCfg: ImageConfigJson = req.parent ? JSON.parse(store.configBytes(req.parent.id).toString('utf8')) as ImageConfigJson : {};
     const diffIds = [...(parentCfg.rootfs?.diff_ids ?? [])];
-    if (req.layer) diffIds.push((await store.ingestLayer(req.layer)).diffId);
+    const ingested = req.layer ? (await store.ingestLayer(req.layer)).diffId : undefined;
+    if (ingested) diffIds.push(ingested);
+    try {
+      return this.putCommit(req, created, parentCfg, diffIds);
+    } finally {
+      // the ingest's pin ends once the image lists the layer (or failed to)
+      if (ingested) store.unpin([ingested]);
+    }
+  }
+
+  private putCommit(req: CommitRequest, created: string, parentCfg: ImageConfigJson, diffIds: string[]): BuildImage {
+    const store = this.d.images.store;
     const history = [...(parentCfg.history ?? []), {
       created, created_by: req.createdBy,
       ...(req.comment ? { comment: req.comment } : {}),
