@@ -75,6 +75,7 @@ test('bin/loom build: a multi-step Dockerfile, Docker\'s output, the image runs'
   const out = await ok(sb.loom('build', '-t', 'app:1', '-t', 'app:latest', '--build-arg', 'VERSION=2', dir), 'build');
   assert.match(out, /^Step 1\/11 : FROM box\n ---> [0-9a-f]{12}\n/);
   assert.match(out, /Step 7\/11 : RUN echo "version=\$VERSION" > version.txt && echo built \$VERSION\n ---> Running in ([0-9a-f]{12})\nbuilt 2\nRemoving intermediate container \1\n ---> [0-9a-f]{12}\n/);
+  assert.match(out, /Step 3\/11 : ENV APP_HOME=\/srv\/app     GREETING="hello world"\n ---> Running in ([0-9a-f]{12})\nRemoving intermediate container \1\n ---> [0-9a-f]{12}\n/);
   assert.match(out, /Successfully built ([0-9a-f]{12})\nSuccessfully tagged app:1\nSuccessfully tagged app:latest$/);
   assert.equal(await containerCount(), before, 'intermediate containers removed');
   assert.deepEqual(mountsUnder(path.join(sb.dir, 'data', 'tmp')), [], 'no image view left mounted');

@@ -40,6 +40,11 @@ class FakeBackend implements BuildBackend {
   tag(id: string, ref: string) {
     this.tags.push([id, ref]);
   }
+  probes = 0;
+  async probe() {
+    this.probes++;
+    return { containerId: 'd'.repeat(64), remove: async () => { this.probes--; } };
+  }
   checkTag(ref: string) {
     return ref.includes(':') ? ref : `${ref}:latest`;
   }
@@ -101,8 +106,9 @@ test('output lines, aux ID, tags, cache hits and --no-cache', async () => {
   const df = 'FROM base\nENV A=1\nRUN echo hi\nCMD ["x"]';
   const first = await build(df, { tags: ['app:1', 'app'] });
   const id = first.id!;
-  assert.match(first.out, /^Step 1\/4 : FROM base\n ---> bbbbbbbbbbbb\nStep 2\/4 : ENV A=1\n ---> [0-9a-f]{12}\nStep 3\/4 : RUN echo hi\n ---> Running in cccccccccccc\nran echo hi\nRemoving intermediate container cccccccccccc\n ---> [0-9a-f]{12}\nStep 4\/4 : CMD \["x"\]\n ---> [0-9a-f]{12}\nSuccessfully built [0-9a-f]{12}\nSuccessfully tagged app:1\nSuccessfully tagged app:latest\n$/);
+  assert.match(first.out, /^Step 1\/4 : FROM base\n ---> bbbbbbbbbbbb\nStep 2\/4 : ENV A=1\n ---> Running in dddddddddddd\nRemoving intermediate container dddddddddddd\n ---> [0-9a-f]{12}\nStep 3\/4 : RUN echo hi\n ---> Running in cccccccccccc\nran echo hi\nRemoving intermediate container cccccccccccc\n ---> [0-9a-f]{12}\nStep 4\/4 : CMD \["x"\]\n ---> Running in dddddddddddd\nRemoving intermediate container dddddddddddd\n ---> [0-9a-f]{12}\nSuccessfully built [0-9a-f]{12}\nSuccessfully tagged app:1\nSuccessfully tagged app:latest\n$/);
   assert.deepEqual(first.aux, [{ ID: id }]);
+  assert.equal(first.backend.probes, 0, 'every probe container removed');
   const second = await build(df, {}, first.backend);
   assert.equal(second.id, id);
   assert.equal(second.out.match(/Using cache/g)!.length, 3);

@@ -159,6 +159,11 @@ export class DaemonBuildBackend implements BuildBackend {
     };
   }
 
+  async probe(image: BuildImage, createdBy: string): Promise<{ containerId: string; remove(): Promise<void> }> {
+    const c = this.d.containers.create({ Image: image.id, Entrypoint: [], Cmd: ['/bin/sh', '-c', createdBy.replace(/^\/bin\/sh -c /, '')] });
+    return { containerId: c.id, remove: () => this.d.containers.remove(c.id, true) };
+  }
+
   async commit(req: CommitRequest): Promise<BuildImage> {
     const created = nowIso();
     const store = this.d.images.store;

@@ -249,7 +249,23 @@ export class Builder {
   private metaCommit(st: StageState, text: string): Promise<void> {
     const createdBy = `/bin/sh -c #(nop)  ${text}`;
     const cfg = cloneConfig(st.config);
-    return this.commitStep(st, `${createdBy}\n${JSON.stringify(cfg)}`, () => this.backend.commit({ parent: st.image, layer: null, config: cfg, createdBy, author: st.author }));
+    const parent = st.image;
+    return this.commitStep(st, `${createdBy}\n${JSON.stringify(cfg)}`, () => this.withProbe(parent, createdBy,
+      () => this.backend.commit({ parent, layer: null, config: cfg, createdBy, author: st.author })));
+  }
+
+  /** The classic builder commits a metadata step from a container it makes (and removes) for it. */
+  private async withProbe(parent: BuildImage | null, createdBy: string, make: () => Promise<BuildImage>): Promise<BuildImage> {
+    const probe = parent && this.backend.probe ? await this.backend.probe(parent, createdBy) : undefined;
+    if (probe) this.say(` ---> Running in ${short(probe.containerId)}\n`);
+    const removing = !!probe && (this.opts.rm || this.opts.forceRm);
+    try {
+      const img = await make();
+      if (removing) this.say(`Removing intermediate container ${short(probe.containerId)}\n`);
+      return img;
+    } finally {
+      if (removing) await probe.remove();
+    }
   }
 
   private async dispatch(stage: Stage, st: StageState, ins: Instruction): Promise<void> {
@@ -420,15 +436,16 @@ export class Builder {
     if (exists || dir === '/') return this.metaCommit(st, `WORKDIR ${dir}`);
     const createdBy = `/bin/sh -c #(nop) WORKDIR ${dir}`;
     const cfg = cloneConfig(st.config);
-    await this.commitStep(st, `${createdBy}\n${JSON.stringify(cfg)}`, async () => {
+    const parent = st.image;
+    await this.commitStep(st, `${createdBy}\n${JSON.stringify(cfg)}`, () => this.withProbe(parent, createdBy, async () => {
       const staging = fs.mkdtempSync(path.join(os.tmpdir(), 'loom-workdir-'));
       try {
         fs.mkdirSync(path.join(staging, dir), { recursive: true, mode: 0o755 });
-        return await this.backend.commit({ parent: st.image, layer: packTree(staging, { skipDirHeader: (r) => existsIn(root, r) }), config: cfg, createdBy, author: st.author });
+        return await this.backend.commit({ parent, layer: packTree(staging, { skipDirHeader: (r) => existsIn(root, r) }), config: cfg, createdBy, author: st.author });
       } finally {
         fs.rmSync(staging, { recursive: true, force: true });
       }
-    });
+    }));
   }
 
   /** Build args a RUN sees as environment: declared ones with a value, and the predefined proxy args given. */

@@ -76,6 +76,8 @@ export interface BuildBackend {
   /** runs cmd in a new container of `image`, output to `out` as it comes */
   run(image: BuildImage, spec: RunSpec, out: (chunk: Buffer) => void, created?: (containerId: string) => void): Promise<RunResult>;
   commit(req: CommitRequest): Promise<BuildImage>;
+  /** a container made (not started) for a metadata step, as the classic builder makes one */
+  probe?(image: BuildImage, createdBy: string): Promise<{ containerId: string; remove(): Promise<void> }>;
   tag(id: string, ref: string): void;
   /** validates a reference (for `t`): throws with Docker's message */
   checkTag(ref: string): string;
