@@ -21,9 +21,10 @@ import * as ports from './suites/ports.ts';
 import * as dns from './suites/dns.ts';
 import * as datapath from './suites/datapath.ts';
 import * as footprint from './suites/footprint.ts';
+import * as build from './suites/build.ts';
 
 interface Suite { name: string; title: string; run(ctx: Ctx, res: SuiteResult): Promise<void> }
-const SUITES: Suite[] = [attach, lifecycle, network, ports, dns, datapath, footprint];
+const SUITES: Suite[] = [attach, lifecycle, network, ports, dns, datapath, footprint, build];
 
 const USAGE = `usage: bench/run [--quick] [--only NAME[,NAME]] [--json FILE] [--cpu-prof] [--list]
   --quick      small N and short runs (under 3 minutes): for development; figures are rough

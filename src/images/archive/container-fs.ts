@@ -15,19 +15,29 @@ export interface ContainerFsInfo {
   lowerDirs: string[];
 }
 
-/** Runs fn with the container's merged root mounted; a mount made for it is undone after. */
+/** Mounts made here, per root, with the operations still using them (concurrent cp of one stopped container). */
+const held = new Map<string, number>();
+
+/** Runs fn with the container's merged root mounted; a mount made for it is undone after the last user. */
 export async function withRootfs<T>(c: ContainerFsInfo, fn: (root: string) => Promise<T>): Promise<T> {
   const root = path.join(c.stateDir, 'rootfs');
-  let mounted = false;
-  if (!isMountPoint(root)) {
+  if (held.has(root)) held.set(root, held.get(root)! + 1);
+  else if (!isMountPoint(root)) {
     mountOverlay(c.lowerDirs, path.join(c.stateDir, 'upper'), path.join(c.stateDir, 'work'), root);
-    mounted = true;
+    held.set(root, 1);
   }
   try {
     return await fn(root);
   } finally {
-    // a container started meanwhile uses this mount now: it stays
-    if (mounted && !c.running()) unmount(root);
+    const n = held.get(root);
+    if (n !== undefined) {
+      if (n > 1) held.set(root, n - 1);
+      else {
+        held.delete(root);
+        // a container started meanwhile uses this mount now: it stays
+        if (!c.running()) unmount(root);
+      }
+    }
   }
 }
 

@@ -214,8 +214,9 @@ export class DaemonBuildBackend implements BuildBackend {
   cacheGet(key: string): BuildImage | undefined {
     const id = this.readCache()[key];
     if (!id) return undefined;
-    const rec = this.d.store.get<ImageRecord>('images', id);
-    return rec ? this.toBuild(rec) : undefined;
+    const rec = this.d.images.store.image(id);
+    // a force-deleted image (kept hidden for a container) is no cache hit
+    return rec && !rec.deleted ? this.toBuild(rec) : undefined;
   }
 
   cacheSet(key: string, imageId: string): void {

@@ -188,7 +188,6 @@ export class Builder {
   private async buildStage(stage: Stage): Promise<BuildImage | null> {
     this.header(stage.from.original);
     const st = await this.fromImage(stage);
-    for (const trig of st.config.OnBuild ?? []) void trig;
     const triggers = st.image?.config.OnBuild ?? [];
     st.config.OnBuild = null;
     if (triggers.length) {
@@ -222,7 +221,6 @@ export class Builder {
     }
     if (image) this.say(` ---> ${short(image.id)}\n`);
     const config = image ? cloneConfig(image.config) : emptyConfig();
-    if (!config.Env.length && !image) config.Env = [];
     return { image, config, shell: config.Shell?.length ? [...config.Shell] : ['/bin/sh', '-c'], args: new Map(), cmdSet: false, author: '' };
   }
 
