@@ -263,6 +263,37 @@ export async function stageCopy(spec: CopySpec): Promise<Staged> {
   return { checksum: treeChecksum(spec.staging), kind: files + dirs > 1 ? 'multi' : dirs ? 'dir' : 'file' };
 }
 
+/**
+ * A checksum of what COPY/ADD would take from their sources (names, types, modes, link targets, bytes),
+ * without laying anything out: the cache key of the step. Undefined when a source is a URL (its content is
+ * known only once downloaded). Throws the errors stageCopy would for missing or forbidden sources.
+ */
+export function sourceChecksum(cmd: 'COPY' | 'ADD', srcRoot: string, fromContext: boolean, sources: string[]): string | undefined {
+  const h = createHash('sha256');
+  for (const src of sources) {
+    if (/^[a-z][a-z0-9+.-]*:\/\//i.test(src)) return undefined;
+    const rel = path.posix.normalize(src.replace(/^\/+/, '') || '.');
+    if (fromContext && (rel === '..' || rel.startsWith('../'))) throw new BuildStepError(`Forbidden path outside the build context: ${src} ()`);
+    const matches = hasGlob(rel) ? expandSource(srcRoot, rel) : [rel];
+    if (matches.length === 0) throw new BuildStepError(`${cmd} failed: no source files were specified`);
+    for (const m of matches) {
+      const abs = resolveInScope(srcRoot, m);
+      let st: fs.Stats;
+      try {
+        st = fs.statSync(abs);
+      } catch {
+        throw new BuildStepError(fromContext
+          ? `${cmd} failed: file not found in build context or excluded by .dockerignore: stat ${m}: file does not exist`
+          : `${cmd} failed: stat ${m}: file does not exist`);
+      }
+      h.update(`\0src ${m}\0${st.isDirectory() ? 'dir' : 'file'}\0`);
+      if (st.isDirectory()) h.update(treeChecksum(abs));
+      else h.update(`${st.mode}\0${createHash('sha256').update(fs.readFileSync(abs)).digest('hex')}`);
+    }
+  }
+  return h.digest('hex');
+}
+
 /** A content checksum of a staged tree: names, types, modes, owners, link targets and file bytes. */
 export function treeChecksum(root: string): string {
   const h = createHash('sha256');

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { createHash } from 'node:crypto';
 import { loadDockerfile, neededStages, parseDuration, stageRef, targetStage, type Dockerfile, type Instruction, type Stage } from './instructions.ts';
 import { processWord, processWords, envMap, ShellError, type Env } from './shell.ts';
-import { stageCopy, BuildStepError } from './copy.ts';
+import { stageCopy, sourceChecksum, BuildStepError } from './copy.ts';
 import { packTree } from '../archive/layer.ts';
 import { insideRoot, resolveInScope } from '../archive/scope.ts';
 import { emptyConfig, type BuildBackend, type BuildImage, type ImageConfig } from './types.ts';
@@ -422,20 +422,21 @@ export class Builder {
 
   /** WORKDIR makes the directory when the image lacks it (a layer), else only the config changes. */
   private async workdirCommit(st: StageState, dir: string): Promise<void> {
-    const root = st.image?.rootfs ?? null;
-    let exists = false;
-    if (root) {
-      try {
-        exists = fs.statSync(resolveInScope(root, dir)).isDirectory();
-      } catch {
-        exists = false;
-      }
-    }
-    if (exists || dir === '/') return this.metaCommit(st, `WORKDIR ${dir}`);
     const createdBy = `/bin/sh -c #(nop) WORKDIR ${dir}`;
     const cfg = cloneConfig(st.config);
     const parent = st.image;
+    // keyed without looking into the image (the parent's id decides whether the directory is there)
     await this.commitStep(st, `${createdBy}\n${JSON.stringify(cfg)}`, () => this.withProbe(parent, createdBy, async () => {
+      const root = parent?.rootfs ?? null;
+      let exists = dir === '/';
+      if (root && !exists) {
+        try {
+          exists = fs.statSync(resolveInScope(root, dir)).isDirectory();
+        } catch {
+          exists = false;
+        }
+      }
+      if (exists) return this.backend.commit({ parent, layer: null, config: cfg, createdBy, author: st.author });
       const staging = fs.mkdtempSync(path.join(os.tmpdir(), 'loom-workdir-'));
       try {
         fs.mkdirSync(path.join(staging, dir), { recursive: true, mode: 0o755 });
@@ -515,9 +516,6 @@ export class Builder {
     let dest = this.expand(node.args[node.args.length - 1]!, env);
     const trailing = dest.endsWith('/') || dest === '.' || dest.endsWith('/.');
     dest = path.posix.resolve(st.config.WorkingDir || '/', dest);
-    // a destination through a symlink of the image (/bin -> usr/bin) lands where the link leads
-    if (st.image?.rootfs) dest = insideRoot(st.image.rootfs, resolveInScope(st.image.rootfs, dest));
-    if (trailing && dest !== '/') dest += '/';
     let srcRoot = this.opts.contextDir;
     let fromContext = true;
     const from = typeof ins.flags.from === 'string' ? this.expand(ins.flags.from, env) : undefined;
@@ -537,17 +535,39 @@ export class Builder {
     }
     const chown = typeof ins.flags.chown === 'string' ? this.expand(ins.flags.chown, env) : undefined;
     const chmod = typeof ins.flags.chmod === 'string' ? this.expand(ins.flags.chmod, env) : undefined;
+    const cfg = cloneConfig(st.config);
+    const parent = st.image;
+    // the cache key from the sources' content alone, so that a hit lays nothing out and reads no image
+    // (the parent's id is part of the key, so the destination resolves the same way as when it was made)
+    if (sources.length > 1 && !trailing) throw new BuildStepError(`When using ${CMD} with more than one source file, the destination must be a directory and end with a /`);
+    const pre = sourceChecksum(CMD, srcRoot, fromContext, sources);
+    const layOut = async (staging: string) => {
+      let d = dest;
+      // a destination through a symlink of the image (/bin -> usr/bin) lands where the link leads
+      if (parent?.rootfs) d = insideRoot(parent.rootfs, resolveInScope(parent.rootfs, dest)) + (trailing && dest !== '/' ? '/' : '');
+      const staged = await stageCopy({ cmd: CMD, srcRoot, fromContext, sources, dest: d, imageRoot: parent?.rootfs ?? null, chown, chmod, staging });
+      return { d, staged };
+    };
+    const commitStaged = (staging: string, d: string, staged: { checksum: string; kind: string }) => {
+      const createdBy = `/bin/sh -c #(nop) ${CMD} ${staged.kind === 'file' ? 'file' : staged.kind === 'dir' ? 'dir' : 'multi'}:${staged.checksum} in ${d} `;
+      const root = parent?.rootfs ?? null;
+      return this.backend.commit({
+        parent, layer: packTree(staging, { skipDirHeader: (r) => existsIn(root, r) && !isStagedSource(staging, r, d) }), config: cfg, createdBy, author: st.author,
+      });
+    };
+    const keyOf = (sum: string) => `${CMD} ${sum} in ${dest}${trailing ? '/' : ''}\n${JSON.stringify([chown, chmod, from])}\n${JSON.stringify(cfg)}`;
     const staging = fs.mkdtempSync(path.join(os.tmpdir(), 'loom-copy-'));
     try {
-      const staged = await stageCopy({ cmd: CMD, srcRoot, fromContext, sources, dest, imageRoot: st.image?.rootfs ?? null, chown, chmod, staging });
-      const kind = staged.kind === 'file' ? 'file' : staged.kind === 'dir' ? 'dir' : 'multi';
-      const createdBy = `/bin/sh -c #(nop) ${CMD} ${kind}:${staged.checksum} in ${dest} `;
-      const cfg = cloneConfig(st.config);
-      const root = st.image?.rootfs ?? null;
-      const key = `${createdBy}\n${JSON.stringify([chown, chmod, from])}\n${JSON.stringify(cfg)}`;
-      await this.commitStep(st, key, () => this.backend.commit({
-        parent: st.image, layer: packTree(staging, { skipDirHeader: (r) => existsIn(root, r) && !isStagedSource(staging, r, dest) }), config: cfg, createdBy, author: st.author,
-      }));
+      if (pre !== undefined) {
+        await this.commitStep(st, keyOf(pre), async () => {
+          const { d, staged } = await layOut(staging);
+          return commitStaged(staging, d, staged);
+        });
+      } else {
+        // a URL's content is known once downloaded: laid out first, keyed by what came
+        const { d, staged } = await layOut(staging);
+        await this.commitStep(st, keyOf(staged.checksum), () => commitStaged(staging, d, staged));
+      }
     } finally {
       fs.rmSync(staging, { recursive: true, force: true });
     }
