@@ -65,6 +65,13 @@ test('cp into a container: a directory under its own name, contents with /., a n
   assert.equal(await ok(sb.loom('exec', 'c1', 'stat', '-c', '%u:%g %s', '/tmp/renamed.txt')), '0:0 5');
   await ok(sb.loom('cp', '-a', path.join(work, 'note.txt'), 'c1:/tmp/'));
   assert.equal(await ok(sb.loom('exec', 'c1', 'stat', '-c', '%u:%g', '/tmp/note.txt')), '1234:1234');
+  // a tar on stdin goes into a directory as it is
+  const piped = await runCmd(['sh', '-c', `tar -C ${work} -cf - note.txt | ${LOOM} cp - c1:/root`], { env: sb.env });
+  assert.equal(piped.code, 0, piped.stderr);
+  assert.equal(await ok(sb.loom('exec', 'c1', 'cat', '/root/note.txt')), 'note');
+  const dpiped = await runCmd(['sh', '-c', `tar -C ${work} -cf - site | docker cp - c1:/root`], { env: sb.env });
+  assert.equal(dpiped.code, 0, dpiped.stderr);
+  assert.equal(await ok(sb.loom('exec', 'c1', 'cat', '/root/site/index.html')), 'site');
   const r = await failed(sb.loom('cp', path.join(work, 'note.txt'), 'c1:/nope/dir/'));
   assert.match(r.stderr, /nope/);
 });
