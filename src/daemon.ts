@@ -5,7 +5,7 @@ import path from 'node:path';
 import type http from 'node:http';
 import { Store } from './store/sqlite.ts';
 import { Events } from './core/events.ts';
-import { Images } from './core/images.ts';
+import { Images, imageUsers } from './core/images.ts';
 import { Networks } from './core/networks.ts';
 import { Containers } from './core/containers.ts';
 import { MacvlanDriver } from './drivers/macvlan.ts';
@@ -122,7 +122,11 @@ export class Daemon {
     await d.cluster?.start();
     await d.networks.init();
     // images before containers: a legacy data root's images become layered ones, which containers follow
-    await d.images.init();
+    await d.images.init((err, id) => log.error({ image: id, err }, 'image of an older data root not migrated'));
+    // an image removed with -f while a stopped container used it goes with that container
+    d.events.subscribe((e) => {
+      if (e.Type === 'container' && e.Action === 'destroy') d.images.collectDeleted(imageUsers(d.containers.list()));
+    });
     // The whole table first (networks only), so exits handled during restore find a consistent ruleset,
     // then again with the port and link elements of the containers that are still running.
     d.firewall.reconcile({ networks: d.networks.firewallState(), ports: [], links: [] });

@@ -29,8 +29,8 @@ export function containerConfigJson(c: Record<string, unknown> | null | undefine
 }
 
 export function inspectImage(images: Images, i: ImageRecord) {
-  const cfg = JSON.parse(i.configJson) as ImageConfigJson;
-  const dirs = i.layers.map((d) => path.join(images.store.root, 'layers', d.slice(7)));
+  const cfg = JSON.parse(i.configJson ?? JSON.stringify({ config: i.config, created: i.created })) as ImageConfigJson;
+  const dirs = (i.layers ?? []).map((d) => path.join(images.store.root, 'layers', d.slice(7)));
   const top = dirs[dirs.length - 1];
   const lower = dirs.slice(0, -1).reverse().map((d) => `${d}/diff`).join(':');
   return {
@@ -54,12 +54,12 @@ export function inspectImage(images: Images, i: ImageRecord) {
       Data: { ...(lower ? { LowerDir: lower } : {}), MergedDir: `${top}/merged`, UpperDir: `${top}/diff`, WorkDir: `${top}/work` },
       Name: 'overlay2',
     },
-    RootFS: { Type: 'layers', Layers: i.layers },
+    RootFS: { Type: 'layers', Layers: i.layers ?? [] },
     Metadata: { LastTagTime: i.lastTagTime ?? ZERO_TIME },
   };
 }
 
-export function listImage(images: Images, i: ImageRecord, tags: string[], digests: string[]) {
+export function listImage(i: ImageRecord, tags: string[], digests: string[]) {
   return {
     Containers: -1,
     Created: Math.floor(Date.parse(i.created) / 1000),
@@ -72,5 +72,4 @@ export function listImage(images: Images, i: ImageRecord, tags: string[], digest
     Size: i.size,
     VirtualSize: i.size,
   };
-  void images;
 }

@@ -33,6 +33,7 @@ const importCmd: Command = async (cli, argv) => {
   if (ref) q.set('repo', ref);
   for (const c of p.flags.change) q.append('changes', c);
   if (p.flags.message) q.set('message', p.flags.message);
+  if (p.flags.platform) q.set('platform', p.flags.platform);
   if (file !== '-' && !fs.existsSync(file)) throw new UsageError(`open ${file}: no such file or directory`);
   const input = file === '-' ? process.stdin : fs.createReadStream(file);
   const r = await cli.client.request('POST', `/images/create?${q}`, undefined, { raw: input, headers: { 'Content-Type': 'application/x-tar' } });
@@ -168,6 +169,7 @@ const save: Command = async (cli, argv) => {
   }
   const q = new URLSearchParams();
   for (const n of p.args) q.append('names', n);
+  if (p.flags.platform) q.set('platform', p.flags.platform);
   const res = await cli.client.stream('GET', `/images/get?${q}`);
   if (p.flags.output) {
     const tmp = `${p.flags.output}.${process.pid}.tmp`;
@@ -198,7 +200,9 @@ const load: Command = async (cli, argv) => {
     }
     input = process.stdin;
   }
-  const r = await cli.client.request('POST', '/images/load?quiet=1', undefined, { raw: input, headers: { 'Content-Type': 'application/x-tar' } });
+  const q = new URLSearchParams({ quiet: '1' });
+  if (p.flags.platform) q.set('platform', p.flags.platform);
+  const r = await cli.client.request('POST', `/images/load?${q}`, undefined, { raw: input, headers: { 'Content-Type': 'application/x-tar' } });
   printStream(cli, typeof r.body === 'string' ? r.body : JSON.stringify(r.body));
   return 0;
 };

@@ -19,6 +19,11 @@ const DEFAULT_PATH = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sb
 export interface ImageUser { id: string; running: boolean }
 export type DeleteItem = { Untagged?: string; Deleted?: string };
 
+/** Who uses which image, from container records, for delete's conflict checks. */
+export function imageUsers(containers: { id: string; imageId: string; state: { Running?: boolean; Restarting?: boolean } }[]): (id: string) => ImageUser[] {
+  return (id) => containers.filter((c) => c.imageId === id).map((c) => ({ id: c.id, running: !!c.state.Running || !!c.state.Restarting }));
+}
+
 export interface HistoryItem { Id: string; Created: number; CreatedBy: string; Tags: string[] | null; Size: number; Comment: string }
 
 export class Images {
@@ -34,7 +39,7 @@ export class Images {
    * At daemon start: references in the stored form, images of data roots from before layers migrated to
    * one-layer images, then what interrupted ingests left swept away.
    */
-  async init(): Promise<void> {
+  async init(onMigrationError: (err: string, id: string) => void = () => {}): Promise<void> {
     for (const t of this.db.tags()) {
       let n: string;
       try {
@@ -47,7 +52,15 @@ export class Images {
         this.db.tag(n, t.image_id);
       });
     }
-    for (const img of this.store.images()) if (!img.layers) await this.migrateLegacy(img);
+    for (const img of this.store.images()) {
+      if (img.layers) continue;
+      try {
+        await this.migrateLegacy(img);
+      } catch (e) {
+        // the image stays as it was (its containers still run from its rootfs); the next start tries again
+        onMigrationError((e as Error).message, img.id);
+      }
+    }
     this.store.sweep();
     const containers = this.db.all<{ id: string; imageId: string }>('containers');
     this.collectDeleted((id) => containers.filter((c) => c.imageId === id).map((c) => ({ id: c.id, running: false })));
@@ -228,8 +241,9 @@ export class Images {
       const removed = new Set(this.store.deleteImage(id));
       records.push({ Deleted: id });
       // as moby: the layers that went, by chain ID, top first
-      const chains = chainIds(img.layers);
-      for (let i = chains.length - 1; i >= 0; i--) if (removed.has(img.layers[i]!)) records.push({ Deleted: chains[i]! });
+      const layers = img.layers ?? [];
+      const chains = chainIds(layers);
+      for (let i = chains.length - 1; i >= 0; i--) if (removed.has(layers[i]!)) records.push({ Deleted: chains[i]! });
     }
     if (prune && img.parent && this.store.image(img.parent)) this.deleteHelper(img.parent, users, records, false, true, true);
   }
@@ -262,13 +276,13 @@ export class Images {
 
   /** `docker history`: newest first; the image's ID on the top entry, `<missing>` below (as Docker). */
   history(img: ImageRecord): HistoryItem[] {
-    const cfg = JSON.parse(img.configJson) as ImageConfigJson;
+    const cfg = JSON.parse(img.configJson ?? '{}') as ImageConfigJson;
     const out: HistoryItem[] = [];
     let li = 0;
     for (const h of cfg.history ?? []) {
       let size = 0;
       if (!h.empty_layer) {
-        const d = img.layers[li++];
+        const d = img.layers?.[li++];
         size = d ? this.store.layer(d)?.size ?? 0 : 0;
       }
       out.unshift({ Id: '<missing>', Created: Math.floor(Date.parse(h.created ?? '') / 1000) || 0, CreatedBy: h.created_by ?? '', Tags: null, Size: size, Comment: h.comment ?? '' });

@@ -157,7 +157,7 @@ export async function loadImages(store: ImageStore, input: Readable, ev: LoadEve
     if (fs.existsSync(path.join(dir, 'manifest.json'))) {
       entries = JSON.parse(fs.readFileSync(inside('manifest.json'), 'utf8'));
     } else if (fs.existsSync(path.join(dir, 'index.json'))) {
-      entries = ociEntries(dir, inside);
+      entries = ociEntries(inside);
     } else {
       throw invalidParameter('invalid archive: no manifest.json (only archives of docker save, Docker 1.10 and later, and OCI layouts are loaded)');
     }
@@ -204,7 +204,7 @@ export async function loadImages(store: ImageStore, input: Readable, ev: LoadEve
 }
 
 /** manifest.json-style entries from an OCI layout's index.json (nested indexes: linux/amd64). */
-function ociEntries(dir: string, inside: (rel: string) => string): { Config: string; RepoTags: string[]; Layers: string[] }[] {
+function ociEntries(inside: (rel: string) => string): { Config: string; RepoTags: string[]; Layers: string[] }[] {
   const blob = (d: string) => `blobs/${d.replace(':', '/')}`;
   const readJson = (rel: string) => JSON.parse(fs.readFileSync(inside(rel), 'utf8'));
   const out: { Config: string; RepoTags: string[]; Layers: string[] }[] = [];
@@ -225,7 +225,6 @@ function ociEntries(dir: string, inside: (rel: string) => string): { Config: str
     if (!e) out.push((e = { Config: cfg, RepoTags: [], Layers: doc.layers.map((l: { digest: string }) => blob(l.digest)) }));
     if (n && !e.RepoTags.includes(n)) e.RepoTags.push(n);
   };
-  void dir;
   for (const m of readJson('index.json').manifests ?? []) visit(m);
   return out;
 }

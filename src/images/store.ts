@@ -340,6 +340,7 @@ export class ImageStore {
   lowerDirs(id: string): string[] {
     const i = this.image(id);
     if (!i) throw notFound(`No such image: ${id}`);
+    if (!i.layers && i.rootfs) return [i.rootfs]; // an older data root's image not migrated (yet)
     return this.lowerDirsOfLayers(i.layers);
   }
 
@@ -417,7 +418,8 @@ export class ImageStore {
       for (const r of this.refsOf(id)) this.db.untag(r);
       this.db.delete('images', id);
     });
-    return this.gcLayers(img.layers);
+    if (!img.layers && img.rootfs) fs.rmSync(path.dirname(img.rootfs), { recursive: true, force: true }); // never migrated
+    return this.gcLayers(img.layers ?? []);
   }
 
   /** Layers (among `candidates`, or all) that no image lists and no pull holds are removed. */

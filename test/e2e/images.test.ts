@@ -171,6 +171,10 @@ test('Docker config of the image at run: Env merged, ExposedPorts for -P, StopSi
   assert.deepEqual(table.split('\n'), ['/bin/sh -c rm /data/gone.txt|the last layer', '/bin/sh -c #(nop)  ENV GREETING=hello|', '/bin/sh -c #(nop) COPY dir:data in /data|', '/bin/sh -c #(nop) ADD file:busybox in /|']);
   const sizes = (await ok(sb.loom('history', '--format', '{{.Size}}', 'multi:1'))).split('\n');
   assert.equal(sizes[1], '0B');
+  // bin/loom prints what the docker CLI prints
+  for (const args of [['history', 'multi:1'], ['history', '--no-trunc', 'multi:1'], ['images', 'multi'], ['images', '--digests', '--no-trunc', 'multi']]) {
+    assert.equal(await ok(sb.loom(...args)), await ok(sb.docker(...args)), args.join(' '));
+  }
   const loomHist = await ok(sb.loom('history', 'multi:1'));
   assert.match(loomHist.split('\n')[0]!, /^IMAGE\s+CREATED\s+CREATED BY\s+SIZE\s+COMMENT$/);
   assert.match(loomHist.split('\n')[1]!, new RegExp(`^${multi.id.slice(7, 19)}\\s`));
@@ -230,6 +234,11 @@ test('import: a new image per import, changes applied; rmi with Docker\'s confli
   assert.deepEqual(cfg.ExposedPorts, { '81/tcp': {} });
   assert.deepEqual(cfg.Labels, { l: 'v' });
   await fails(sb.loom('import', '-c', 'RUN true', tar, 'bad'), /run is not a valid change command/);
+  await fails(sb.loom('import', '--platform', 'linux/arm64', tar, 'bad'), /platform "linux\/arm64" is not supported/);
+  await fails(sb.loom('save', '--platform', 'windows/amd64', '-o', path.join(sb.dir, 'x.tar'), 'box'), /platform "windows\/amd64" is not supported/);
+  assert.ok(!fs.existsSync(path.join(sb.dir, 'x.tar')));
+  await ok(sb.loom('save', '--platform', 'linux/amd64', '-o', path.join(sb.dir, 'x.tar'), 'box'));
+  fs.rmSync(path.join(sb.dir, 'x.tar'));
   // the docker CLI's import sends repo:tag in one parameter
   const id3 = await ok(sb.docker('import', '-c', 'WORKDIR /tmp', '-m', 'from docker', tar, 'dimp:7'));
   assert.equal(await ok(sb.loom('image', 'inspect', '-f', '{{.Id}} {{.Config.WorkingDir}} {{.Comment}}', 'dimp:7')), `${id3} /tmp from docker`);
@@ -258,6 +267,20 @@ test('import: a new image per import, changes applied; rmi with Docker\'s confli
   assert.equal((await sb.loom('image', 'inspect', id2)).code, 1);
   // the shared layer stays for box, which still uses it
   assert.equal(await ok(sb.loom('run', '--rm', '--network', 'none', 'box', 'echo', 'ok')), 'ok');
+});
+
+test('rmi -f of an image a stopped container uses: gone from the list, the container still starts, its layers go with the container', { skip }, async () => {
+  const id = await ok(sb.loom('import', busyboxTar(sb.dir, { 'etc/uniq': 'u\n' }, 'uniq.tar'), 'uniq'));
+  const layers = () => fs.readdirSync(path.join(sb.dir, 'data/images/layers')).length;
+  const n = layers();
+  await ok(sb.loom('create', '--name', 'st', '--network', 'none', 'uniq', 'cat', '/etc/uniq'));
+  await fails(sb.loom('rmi', id), new RegExp(`conflict: unable to delete ${id.slice(7, 19)} \\(must be forced\\) - image is being used by stopped container`));
+  assert.deepEqual((await ok(sb.loom('rmi', '-f', id))).split('\n'), ['Untagged: uniq:latest', `Deleted: ${id}`]);
+  assert.equal((await sb.loom('image', 'inspect', id)).code, 1);
+  assert.equal(await ok(sb.loom('start', '-a', 'st')), 'u');
+  assert.equal(layers(), n);
+  await ok(sb.loom('rm', 'st'));
+  assert.equal(layers(), n - 1);
 });
 
 test('save and load in loom: file and pipe, the same image ID; a corrupt archive stores nothing', { skip }, async () => {

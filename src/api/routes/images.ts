@@ -4,15 +4,33 @@ import { invalidParameter, notFound, LoomError, messageOf } from '../../util/err
 import { inspectImage, listImage } from '../imagejson.ts';
 import { pruneFilter } from '../../core/networks.ts';
 import type { Daemon } from '../../daemon.ts';
-import { chainIds, type ImageUser, type DeleteItem } from '../../core/images.ts';
+import { chainIds, imageUsers, type ImageUser, type DeleteItem } from '../../core/images.ts';
 import type { ImageRecord } from '../../core/types.ts';
 import { familiar, matchReferenceFilter, parseNormalized, referenceString, withDefaultTag } from '../../images/reference.ts';
 import { loadImages, saveImages, type SaveItem } from '../../images/archive.ts';
 
+/**
+ * The `platform` of import, save and load (`os/arch` or, from API 1.48, an OCI platform as JSON): loom
+ * keeps linux/amd64 images only, so anything else is refused, naming it.
+ */
+function checkPlatform(query: URLSearchParams): void {
+  for (const v of query.getAll('platform')) {
+    if (!v) continue;
+    let os = '', arch = '';
+    try {
+      const j = JSON.parse(v) as { os?: string; architecture?: string };
+      os = j.os ?? '';
+      arch = j.architecture ?? '';
+    } catch {
+      [os = '', arch = ''] = v.toLowerCase().split('/');
+    }
+    if (os !== 'linux' || (arch && arch !== 'amd64' && arch !== 'x86_64')) throw invalidParameter(`platform ${JSON.stringify(v)} is not supported: loom keeps linux/amd64 images`);
+  }
+}
+
 /** Containers using an image, for delete's conflict checks. */
 function usersOf(d: Daemon): (id: string) => ImageUser[] {
-  const all = d.containers.list();
-  return (id) => all.filter((c) => c.imageId === id).map((c) => ({ id: c.id, running: !!c.state.Running || !!c.state.Restarting }));
+  return imageUsers(d.containers.list());
 }
 
 route('POST', '/images/create', async (d, { query, req, res }) => {
@@ -38,6 +56,7 @@ route('POST', '/images/create', async (d, { query, req, res }) => {
     throw notFound(`pull access denied for ${from}: loom has no registry access; import a root filesystem with 'loom import' instead`);
   }
   if (src !== '-') throw invalidParameter(`importing from a URL is not supported: ${src}`);
+  checkPlatform(query);
   const img = await d.images.import(req, { repo: query.get('repo') || undefined, tag: query.get('tag') || undefined, changes: query.getAll('changes'), message: query.get('message') ?? undefined });
   d.events.publish('image', 'import', img.id, { name: img.name });
   res.writeHead(200, { 'Content-Type': 'application/json' });
@@ -80,17 +99,21 @@ route('GET', '/images/json', (d, { query }) => {
       digests = ['<none>@<none>'];
     } else if (dangling === true && tags.length) continue;
     if (dangling === true && !tags.length && hadRefs) continue;
-    out.push(listImage(d.images, img, tags, digests));
+    out.push(listImage(img, tags, digests));
   }
   return out.sort((a, b) => b.Created - a.Created);
 });
 
 route('GET', '/images/get', async (d, { query, res }) => {
+  checkPlatform(query);
   const names = query.getAll('names').flatMap((n) => n.split(',')).filter(Boolean);
   return save(d, names, res);
 });
 
-route('GET', '/images/{name*}/get', async (d, { params, res }) => save(d, [params.name!], res));
+route('GET', '/images/{name*}/get', async (d, { params, query, res }) => {
+  checkPlatform(query);
+  return save(d, [params.name!], res);
+});
 
 async function save(d: Daemon, names: string[], res: import('node:http').ServerResponse): Promise<typeof STREAMED> {
   if (!names.length) throw invalidParameter('no image names given');
@@ -131,7 +154,8 @@ async function save(d: Daemon, names: string[], res: import('node:http').ServerR
 }
 
 route('POST', '/images/load', async (d, { query, req, res }) => {
-  const quiet = bool(query, 'quiet');
+  checkPlatform(query);
+  // `quiet` only silences progress bars, and loom's load sends none
   res.writeHead(200, { 'Content-Type': 'application/json' });
   const send = (o: unknown) => res.write(`${JSON.stringify(o)}\n`);
   try {
@@ -141,7 +165,6 @@ route('POST', '/images/load', async (d, { query, req, res }) => {
     // headers went out already: the error travels in the stream, as dockerd sends it
     send({ errorDetail: { message: messageOf(e) }, error: messageOf(e) });
   }
-  void quiet;
   res.end();
   return STREAMED;
 });
@@ -171,7 +194,7 @@ route('POST', '/images/prune', (d, { query }) => {
   d.images.collectDeleted(users);
   // as moby: what the removed layers (Deleted entries that are chain IDs) took
   const sizes = new Map<string, number>();
-  for (const i of d.images.list()) for (const [n, c] of chainIds(i.layers).entries()) sizes.set(c, d.images.store.layer(i.layers[n]!)?.size ?? 0);
+  for (const i of d.images.list()) for (const [n, c] of chainIds(i.layers ?? []).entries()) sizes.set(c, d.images.store.layer(i.layers[n]!)?.size ?? 0);
   for (const img of d.images.list()) {
     if (!d.images.store.image(img.id) || d.images.store.image(img.id)!.deleted) continue; // gone as a parent
     const refs = d.images.store.refsOf(img.id);
