@@ -120,13 +120,14 @@ test('output lines, aux ID, tags, cache hits and --no-cache', async () => {
   assert.equal(quiet.out, '');
 });
 
-test('a failing RUN: Docker\'s message; forcerm removes, else the container is kept', async () => {
+test('a failing RUN: Docker\'s message; the container goes unless rm=false without forcerm', async () => {
   const b = new FakeBackend(path.join(ctxDir, 'root'));
   b.exitCodes.false = 1;
-  const r = await build('FROM base\nRUN ["sh", "-c", "false"]', {}, b);
+  const r = await build('FROM base\nRUN ["sh", "-c", "false"]', { rm: false }, b);
   assert.equal(r.error?.message, "The command 'sh -c false' returned a non-zero code: 1");
   assert.equal(r.builder.keptContainers.length, 1);
-  const f = await build('FROM base\nRUN false', { forceRm: true }, b);
+  assert.equal((await build('FROM base\nRUN false', {}, b)).builder.keptContainers.length, 0);
+  const f = await build('FROM base\nRUN false', { forceRm: true, rm: false }, b);
   assert.equal(f.error?.message, "The command '/bin/sh -c false' returned a non-zero code: 1");
   assert.equal(f.builder.keptContainers.length, 0);
 });

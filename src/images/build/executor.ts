@@ -95,7 +95,7 @@ export class Builder {
   private readonly consumed = new Set<string>();
   private step = 0;
   private total = 0;
-  /** containers of failed RUNs kept (without --force-rm), as the classic builder keeps them */
+  /** containers of failed RUNs kept (with rm=false and no forcerm) */
   readonly keptContainers: string[] = [];
 
   constructor(opts: BuildOptions, backend: BuildBackend, out: BuildOutput) {
@@ -488,7 +488,10 @@ export class Builder {
       }, (chunk) => this.say(chunk.toString('utf8')), (id) => this.say(` ---> Running in ${short(id)}\n`));
       const cid = result.containerId;
       if (result.exitCode !== 0) {
-        if (this.opts.forceRm) {
+        // A failing build leaves nothing behind (issue 11) unless the client asked to keep intermediate
+        // containers (rm=false without forcerm). dockerd's classic builder keeps the failed container
+        // with rm=true too; its own --force-rm exists for that.
+        if (this.opts.rm || this.opts.forceRm) {
           await result.remove();
         } else this.keptContainers.push(cid);
         throw new BuildError(`The command '${cmd.join(' ')}' returned a non-zero code: ${result.exitCode}`);
