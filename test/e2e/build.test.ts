@@ -252,3 +252,19 @@ test('docker-py and docker-compose 1.29 build through the API', { skip }, async 
   assert.equal(compose.code, 0, compose.stderr + compose.stdout);
   assert.equal(await ok(sb.loom('run', '--rm', 'composed:1')), 'n=7');
 });
+
+test('FROM scratch: COPY --from an image, RUN in exec form, the image runs', { skip }, async () => {
+  const dir = project('scratch', {
+    Dockerfile: [
+      'FROM scratch',
+      'COPY --from=box /bin/busybox /bin/busybox',
+      'ENV PATH=/bin',
+      'RUN ["/bin/busybox", "sh", "-c", "/bin/busybox echo hi > /hi"]',
+      'CMD ["/bin/busybox", "cat", "/hi"]',
+    ].join('\n'),
+  });
+  await ok(sb.loom('build', '-t', 'tiny:1', dir));
+  assert.equal(await ok(sb.loom('run', '--rm', 'tiny:1')), 'hi');
+  const layers = JSON.parse(await ok(sb.loom('image', 'inspect', 'tiny:1')))[0].RootFS.Layers;
+  assert.equal(layers.length, 2, 'the COPY and the RUN');
+});
