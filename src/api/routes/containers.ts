@@ -38,7 +38,7 @@ route('GET', '/containers/{id}/json', (d, { params }) => {
   const c = d.containers.get(params.id!);
   const img = d.images.find(c.imageId);
   // GraphDriver.Data.LowerDir: the image's layer directories, top first
-  return inspectContainer(c, img && { ...img, rootfs: img.layers.map((l) => d.images.store.layerDir(l)).reverse().join(':') }, netLookup(d));
+  return inspectContainer(c, img?.layers ? { ...img, rootfs: img.layers.map((l) => d.images.store.layerDir(l)).reverse().join(':') } : img, netLookup(d));
 });
 
 route('POST', '/containers/{id}/start', async (d, { params, res }) => {
