@@ -14,6 +14,8 @@ import './routes/images.ts';
 import './routes/networks.ts';
 import './routes/volumes.ts';
 import './routes/registry.ts';
+import './routes/build.ts';
+import './routes/archive.ts';
 
 export { API_VERSION, MIN_API_VERSION, LOOM_VERSION, STREAMED };
 export { frame } from './router.ts';

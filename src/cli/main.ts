@@ -8,6 +8,8 @@ import { networkCommand } from './network.ts';
 import { registryCommands } from './registry.ts';
 import { imageCommands, imageSubcommands } from './image.ts';
 import { volumeCommand, systemDf } from './volume.ts';
+import { build } from './build.ts';
+import { commit, cp, diff, exportCmd } from './cp.ts';
 
 export interface Cli {
   client: Client;
@@ -45,6 +47,11 @@ Commands:
   update      Update configuration of one or more containers
   port        List port mappings or a specific mapping for the container
   top         Display the running processes of a container
+  build       Build an image from a Dockerfile (the classic builder)
+  cp          Copy files/folders between a container and the local filesystem
+  export      Export a container's filesystem as a tar archive
+  diff        Inspect changes to files or directories on a container's filesystem
+  commit      Create a new image from a container's changes
   import      Import the contents from a tarball to create a filesystem image
   images      List images
   rmi         Remove one or more images
@@ -101,7 +108,7 @@ async function main(argv: string[]): Promise<number> {
     out: (s) => process.stdout.write(s),
     err: (s) => process.stderr.write(s),
   };
-  const table: Record<string, Command> = { ...containerCommands, ...systemCommands, ...imageCommands, ...registryCommands, network: networkCommand, volume: volumeCommand };
+  const table: Record<string, Command> = { ...containerCommands, ...systemCommands, ...imageCommands, ...registryCommands, network: networkCommand, volume: volumeCommand, build, cp, export: exportCmd, diff, commit };
   // `loom container ls`, `loom image ls` and friends, as docker has them
   if (cmd === 'system' && rest[0] === 'prune') return systemPrune(cli, rest.slice(1));
   if (cmd === 'system' && rest[0] === 'reconcile') return (await import('./reconcile.ts')).systemReconcile(cli, rest.slice(1));

@@ -4,11 +4,12 @@ import type { Daemon } from '../../daemon.ts';
 import { route, STREAMED, filters } from '../router.ts';
 import { API_VERSION, MIN_API_VERSION, LOOM_VERSION } from '../router.ts';
 route('GET', '/_ping', (_d, { res }) => {
-  res.writeHead(200, { 'Content-Type': 'text/plain; charset=utf-8', 'Cache-Control': 'no-cache, no-store, must-revalidate', Pragma: 'no-cache' });
+  // Builder-Version 1: the classic builder (what the docker CLI falls back to when it has no buildx)
+  res.writeHead(200, { 'Content-Type': 'text/plain; charset=utf-8', 'Cache-Control': 'no-cache, no-store, must-revalidate', Pragma: 'no-cache', 'Builder-Version': '1' });
   res.end('OK');
 });
 route('HEAD', '/_ping', (_d, { res }) => {
-  res.writeHead(200, { 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': '0' });
+  res.writeHead(200, { 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': '0', 'Builder-Version': '1' });
   res.end();
 });
 
