@@ -9,7 +9,7 @@ const specs = [
   f('--icc', 'bool'), f('--ip-masq', 'bool'), f('--log-level', 'string'), f('-D,--debug', 'bool'),
   f('--default-address-pool', 'list'), f('--netns-dir', 'string'), f('--netns-prefix', 'string'),
   f('-b,--bridge-name', 'string'), f('--resolv-conf', 'string'), f('--hosts-file', 'string'), f('--cgroup-parent', 'string'),
-  f('--plugins-dir', 'list'),
+  f('--plugins-dir', 'list'), f('-G,--group', 'string'),
   f('--cluster-store', 'string'), f('--cluster-advertise', 'string'), f('--cluster-store-opt', 'list'),
 ];
 
@@ -24,6 +24,7 @@ export async function daemonCommand(argv: string[], envHost: string): Promise<nu
     dataRoot: flags['data-root'] ?? '/var/lib/loom',
     execRoot,
     socket,
+    socketGroup: flags.group,
     bip: flags.bip,
     icc: flags.icc ?? true,
     ipMasq: flags['ip-masq'] ?? true,

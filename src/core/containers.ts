@@ -15,7 +15,7 @@ import { createNetns, deleteNetns, moveNetns, netnsExists } from '../kernel/netn
 import { processTerminal, firstChild, setWindowSize } from '../kernel/tty.ts';
 import { configureInterface } from '../kernel/rtnl.ts';
 import { parseResolvConf, renderHosts, renderResolvConf, type HostsEntry } from './etcfiles.ts';
-import { newId, nowIso, randomName, shortId, validateContainerName, ZERO_TIME } from './names.ts';
+import { netnsFileName, newId, nowIso, randomName, shortId, validateContainerName, ZERO_TIME } from './names.ts';
 import { conflict, invalidParameter, LoomError, messageOf, notFound, notModified, systemError } from '../util/errors.ts';
 import type { Logger } from '../util/log.ts';
 import type { Firewall } from '../firewall/firewall.ts';
@@ -399,7 +399,7 @@ export class Containers {
         fs.writeFileSync(c.hostnamePath, `${c.config.Hostname}\n`);
         etc = { hosts: other.hostsPath, resolvConf: other.resolvConfPath, hostname: c.hostnamePath };
       } else {
-        const nsPath = path.join(this.opts.netnsDir, `${this.opts.netnsPrefix}${c.name}`);
+        const nsPath = path.join(this.opts.netnsDir, netnsFileName(this.opts.netnsPrefix, c.name, c.id));
         if (netnsExists(nsPath)) deleteNetns(nsPath); // a leftover of a crash: its endpoints were rolled back at restore
         c.netnsPath = nsPath;
         this.save(c);
@@ -1016,8 +1016,8 @@ export class Containers {
       }
       const old = c.name;
       if (c.netnsPath) {
-        const to = path.join(this.opts.netnsDir, `${this.opts.netnsPrefix}${newName}`);
-        moveNetns(c.netnsPath, to);
+        const to = path.join(this.opts.netnsDir, netnsFileName(this.opts.netnsPrefix, newName, c.id));
+        if (to !== c.netnsPath) moveNetns(c.netnsPath, to);
         c.netnsPath = to;
       }
       c.name = newName;

@@ -2,7 +2,7 @@
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import type { Daemon } from '../../daemon.ts';
-import { route, STREAMED, bool, filters, json, noContent } from '../router.ts';
+import { route, STREAMED, bool, filters, int, json, noContent } from '../router.ts';
 import { frame, hijack } from '../router.ts';
 import { LoomError, invalidParameter, messageOf } from '../../util/errors.ts';
 import { inspectContainer, listContainer } from '../render.ts';
@@ -11,6 +11,7 @@ import { listContainers } from '../psfilter.ts';
 import { sample as statsSample } from '../../runtime/stats.ts';
 import type { ContainerRecord } from '../../core/types.ts';
 import { pruneFilter } from '../../core/networks.ts';
+import { validateBody } from '../schemas.ts';
 
 const ZERO_READ = '0001-01-01T00:00:00Z';
 const netLookup = (d: Daemon) => (n: string) => d.networks.find(n);
@@ -19,15 +20,15 @@ route('GET', '/containers/json', (d, { query }) => {
   const nets = netLookup(d);
   const summary = (c: ContainerRecord) => listContainer(c, d.images.find(c.imageId), nets);
   const cs = listContainers(d.containers.list(), {
-    all: bool(query, 'all'), limit: Number(query.get('limit') ?? -1), filters: filters(query), summary,
+    all: bool(query, 'all'), limit: int(query, 'limit', -1), filters: filters(query), summary,
     imageId: (r) => d.images.find(r)?.id,
   });
   return cs.map(summary);
 });
 
 route('POST', '/containers/create', async (d, { query, body, res }) => {
-  const b = await body();
-  const c = d.containers.create(b ?? {}, query.get('name') ?? undefined);
+  const b = validateBody('containerCreate', await body());
+  const c = d.containers.create(b, query.get('name') ?? undefined);
   // Docker's verifyPlatformContainerSettings: host networking has no ports of its own to publish
   const warnings = c.networkMode === 'host' && Object.keys(c.hostConfig.PortBindings ?? {}).length ? ['Published ports are discarded when using host network mode'] : [];
   json(res, 201, { Id: c.id, Warnings: warnings });
@@ -45,16 +46,23 @@ route('POST', '/containers/{id}/start', async (d, { params, res }) => {
   return STREAMED;
 });
 
+/** `t` (or the older `timeout`) of stop/restart: strconv.Atoi in moby, so "abc" is a 400 naming it. */
+function stopTimeout(query: URLSearchParams): number | undefined {
+  const k = query.get('t') !== null ? 't' : 'timeout';
+  const t = int(query, k, NaN);
+  return Number.isNaN(t) ? undefined : t;
+}
+
 route('POST', '/containers/{id}/stop', async (d, { params, query, res }) => {
-  const t = query.get('t') ?? query.get('timeout');
-  await d.containers.stop(params.id!, t !== null ? Number(t) : undefined, query.get('signal') ?? undefined);
+  const t = stopTimeout(query);
+  await d.containers.stop(params.id!, t, query.get('signal') ?? undefined);
   noContent(res);
   return STREAMED;
 });
 
 route('POST', '/containers/{id}/restart', async (d, { params, query, res }) => {
-  const t = query.get('t') ?? query.get('timeout');
-  await d.containers.restart(params.id!, t !== null ? Number(t) : undefined, query.get('signal') ?? undefined);
+  const t = stopTimeout(query);
+  await d.containers.restart(params.id!, t, query.get('signal') ?? undefined);
   noContent(res);
   return STREAMED;
 });
@@ -101,7 +109,7 @@ route('POST', '/containers/{id}/rename', async (d, { params, query, res }) => {
   return STREAMED;
 });
 
-route('POST', '/containers/{id}/update', async (d, { params, body }) => d.containers.update(params.id!, (await body()) ?? {}));
+route('POST', '/containers/{id}/update', async (d, { params, body }) => d.containers.update(params.id!, validateBody('containerUpdate', await body())));
 
 /**
  * `docker top`: `ps` with the client's arguments on the host, its rows filtered to the container's

@@ -6,15 +6,16 @@ import { frame, hijack } from '../router.ts';
 import { LoomError } from '../../util/errors.ts';
 import { ExecFailureSniffer } from '../../runtime/execfail.ts';
 import { windowSize } from './containers.ts';
+import { validateBody } from '../schemas.ts';
 route('POST', '/containers/{id}/exec', async (d, { params, body, res }) => {
-  const id = d.containers.execCreate(params.id!, (await body()) ?? {});
+  const id = d.containers.execCreate(params.id!, validateBody('execCreate', await body()));
   json(res, 201, { Id: id });
   return STREAMED;
 });
 
 route('POST', '/exec/{id}/start', async (d, ctx) => {
   const ex = d.containers.getExec(ctx.params.id!);
-  const b = (await ctx.body()) ?? {};
+  const b = validateBody('execStart', await ctx.body());
   if (ex.ExitCode !== null) throw new LoomError(409, `exec command ${ex.ID} has already run`);
   if (ex.Running) throw new LoomError(409, `exec command ${ex.ID} is already running`);
   const c = d.containers.get(ex.containerId);
