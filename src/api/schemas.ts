@@ -36,7 +36,7 @@ const resources: Record<string, Schema> = {
   MemoryReservation: int('int64'), MemorySwap: int('int64'), MemorySwappiness: int('int64'), OomKillDisable: bool(),
   PidsLimit: int('int64'), CpuCount: int('int64'), CpuPercent: int('int64'), IOMaximumIOps: int('uint64'), IOMaximumBandwidth: int('uint64'),
   Devices: list(struct('DeviceMapping', { PathOnHost: str(), PathInContainer: str(), CgroupPermissions: str() }, 'container.DeviceMapping')),
-  Ulimits: list(struct('Ulimit', { Name: str(), Hard: int('int64'), Soft: int('int64') }, '*units.Ulimit')),
+  Ulimits: list(struct('Ulimit', { Name: str(), Hard: int('int64'), Soft: int('int64') }, 'units.Ulimit')),
 };
 
 const restartPolicy = struct('RestartPolicy', { Name: str('container.RestartPolicyMode'), MaximumRetryCount: int() }, 'container.RestartPolicy');
@@ -68,7 +68,7 @@ const hostConfig = struct('HostConfig', {
   Cgroup: str('container.CgroupSpec'), Links: strs, OomScoreAdj: int(), PidMode: str('container.PidMode'), Privileged: bool(),
   PublishAllPorts: bool(), ReadonlyRootfs: bool(), SecurityOpt: strs, StorageOpt: strMap, Tmpfs: strMap, UTSMode: str('container.UTSMode'),
   UsernsMode: str('container.UsernsMode'), ShmSize: int('int64'), Sysctls: strMap, Runtime: str(), Isolation: str('container.Isolation'),
-  Mounts: list(mountSchema), MaskedPaths: strs, ReadonlyPaths: strs, Init: bool('*bool'),
+  Mounts: list(mountSchema), MaskedPaths: strs, ReadonlyPaths: strs, Init: bool(),
   ...resources,
 }, 'container.HostConfig');
 
@@ -82,7 +82,7 @@ const containerConfig: Record<string, Schema> = {
   ExposedPorts: set('nat.PortSet'), Tty: bool(), OpenStdin: bool(), StdinOnce: bool(), Env: strs, Cmd: strSlice,
   Healthcheck: healthcheck, ArgsEscaped: bool(), Image: str(), Volumes: set('map[string]struct {}'), WorkingDir: str(),
   Entrypoint: strSlice, NetworkDisabled: bool(), MacAddress: str(), OnBuild: strs, Labels: strMap, StopSignal: str(),
-  StopTimeout: int('*int'), Shell: strSlice,
+  StopTimeout: int('int'), Shell: strSlice,
 };
 
 /** POST /containers/create (moby decodes runconfig.ContainerConfigWrapper: the Config fields at the top) */
@@ -97,16 +97,16 @@ const containerUpdate = struct('UpdateConfig', { ...resources, RestartPolicy: re
 
 /** POST /containers/{id}/exec */
 const execCreate = struct('ExecConfig', {
-  User: str(), Privileged: bool(), Tty: bool(), ConsoleSize: list(int('uint'), '*[2]uint'), AttachStdin: bool(), AttachStderr: bool(),
+  User: str(), Privileged: bool(), Tty: bool(), ConsoleSize: list(int('uint'), '[2]uint'), AttachStdin: bool(), AttachStderr: bool(),
   AttachStdout: bool(), Detach: bool(), DetachKeys: str(), Env: strs, WorkingDir: str(), Cmd: strs,
 }, 'types.ExecConfig');
 
 /** POST /exec/{id}/start */
-const execStart = struct('ExecStartCheck', { Detach: bool(), Tty: bool(), ConsoleSize: list(int('uint'), '*[2]uint') }, 'types.ExecStartCheck');
+const execStart = struct('ExecStartCheck', { Detach: bool(), Tty: bool(), ConsoleSize: list(int('uint'), '[2]uint') }, 'types.ExecStartCheck');
 
 /** POST /networks/create */
 const networkCreate = struct('NetworkCreateRequest', {
-  Name: str(), CheckDuplicate: bool(), Driver: str(), Scope: str(), EnableIPv6: bool('*bool'), EnableIPv4: bool('*bool'),
+  Name: str(), CheckDuplicate: bool(), Driver: str(), Scope: str(), EnableIPv6: bool(), EnableIPv4: bool(),
   IPAM: struct('IPAM', {
     Driver: str(), Options: strMap,
     Config: list(struct('IPAMConfig', { Subnet: str(), IPRange: str(), Gateway: str(), AuxiliaryAddresses: strMap }, 'network.IPAMConfig')),

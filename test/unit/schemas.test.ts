@@ -34,11 +34,13 @@ test('container create: wrong types are refused with Go words', () => {
     'json: cannot unmarshal string into Go struct field EndpointSettings.NetworkingConfig.EndpointsConfig.Aliases of type []string');
   assert.equal(refused('containerCreate', { Image: 'x', Cmd: 5 }), `json: cannot unmarshal number into ${W}.Cmd of type string`);
   assert.equal(refused('containerCreate', { Image: 'x', Cmd: [5] }), `json: cannot unmarshal array into ${W}.Cmd of type string`);
-  assert.equal(refused('containerCreate', { Image: 'x', StopTimeout: 1.5 }), `json: cannot unmarshal number 1.5 into ${W}.StopTimeout of type *int`);
+  assert.equal(refused('containerCreate', { Image: 'x', StopTimeout: 1.5 }), `json: cannot unmarshal number 1.5 into ${W}.StopTimeout of type int`);
   assert.equal(refused('containerCreate', { Image: 'x', ExposedPorts: { '80/tcp': 5 } }), `json: cannot unmarshal number into ${W}.ExposedPorts of type struct {}`);
   assert.equal(refused('containerCreate', { Image: 'x', HostConfig: { Memory: '1g' } }), 'json: cannot unmarshal string into Go struct field HostConfig.HostConfig.Memory of type int64');
   assert.equal(refused('containerCreate', [1]), 'json: cannot unmarshal array into Go value of type runconfig.ContainerConfigWrapper');
   assert.equal(refused('containerCreate', 'x'), 'json: cannot unmarshal string into Go value of type runconfig.ContainerConfigWrapper');
+  // pointers are reported as what they point to, as Go does
+  assert.equal(refused('containerCreate', { Image: 'x', HostConfig: { Init: 'yes' } }), 'json: cannot unmarshal string into Go struct field HostConfig.HostConfig.Init of type bool');
   // the first in the document, as Go's decoder meets them
   assert.equal(refused('containerCreate', { Labels: 5, Env: 3 }), `json: cannot unmarshal number into ${W}.Labels of type map[string]string`);
   assert.equal(refused('containerCreate', { Env: 3, Labels: 5 }), `json: cannot unmarshal number into ${W}.Env of type []string`);
@@ -76,4 +78,21 @@ test('JSON bodies: nesting is bounded as in Go (10000), without recursion', () =
   assert.equal(parseJsonBody('  '), undefined);
   // brackets inside strings do not count
   assert.deepEqual(parseJsonBody(`{"a":"${'['.repeat(20_000)}\\""}`), { a: `${'['.repeat(20_000)}"` });
+});
+
+test('create: values moby refuses at create are refused before anything is made', async () => {
+  const { checkCreateConfig } = await import('../../src/api/configcheck.ts');
+  const no = (b: object, re: RegExp) => assert.throws(() => checkCreateConfig(b), (e: any) => e.status === 400 && re.test(e.message));
+  no({ WorkingDir: '../x' }, /^the working directory '\.\.\/x' is invalid, it needs to be an absolute path$/);
+  no({ Env: ['=x'] }, /^invalid environment variable: =x$/);
+  no({ Env: ['A\0=b'] }, /invalid environment variable: "A\\u0000=b": contains a NUL byte/);
+  no({ Cmd: ['a\0b'] }, /invalid Cmd/);
+  no({ Entrypoint: 'a\0b' }, /invalid Entrypoint/);
+  no({ HostConfig: { LogConfig: { Type: 'nope' } } }, /^logger: no log driver named 'nope' is registered$/);
+  no({ HostConfig: { LogConfig: { Type: 'syslog' } } }, /log driver 'syslog' is not supported by loom/);
+  no({ HostConfig: { LogConfig: { Type: 'json-file', Config: { 'max-sise': '1k' } } } }, /^unknown log opt 'max-sise' for json-file log driver$/);
+  no({ HostConfig: { LogConfig: { Config: { 'max-size': '10k' } } } }, /log opt 'max-size' is not supported by loom/);
+  no({ HostConfig: { LogConfig: { Config: { mode: 'fast' } } } }, /^logger: logging mode not supported: fast$/);
+  checkCreateConfig({ WorkingDir: '/x', Env: ['A=b', 'B'], Cmd: 'sh', HostConfig: { LogConfig: { Type: '', Config: {} } } });
+  checkCreateConfig({ HostConfig: { LogConfig: { Type: 'json-file', Config: { mode: 'blocking' } } } });
 });

@@ -12,6 +12,7 @@ import { sample as statsSample } from '../../runtime/stats.ts';
 import type { ContainerRecord } from '../../core/types.ts';
 import { pruneFilter } from '../../core/networks.ts';
 import { validateBody } from '../schemas.ts';
+import { checkCreateConfig } from '../configcheck.ts';
 
 const ZERO_READ = '0001-01-01T00:00:00Z';
 const netLookup = (d: Daemon) => (n: string) => d.networks.find(n);
@@ -28,6 +29,7 @@ route('GET', '/containers/json', (d, { query }) => {
 
 route('POST', '/containers/create', async (d, { query, body, res }) => {
   const b = validateBody('containerCreate', await body());
+  checkCreateConfig(b);
   const c = d.containers.create(b, query.get('name') ?? undefined);
   // Docker's verifyPlatformContainerSettings: host networking has no ports of its own to publish
   const warnings = c.networkMode === 'host' && Object.keys(c.hostConfig.PortBindings ?? {}).length ? ['Published ports are discarded when using host network mode'] : [];

@@ -1,0 +1,53 @@
+// Values of a container's config that moby's verifyContainerSettings refuses at create (400), checked
+// once the body has the right types: nothing is created for them, and no start fails later with a 500.
+import { invalidParameter } from '../util/errors.ts';
+import { goQuote } from './router.ts';
+
+/** Log drivers dockerd has; loom writes json-file logs only. */
+const DOCKER_LOG_DRIVERS = ['none', 'local', 'json-file', 'syslog', 'journald', 'gelf', 'fluentd', 'awslogs', 'splunk', 'etwlogs', 'gcplogs', 'logentries'];
+/** json-file's options in dockerd (its validator refuses any other); loom implements none of them yet. */
+const JSON_FILE_OPTS = ['max-file', 'max-size', 'compress', 'labels', 'labels-regex', 'env', 'env-regex', 'tag', 'mode', 'max-buffer-size'];
+
+interface CreateConfig {
+  WorkingDir?: string | null;
+  Env?: (string | null)[] | null;
+  Cmd?: string | (string | null)[] | null;
+  Entrypoint?: string | (string | null)[] | null;
+  User?: string | null;
+  HostConfig?: { LogConfig?: { Type?: string | null; Config?: Record<string, string | null> | null } | null } | null;
+}
+
+export function checkCreateConfig(b: CreateConfig): void {
+  if (b.WorkingDir && !b.WorkingDir.startsWith('/')) {
+    throw invalidParameter(`the working directory '${b.WorkingDir}' is invalid, it needs to be an absolute path`);
+  }
+  for (const env of b.Env ?? []) {
+    if (env === null) continue;
+    // opts.ValidateEnv: a variable needs a name
+    if (env.split('=', 1)[0] === '') throw invalidParameter(`invalid environment variable: ${env}`);
+    // the kernel cannot pass a NUL inside an argument or variable; runc would fail the start (a 500)
+    if (env.includes('\0')) throw invalidParameter(`invalid environment variable: ${goQuote(env)}: contains a NUL byte`);
+  }
+  for (const [field, v] of [['Cmd', b.Cmd], ['Entrypoint', b.Entrypoint], ['User', b.User], ['WorkingDir', b.WorkingDir]] as const) {
+    const items = typeof v === 'string' ? [v] : v ?? [];
+    for (const s of items) if (s?.includes('\0')) throw invalidParameter(`invalid ${field} ${goQuote(s)}: contains a NUL byte`);
+  }
+  checkLogConfig(b.HostConfig?.LogConfig ?? undefined);
+}
+
+/** moby's logger.ValidateLogOpts with the json-file validator, and what loom does not implement refused by name. */
+function checkLogConfig(lc: { Type?: string | null; Config?: Record<string, string | null> | null } | undefined): void {
+  const type = lc?.Type ?? '';
+  const opts = lc?.Config ?? {};
+  const mode = opts.mode ?? '';
+  if (!['', 'blocking', 'non-blocking'].includes(mode)) throw invalidParameter(`logger: logging mode not supported: ${mode}`);
+  if (type !== '' && type !== 'json-file') {
+    if (!DOCKER_LOG_DRIVERS.includes(type)) throw invalidParameter(`logger: no log driver named '${type}' is registered`);
+    throw invalidParameter(`log driver '${type}' is not supported by loom (its logs are json-file)`);
+  }
+  for (const k of Object.keys(opts)) {
+    if (!JSON_FILE_OPTS.includes(k)) throw invalidParameter(`unknown log opt '${k}' for json-file log driver`);
+    if (k === 'mode' && mode !== 'non-blocking') continue; // loom's writes block, as the default mode
+    throw invalidParameter(`log opt '${k}' is not supported by loom (logs are neither rotated nor tagged yet)`);
+  }
+}
