@@ -21,6 +21,16 @@ export function checkCreateConfig(b: CreateConfig): void {
   if (b.WorkingDir && !b.WorkingDir.startsWith('/')) {
     throw invalidParameter(`the working directory '${b.WorkingDir}' is invalid, it needs to be an absolute path`);
   }
+  checkProcess(b);
+  checkLogConfig(b.HostConfig?.LogConfig ?? undefined);
+}
+
+/** An exec's process: the same rules for its command, environment, user and directory. */
+export function checkExecConfig(b: Pick<CreateConfig, 'Env' | 'Cmd' | 'User' | 'WorkingDir'>): void {
+  checkProcess(b);
+}
+
+function checkProcess(b: Pick<CreateConfig, 'Env' | 'Cmd' | 'Entrypoint' | 'User' | 'WorkingDir'>): void {
   for (const env of b.Env ?? []) {
     if (env === null) continue;
     // opts.ValidateEnv: a variable needs a name
@@ -32,7 +42,6 @@ export function checkCreateConfig(b: CreateConfig): void {
     const items = typeof v === 'string' ? [v] : v ?? [];
     for (const s of items) if (s?.includes('\0')) throw invalidParameter(`invalid ${field} ${goQuote(s)}: contains a NUL byte`);
   }
-  checkLogConfig(b.HostConfig?.LogConfig ?? undefined);
 }
 
 /** moby's logger.ValidateLogOpts with the json-file validator, and what loom does not implement refused by name. */

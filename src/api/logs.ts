@@ -155,7 +155,9 @@ export async function serveLogs(d: Daemon, id: string, files: { stdout: string; 
     const timer = setInterval(() => {
       if (!pump(false)) finish(false);
     }, 25);
-    const untilTimer = q.until !== undefined ? setTimeout(() => finish(false), Number((q.until - nowNanos()) / 1_000_000n) + 1) : undefined;
+    // a delay past 2^31 ms would fire at once (node clamps it): such an end is as good as none
+    const untilMs = q.until !== undefined ? Number((q.until - nowNanos()) / 1_000_000n) + 1 : undefined;
+    const untilTimer = untilMs !== undefined && untilMs < 2 ** 31 - 1 ? setTimeout(() => finish(false), untilMs) : undefined;
     const off = d.containers.onProcessExit(id, () => finish(true));
     sock.on('close', () => finish(false));
     if (!running()) finish(true);

@@ -230,3 +230,39 @@ test('filters, query values and ids in paths', { skip }, async () => {
   }), { seed: SEED, numRuns: RUNS, endOnFailure: true });
   assert.deepEqual(await state(), before);
 });
+
+test('raw bodies: random bytes, broken and deep JSON, invalid UTF-8 on every JSON endpoint', { skip }, async () => {
+  const before = await state();
+  const endpoints = fc.constantFrom('/containers/create', '/networks/create', '/networks/fxnet/connect', '/networks/fxnet/disconnect', '/containers/fx/exec', '/containers/fx/update');
+  const valid = fc.constantFrom('{"Image":"box","Cmd":["true"]}', '{"Name":"rb"}', '{"Container":"nope"}', '{"Cmd":["true"]}', '{"RestartPolicy":{"Name":"no"}}');
+  const mutated = fc.tuple(valid, fc.nat(), fc.uint8Array({ minLength: 1, maxLength: 4 })).map(([v, at, bytes]) => {
+    const b = Buffer.from(v);
+    const i = at % (b.length + 1);
+    return Buffer.concat([b.subarray(0, i), Buffer.from(bytes), b.subarray(i)]);
+  });
+  const deep = fc.tuple(fc.integer({ min: 9_990, max: 10_010 }), fc.constantFrom('[', '{"a":')).map(([n, open]) =>
+    Buffer.from(`{"Name":"deep","X":${open.repeat(n)}1${(open === '[' ? ']' : '}').repeat(n)}}`));
+  const body = fc.oneof(fc.uint8Array({ maxLength: 64 }).map((a) => Buffer.from(a)), mutated, deep);
+  await fc.assert(fc.asyncProperty(endpoints, body, async (p, b) => {
+    const r = await new Promise<Reply>((resolve, reject) => {
+      const req = http.request({ socketPath: sb.socket, method: 'POST', path: p, headers: { 'Content-Type': 'application/json', 'Content-Length': b.length } }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (d: Buffer) => chunks.push(d));
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString();
+          let json: any;
+          try { json = text ? JSON.parse(text) : undefined; } catch { json = undefined; }
+          resolve({ status: res.statusCode ?? 0, text, json });
+        });
+      });
+      req.on('error', reject);
+      req.end(b);
+    });
+    await check(`raw ${p} ${JSON.stringify(b.toString('latin1').slice(0, 80))}`, r);
+    if (p === '/containers/create' && r.status === 201) assert.equal((await send('DELETE', `/containers/${r.json.Id}?force=1`)).status, 204);
+    if (p === '/networks/create' && r.status === 201) assert.equal((await send('DELETE', `/networks/${r.json.Id}`)).status, 204);
+    if (p.endsWith('/connect') && r.status === 200) assert.equal((await send('POST', '/networks/fxnet/disconnect', { Container: 'fx', Force: true })).status, 200);
+  }), { seed: SEED, numRuns: RUNS * 2, endOnFailure: true });
+  await check('reset policy', await send('POST', '/containers/fx/update', { RestartPolicy: { Name: 'no' } }));
+  assert.deepEqual(await state(), before);
+});

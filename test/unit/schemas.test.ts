@@ -93,6 +93,9 @@ test('create: values moby refuses at create are refused before anything is made'
   no({ HostConfig: { LogConfig: { Type: 'json-file', Config: { 'max-sise': '1k' } } } }, /^unknown log opt 'max-sise' for json-file log driver$/);
   no({ HostConfig: { LogConfig: { Config: { 'max-size': '10k' } } } }, /log opt 'max-size' is not supported by loom/);
   no({ HostConfig: { LogConfig: { Config: { mode: 'fast' } } } }, /^logger: logging mode not supported: fast$/);
+  const { checkExecConfig } = await import('../../src/api/configcheck.ts');
+  assert.throws(() => checkExecConfig({ Cmd: ['ls', 'a\0'] }), /invalid Cmd "a\\u0000": contains a NUL byte/);
+  checkExecConfig({ Cmd: ['ls'], Env: ['A=1'], WorkingDir: 'rel' });
   checkCreateConfig({ WorkingDir: '/x', Env: ['A=b', 'B'], Cmd: 'sh', HostConfig: { LogConfig: { Type: '', Config: {} } } });
   checkCreateConfig({ HostConfig: { LogConfig: { Type: 'json-file', Config: { mode: 'blocking' } } } });
 });

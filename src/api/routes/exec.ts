@@ -7,8 +7,11 @@ import { LoomError } from '../../util/errors.ts';
 import { ExecFailureSniffer } from '../../runtime/execfail.ts';
 import { windowSize } from './containers.ts';
 import { validateBody } from '../schemas.ts';
+import { checkExecConfig } from '../configcheck.ts';
 route('POST', '/containers/{id}/exec', async (d, { params, body, res }) => {
-  const id = d.containers.execCreate(params.id!, validateBody('execCreate', await body()));
+  const b = validateBody('execCreate', await body());
+  checkExecConfig(b);
+  const id = d.containers.execCreate(params.id!, b);
   json(res, 201, { Id: id });
   return STREAMED;
 });
