@@ -32,6 +32,8 @@ export interface DaemonOptions {
   dataRoot: string;
   execRoot: string;
   socket: string;
+  /** --log-opt: json-file options every container gets unless it sets them (max-size, max-file) */
+  logOpts?: Record<string, string>;
   /** -G/--group: the group that may use the socket (default `loom`) */
   socketGroup?: string;
   bip?: string;

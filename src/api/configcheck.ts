@@ -2,11 +2,13 @@
 // once the body has the right types: nothing is created for them, and no start fails later with a 500.
 import { invalidParameter } from '../util/errors.ts';
 import { goQuote } from './router.ts';
+import { parseLogPolicy } from '../runtime/logtrim.ts';
 
 /** Log drivers dockerd has; loom writes json-file logs only. */
 const DOCKER_LOG_DRIVERS = ['none', 'local', 'json-file', 'syslog', 'journald', 'gelf', 'fluentd', 'awslogs', 'splunk', 'etwlogs', 'gcplogs', 'logentries'];
-/** json-file's options in dockerd (its validator refuses any other); loom implements none of them yet. */
+/** json-file's options in dockerd (its validator refuses any other); loom implements the size limits. */
 const JSON_FILE_OPTS = ['max-file', 'max-size', 'compress', 'labels', 'labels-regex', 'env', 'env-regex', 'tag', 'mode', 'max-buffer-size'];
+const IMPLEMENTED_OPTS = ['max-size', 'max-file'];
 
 interface CreateConfig {
   WorkingDir?: string | null;
@@ -45,7 +47,7 @@ function checkProcess(b: Pick<CreateConfig, 'Env' | 'Cmd' | 'Entrypoint' | 'User
 }
 
 /** moby's logger.ValidateLogOpts with the json-file validator, and what loom does not implement refused by name. */
-function checkLogConfig(lc: { Type?: string | null; Config?: Record<string, string | null> | null } | undefined): void {
+export function checkLogConfig(lc: { Type?: string | null; Config?: Record<string, string | null> | null } | undefined): void {
   const type = lc?.Type ?? '';
   const opts = lc?.Config ?? {};
   const mode = opts.mode ?? '';
@@ -57,6 +59,19 @@ function checkLogConfig(lc: { Type?: string | null; Config?: Record<string, stri
   for (const k of Object.keys(opts)) {
     if (!JSON_FILE_OPTS.includes(k)) throw invalidParameter(`unknown log opt '${k}' for json-file log driver`);
     if (k === 'mode' && mode !== 'non-blocking') continue; // loom's writes block, as the default mode
-    throw invalidParameter(`log opt '${k}' is not supported by loom (logs are neither rotated nor tagged yet)`);
+    if (IMPLEMENTED_OPTS.includes(k)) continue;
+    throw invalidParameter(`log opt '${k}' is not supported by loom (only max-size and max-file)`);
   }
+  parseLogPolicy(opts);
+}
+
+/**
+ * dockerd's mergeAndVerifyLogConfig: a container without a driver gets the daemon's (json-file), and the
+ * daemon's --log-opt values fill in the options it does not set. Returns the LogConfig to keep.
+ */
+export function mergeLogConfig(lc: { Type?: string | null; Config?: Record<string, string | null> | null } | null | undefined, daemonOpts: Record<string, string>): { Type: string; Config: Record<string, string> } {
+  const config: Record<string, string> = {};
+  for (const [k, v] of Object.entries(lc?.Config ?? {})) if (v !== null) config[k] = v;
+  for (const [k, v] of Object.entries(daemonOpts)) if (!(k in config)) config[k] = v;
+  return { Type: lc?.Type || 'json-file', Config: config };
 }

@@ -331,7 +331,9 @@ test('values moby refuses at create (working dir, env, log driver and options) c
   const cases: [string[], RegExp][] = [
     [['--log-driver', 'nope'], /logger: no log driver named 'nope' is registered/],
     [['--log-opt', 'max-sise=1k'], /unknown log opt 'max-sise' for json-file log driver/],
-    [['--log-opt', 'max-size=10k'], /log opt 'max-size' is not supported by loom/],
+    [['--log-opt', 'tag={{.Name}}'], /log opt 'tag' is not supported by loom/],
+    [['--log-opt', 'max-size=ten'], /invalid size: 'ten'/],
+    [['--log-opt', 'max-size=1k', '--log-opt', 'max-file=0'], /max-file cannot be less than 1/],
     [['--log-driver', 'syslog'], /log driver 'syslog' is not supported by loom/],
     [['-w', 'relative/dir'], /the working directory 'relative\/dir' is invalid, it needs to be an absolute path/],
   ];
@@ -345,4 +347,41 @@ test('values moby refuses at create (working dir, env, log driver and options) c
   assert.match(env.body.message, /invalid environment variable: "A\\u0000=b": contains a NUL byte/);
   assert.deepEqual(await objects(), before);
   await ok(sb.docker('run', '--rm', '--log-driver', 'json-file', '--log-opt', 'mode=blocking', 'box', 'true'));
+});
+
+test('logs limited by size (--log-opt max-size, max-file): old output freed, logs -f loses nothing', { skip }, async () => {
+  const pad = 'x'.repeat(50);
+  const script = `sleep 1; i=0; while [ $i -lt 2000 ]; do echo "line $i ${pad}"; i=$((i+1)); [ $((i % 10)) = 0 ] && usleep 10000; done; true`;
+  const id = await ok(sb.docker('run', '-d', '--name', 'lr', '--log-opt', 'max-size=10k', '--log-opt', 'max-file=3', 'box', 'sh', '-c', script));
+  const follower = sb.loom('logs', '-f', 'lr');
+  const r = await follower;
+  assert.equal(r.code, 0, r.stderr);
+  const want = Array.from({ length: 2000 }, (_, i) => `line ${i} ${pad}`);
+  assert.deepEqual(r.stdout.trimEnd().split('\n'), want); // the follower saw every line, in order
+  const kept = (await ok(sb.loom('logs', 'lr'))).split('\n');
+  assert.equal(kept.at(-1), want.at(-1));
+  assert.ok(kept.length * 60 <= 30_000 + 60 && kept.length * 60 >= 20_000 - 60, `${kept.length} lines kept`);
+  assert.deepEqual(kept, want.slice(-kept.length)); // a tail of whole lines
+  assert.equal(await ok(sb.loom('logs', '--tail', '2', 'lr')), want.slice(-2).join('\n'));
+  const st = fs.statSync(`${sb.dir}/data/containers/${id}/stdout.log`);
+  assert.ok(st.blocks * 512 <= 40 << 10, `${st.blocks * 512} bytes on disk`);
+  const [j] = JSON.parse(await ok(sb.docker('inspect', 'lr')));
+  assert.deepEqual(j.HostConfig.LogConfig, { Type: 'json-file', Config: { 'max-size': '10k', 'max-file': '3' } });
+  await ok(sb.loom('rm', 'lr'));
+  // daemon-wide defaults: every container gets them unless it sets its own
+  await sb.stopDaemon();
+  await sb.startDaemon(['--log-opt', 'max-size=5k']);
+  try {
+    await ok(sb.docker('create', '--name', 'ld1', 'box', 'true'));
+    await ok(sb.docker('create', '--name', 'ld2', '--log-opt', 'max-size=7k', '--log-opt', 'max-file=2', 'box', 'true'));
+    assert.equal(await ok(sb.docker('inspect', '-f', '{{json .HostConfig.LogConfig.Config}}', 'ld1')), '{"max-size":"5k"}');
+    assert.equal(await ok(sb.docker('inspect', '-f', '{{json .HostConfig.LogConfig.Config}}', 'ld2')), '{"max-file":"2","max-size":"7k"}');
+    await ok(sb.loom('rm', 'ld1', 'ld2'));
+  } finally {
+    await sb.stopDaemon();
+    await sb.startDaemon();
+  }
+  await sb.stopDaemon();
+  await assert.rejects(sb.startDaemon(['--log-opt', 'max-sise=5k']), /unknown log opt 'max-sise' for json-file log driver/);
+  await sb.startDaemon();
 });

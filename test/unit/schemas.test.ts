@@ -91,7 +91,11 @@ test('create: values moby refuses at create are refused before anything is made'
   no({ HostConfig: { LogConfig: { Type: 'nope' } } }, /^logger: no log driver named 'nope' is registered$/);
   no({ HostConfig: { LogConfig: { Type: 'syslog' } } }, /log driver 'syslog' is not supported by loom/);
   no({ HostConfig: { LogConfig: { Type: 'json-file', Config: { 'max-sise': '1k' } } } }, /^unknown log opt 'max-sise' for json-file log driver$/);
-  no({ HostConfig: { LogConfig: { Config: { 'max-size': '10k' } } } }, /log opt 'max-size' is not supported by loom/);
+  no({ HostConfig: { LogConfig: { Config: { tag: 'x' } } } }, /log opt 'tag' is not supported by loom/);
+  no({ HostConfig: { LogConfig: { Config: { 'max-size': '10x' } } } }, /^invalid size: '10x'$/);
+  no({ HostConfig: { LogConfig: { Config: { 'max-size': '0' } } } }, /^max-size must be a positive number$/);
+  no({ HostConfig: { LogConfig: { Config: { 'max-size': '1k', 'max-file': '0' } } } }, /^max-file cannot be less than 1$/);
+  checkCreateConfig({ HostConfig: { LogConfig: { Type: 'json-file', Config: { 'max-size': '10k', 'max-file': '3' } } } });
   no({ HostConfig: { LogConfig: { Config: { mode: 'fast' } } } }, /^logger: logging mode not supported: fast$/);
   const { checkExecConfig } = await import('../../src/api/configcheck.ts');
   assert.throws(() => checkExecConfig({ Cmd: ['ls', 'a\0'] }), /invalid Cmd "a\\u0000": contains a NUL byte/);

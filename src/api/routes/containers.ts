@@ -12,7 +12,8 @@ import { sample as statsSample } from '../../runtime/stats.ts';
 import type { ContainerRecord } from '../../core/types.ts';
 import { pruneFilter } from '../../core/networks.ts';
 import { validateBody } from '../schemas.ts';
-import { checkCreateConfig } from '../configcheck.ts';
+import { checkCreateConfig, mergeLogConfig } from '../configcheck.ts';
+import { parseLogPolicy, writeLogPolicy } from '../../runtime/logtrim.ts';
 
 const ZERO_READ = '0001-01-01T00:00:00Z';
 const netLookup = (d: Daemon) => (n: string) => d.networks.find(n);
@@ -30,7 +31,12 @@ route('GET', '/containers/json', (d, { query }) => {
 route('POST', '/containers/create', async (d, { query, body, res }) => {
   const b = validateBody('containerCreate', await body());
   checkCreateConfig(b);
+  // the daemon's --log-opt defaults are part of the container's config, as dockerd keeps them
+  const logConfig = mergeLogConfig(b.HostConfig?.LogConfig, d.opts.logOpts ?? {});
+  if (b.HostConfig && typeof b.HostConfig === 'object') b.HostConfig.LogConfig = logConfig;
+  else b.HostConfig = { LogConfig: logConfig };
   const c = d.containers.create(b, query.get('name') ?? undefined);
+  writeLogPolicy(c.stateDir, parseLogPolicy(logConfig.Config));
   // Docker's verifyPlatformContainerSettings: host networking has no ports of its own to publish
   const warnings = c.networkMode === 'host' && Object.keys(c.hostConfig.PortBindings ?? {}).length ? ['Published ports are discarded when using host network mode'] : [];
   json(res, 201, { Id: c.id, Warnings: warnings });
