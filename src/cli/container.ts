@@ -21,7 +21,7 @@ const runSpecs = [
   f('--label-file', 'list'), f('-w,--workdir', 'string'), f('-u,--user', 'string'), f('--entrypoint', 'string'), f('--restart', 'string'),
   f('--init'), f('--privileged'), f('--stop-signal', 'string'), f('--stop-timeout', 'string'), f('-a,--attach', 'list'),
   f('--cidfile', 'string'), f('--pull', 'string'), f('--platform', 'string'), f('-q,--quiet'), f('--sig-proxy', 'bool'),
-  f('--detach-keys', 'string'),
+  f('--detach-keys', 'string'), f('--log-driver', 'string'), f('--log-opt', 'list'),
 ];
 
 const USAGE: Record<string, string> = {
@@ -236,6 +236,8 @@ function buildCreate(p: Parsed, cmdName: 'run' | 'create' = 'run'): { body: any;
       ExtraHosts: extraHosts.length ? extraHosts : null,
       Init: fl.init !== undefined ? !!fl.init : null,
       Privileged: !!fl.privileged,
+      // docker's parseLoggingOpts: key=value pairs, checked by the daemon
+      LogConfig: { Type: fl['log-driver'] ?? '', Config: Object.fromEntries((fl['log-opt'] as string[]).map((o) => (o.includes('=') ? [o.slice(0, o.indexOf('=')), o.slice(o.indexOf('=') + 1)] : [o, '']))) },
     },
     NetworkingConfig: { EndpointsConfig: Object.keys(epConfig).length ? { [network === 'default' ? 'bridge' : network]: epConfig } : {} },
   };

@@ -368,6 +368,12 @@ test('logs limited by size (--log-opt max-size, max-file): old output freed, log
   const [j] = JSON.parse(await ok(sb.docker('inspect', 'lr')));
   assert.deepEqual(j.HostConfig.LogConfig, { Type: 'json-file', Config: { 'max-size': '10k', 'max-file': '3' } });
   await ok(sb.loom('rm', 'lr'));
+  // bin/loom takes the same flags
+  await ok(sb.loom('create', '--name', 'll', '--log-opt', 'max-size=20k', 'box', 'true'));
+  assert.equal(await ok(sb.loom('inspect', '-f', '{{json .HostConfig.LogConfig.Config}}', 'll')), '{"max-size":"20k"}');
+  await ok(sb.loom('rm', 'll'));
+  const bad = await sb.loom('create', '--log-driver', 'nope', 'box', 'true');
+  assert.match(bad.stderr, /logger: no log driver named 'nope' is registered/);
   // daemon-wide defaults: every container gets them unless it sets its own
   await sb.stopDaemon();
   await sb.startDaemon(['--log-opt', 'max-size=5k']);
