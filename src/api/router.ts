@@ -4,6 +4,7 @@ import http from 'node:http';
 import type net from 'node:net';
 import type { Daemon } from '../daemon.ts';
 import { invalidParameter } from '../util/errors.ts';
+import { parseJsonBody } from './jsonbody.ts';
 
 export const API_VERSION = '1.50';
 export const MIN_API_VERSION = '1.24';
@@ -70,14 +71,24 @@ export const goQuote = (s: string) => JSON.stringify(s.length > 256 ? `${s.slice
 export function filters(q: URLSearchParams): Record<string, string[]> {
   const raw = q.get('filters');
   if (!raw) return {};
-  let f: Record<string, string[] | Record<string, boolean>>;
+  // moby's filters.FromJSON: map[string]map[string]bool, or the older map[string][]string; null is empty
+  const bad = () => invalidParameter(`invalid filter: ${raw.length > 256 ? `${raw.slice(0, 256)}...` : raw}`);
+  let f: unknown;
   try {
-    f = JSON.parse(raw);
+    f = parseJsonBody(raw);
   } catch {
-    throw invalidParameter(`invalid filter: ${raw}`);
+    throw bad();
   }
+  if (f === null || f === undefined) return {};
+  if (typeof f !== 'object' || Array.isArray(f)) throw bad();
   const out: Record<string, string[]> = {};
-  for (const [k, v] of Object.entries(f)) out[k] = Array.isArray(v) ? v : Object.keys(v).filter((x) => v[x]);
+  for (const [k, v] of Object.entries(f as Record<string, unknown>)) {
+    if (v === null) out[k] = [];
+    else if (Array.isArray(v) && v.every((x) => typeof x === 'string')) out[k] = v;
+    else if (typeof v === 'object' && !Array.isArray(v) && Object.values(v).every((x) => typeof x === 'boolean' || x === null)) {
+      out[k] = Object.keys(v).filter((x) => (v as Record<string, boolean>)[x]);
+    } else throw bad();
+  }
   return out;
 }
 

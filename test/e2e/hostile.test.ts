@@ -128,6 +128,14 @@ test('filters run in linear time (Go regexp semantics): a backtracking pattern a
   assert.deepEqual(bad.body, []);
   const nets = await sb.api('GET', `/networks?filters=${encodeURIComponent(JSON.stringify({ name: ['^fn.t$'] }))}`);
   assert.deepEqual(nets.body.map((n: any) => n.Name), ['fnet']);
+  // filters that are JSON of other shapes: null is none (as Go decodes it), anything else an invalid filter
+  for (const [f, status] of [['null', 200], ['{"name":null}', 200], ['{"name":{"f1":true}}', 200], ['5', 400], ['{"name":"f1"}', 400], ['{"name":[5]}', 400], ['{"name":{"x":"y"}}', 400]] as const) {
+    const r = await sb.api('GET', `/containers/json?filters=${encodeURIComponent(f)}`);
+    assert.equal(r.status, status, f);
+    const n = await sb.api('GET', `/networks?filters=${encodeURIComponent(f)}`);
+    assert.equal(n.status, status, f);
+    if (status === 400) assert.match(r.body.message, /^invalid filter: /);
+  }
   // a huge pattern is compared exactly only
   const huge = await sb.api('GET', `/containers/json?filters=${encodeURIComponent(JSON.stringify({ name: ['(a|b)*'.repeat(5000)] }))}`);
   assert.equal(huge.status, 200);
