@@ -3,6 +3,7 @@
 import { invalidParameter } from '../util/errors.ts';
 import { goQuote } from './router.ts';
 import { parseLogPolicy } from '../runtime/logtrim.ts';
+import { normalizeSignal } from '../core/containers.ts';
 
 /** Log drivers dockerd has; loom writes json-file logs only. */
 const DOCKER_LOG_DRIVERS = ['none', 'local', 'json-file', 'syslog', 'journald', 'gelf', 'fluentd', 'awslogs', 'splunk', 'etwlogs', 'gcplogs', 'logentries'];
@@ -16,6 +17,7 @@ interface CreateConfig {
   Cmd?: string | (string | null)[] | null;
   Entrypoint?: string | (string | null)[] | null;
   User?: string | null;
+  StopSignal?: string | null;
   HostConfig?: { LogConfig?: { Type?: string | null; Config?: Record<string, string | null> | null } | null } | null;
 }
 
@@ -23,6 +25,8 @@ export function checkCreateConfig(b: CreateConfig): void {
   if (b.WorkingDir && !b.WorkingDir.startsWith('/')) {
     throw invalidParameter(`the working directory '${b.WorkingDir}' is invalid, it needs to be an absolute path`);
   }
+  // verifyContainerSettings parses the stop signal at create
+  if (b.StopSignal) normalizeSignal(b.StopSignal);
   checkProcess(b);
   checkLogConfig(b.HostConfig?.LogConfig ?? undefined);
 }

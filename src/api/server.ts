@@ -71,7 +71,10 @@ async function dispatch(d: Daemon, req: http.IncomingMessage, res: http.ServerRe
   let p = url.pathname;
   const vm = /^\/v(\d+\.\d+)(\/.*)$/.exec(p);
   if (vm) {
-    if (Number(vm[1]) < Number(MIN_API_VERSION)) {
+    if (versionAbove(vm[1]!, API_VERSION)) {
+      return fail(res, socket, 400, `client version ${vm[1]} is too new. Maximum supported API version is ${API_VERSION}`);
+    }
+    if (versionAbove(MIN_API_VERSION, vm[1]!)) {
       return fail(res, socket, 400, `client version ${vm[1]} is too old. Minimum supported API version is ${MIN_API_VERSION}, please upgrade your client to a newer version`);
     }
     p = vm[2]!;
@@ -111,6 +114,13 @@ async function dispatch(d: Daemon, req: http.IncomingMessage, res: http.ServerRe
     }
     fail(res, socket, status, messageOf(e));
   }
+}
+
+/** API versions compare by their numbers: 1.9 is older than 1.24. */
+function versionAbove(a: string, b: string): boolean {
+  const [a1 = 0, a2 = 0] = a.split('.').map(Number);
+  const [b1 = 0, b2 = 0] = b.split('.').map(Number);
+  return a1 !== b1 ? a1 > b1 : a2 > b2;
 }
 
 /** A path segment as text: bad percent-escapes and invalid UTF-8 give undefined (Go's PathUnescape fails too). */

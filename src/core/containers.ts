@@ -1440,7 +1440,11 @@ function signalNumber(sig: string): string {
 }
 
 export function normalizeSignal(s: string): string {
-  if (/^\d+$/.test(s)) return s;
+  // as moby's ParseSignal, 0 is no signal; past SIGRTMAX (64) the kernel has none (EINVAL, not a 500)
+  if (/^\d+$/.test(s)) {
+    if (Number(s) === 0 || Number(s) > 64) throw invalidParameter(`Invalid signal: ${s}`);
+    return s;
+  }
   const up = s.toUpperCase();
   const name = up.startsWith('SIG') ? up : `SIG${up}`;
   if (!(name in os.constants.signals)) throw invalidParameter(`Invalid signal: ${s}`);

@@ -105,6 +105,12 @@ test('requests that used to end the daemon are 400s and it goes on', { skip }, a
   const r = await raw('GET http://[::1/containers/json HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
   assert.match(r, /^HTTP\/1\.1 400 /);
   await alive();
+  // API versions out of range, compared as versions (1.9 is older than 1.24)
+  for (const [v, want] of [['1.9', /client version 1\.9 is too old/], ['99.99', /client version 99\.99 is too new\. Maximum supported API version is 1\.50/]] as const) {
+    const r = await request('GET', `/v${v}/version`);
+    assert.equal(r.status, 400);
+    assert.match(r.body.message, want);
+  }
   // garbage instead of HTTP: node's parser answers 400; still alive
   await raw(Buffer.from([0xff, 0xfe, 0x00, 0x0d, 0x0a, 0x0d, 0x0a]));
   await alive();

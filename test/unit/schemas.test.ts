@@ -83,6 +83,8 @@ test('JSON bodies: nesting is bounded as in Go (10000), without recursion', () =
 test('create: values moby refuses at create are refused before anything is made', async () => {
   const { checkCreateConfig } = await import('../../src/api/configcheck.ts');
   const no = (b: object, re: RegExp) => assert.throws(() => checkCreateConfig(b), (e: any) => e.status === 400 && re.test(e.message));
+  no({ StopSignal: 'SIGNOPE' }, /^Invalid signal: SIGNOPE$/);
+  no({ StopSignal: '99' }, /^Invalid signal: 99$/);
   no({ WorkingDir: '../x' }, /^the working directory '\.\.\/x' is invalid, it needs to be an absolute path$/);
   no({ Env: ['=x'] }, /^invalid environment variable: =x$/);
   no({ Env: ['A\0=b'] }, /invalid environment variable: "A\\u0000=b": contains a NUL byte/);

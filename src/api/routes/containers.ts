@@ -126,7 +126,8 @@ route('POST', '/containers/{id}/update', async (d, { params, body }) => d.contai
 async function topOf(pids: number[], psArgs: string): Promise<{ Titles: string[]; Processes: string[][] }> {
   const ps = (args: string[]) => new Promise<string[]>((resolve, reject) => {
     execFile('ps', args, { maxBuffer: 64 << 20 }, (err, stdout, stderr) => {
-      if (err) reject(new LoomError(500, `Error running ps: ${String(stderr || err.message).trim()}`));
+      // ps refusing its arguments is the client's mistake (moby answers it as an invalid parameter)
+      if (err) reject(new LoomError(typeof err.code === 'number' ? 400 : 500, `Error running ps: ${String(stderr || err.message).trim()}`));
       else resolve(stdout.split('\n').filter((l) => l.trim()));
     });
   });
