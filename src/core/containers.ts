@@ -436,7 +436,8 @@ export class Containers {
         rootfsLower: img.rootfs,
         stateDir: c.stateDir,
         args: [c.path, ...c.args],
-        env: ensurePath(mergeEnv(linkEnvs, c.config.Env)),
+        // a variable without `=` unsets it (moby's ReplaceOrAppendEnvValues); runc would refuse it
+        env: ensurePath(mergeEnv(linkEnvs, c.config.Env).filter((e) => e.includes('='))),
         cwd: c.config.WorkingDir || '/',
         user: c.config.User || undefined,
         hostname: c.config.Hostname,

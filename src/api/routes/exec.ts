@@ -24,7 +24,7 @@ route('POST', '/exec/{id}/start', async (d, ctx) => {
   const c = d.containers.get(ex.containerId);
   if (!c.state.Running) throw new LoomError(409, `container ${c.id} is not running`);
   const tty = b.Tty ?? ex.Tty;
-  const child = d.containers.runc.exec(c.id, { args: ex.Cmd, env: ex.Env, cwd: ex.WorkingDir || undefined, user: ex.User || undefined, tty, stdin: ex.AttachStdin, detach: !!b.Detach });
+  const child = d.containers.runc.exec(c.id, { args: ex.Cmd, env: ex.Env.filter((e) => e.includes('=')), cwd: ex.WorkingDir || undefined, user: ex.User || undefined, tty, stdin: ex.AttachStdin, detach: !!b.Detach });
   ex.Running = true;
   ex.Pid = child.pid ?? 0;
   let sock: net.Socket | undefined;
