@@ -26,6 +26,7 @@ import { createApiServer } from './api/server.ts';
 import { EmbeddedDns } from './dns/resolver.ts';
 import { raiseOpenFileLimit } from './kernel/rlimit.ts';
 import { createLogger, type Logger } from './util/log.ts';
+import { secureSocket } from './api/socketperm.ts';
 import { newId } from './core/names.ts';
 import type { PoolSpec } from './ipam/ipam.ts';
 import { messageOf } from './util/errors.ts';
@@ -35,6 +36,10 @@ export interface DaemonOptions {
   dataRoot: string;
   execRoot: string;
   socket: string;
+  /** --log-opt: json-file options every container gets unless it sets them (max-size, max-file) */
+  logOpts?: Record<string, string>;
+  /** -G/--group: the group that may use the socket (default `loom`) */
+  socketGroup?: string;
   bip?: string;
   icc: boolean;
   ipMasq: boolean;
@@ -159,16 +164,30 @@ export class Daemon {
   private listen(): Promise<void> {
     const sock = this.opts.socket;
     fs.mkdirSync(path.dirname(sock), { recursive: true });
+    // the default socket lives in the exec root (0700): the socket's group must be able to reach it, so
+    // the directory lets others through (0711) without letting them list it
+    if (path.resolve(path.dirname(sock)) === path.resolve(this.opts.execRoot)) fs.chmodSync(this.opts.execRoot, 0o711);
     try {
       fs.unlinkSync(sock);
     } catch { /* absent */ }
     this.server = createApiServer(this);
     return new Promise((resolve, reject) => {
       this.server!.once('error', reject);
-      this.server!.listen(sock, () => {
-        fs.chmodSync(sock, 0o660);
-        resolve();
-      });
+      // bind() makes the socket file with the umask's mode: nobody but root may connect before its
+      // group and mode are set (node binds a pipe within listen(), so the umask is ours only for a moment)
+      const umask = process.umask(0o177);
+      try {
+        this.server!.listen(sock, () => {
+          try {
+            secureSocket(sock, this.opts.socketGroup, this.log);
+            resolve();
+          } catch (e) {
+            reject(e);
+          }
+        });
+      } finally {
+        process.umask(umask);
+      }
     });
   }
 

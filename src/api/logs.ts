@@ -6,6 +6,7 @@ import type net from 'node:net';
 import type { Daemon } from '../daemon.ts';
 import { mergeLines, nowNanos, readTail, rfc3339NanoFixed, stampedLines, type LogLine } from '../runtime/logclock.ts';
 import { invalidParameter } from '../util/errors.ts';
+import { liveStart } from '../runtime/logtrim.ts';
 
 export interface LogFiles {
   stdout?: string;
@@ -19,13 +20,17 @@ function readFrom(path: string | undefined, offset: number): Buffer {
   return path ? readTail(path, offset) : Buffer.alloc(0);
 }
 
+/** A reader's offset, moved to where the kept output begins if a size limit freed what was before it. */
+const kept = (path: string | undefined, offset: number) => (path ? Math.max(offset, liveStart(path)) : offset);
+
 /** Writes what the files hold now, raw (attach with logs=1); returns the offsets reached. */
 export function readLogs(files: LogFiles, write: Write): Offsets {
-  const out = readFrom(files.stdout, 0);
-  const err = readFrom(files.stderr, 0);
+  const from = { stdout: kept(files.stdout, 0), stderr: kept(files.stderr, 0) };
+  const out = readFrom(files.stdout, from.stdout);
+  const err = readFrom(files.stderr, from.stderr);
   if (out.length) write(1, out);
   if (err.length) write(2, err);
-  return { stdout: out.length, stderr: err.length };
+  return { stdout: from.stdout + out.length, stderr: from.stderr + err.length };
 }
 
 /** Streams growth of the files, raw, until the container's process ends (then drains) or the client goes away.
@@ -40,6 +45,8 @@ export function followLogs(d: Daemon, id: string, files: LogFiles, offsets: Offs
     const offStart = live ? () => {} : d.containers.onProcessStart(id, () => { live = true; });
     const pump = () => {
       if (!live) return;
+      offsets.stdout = kept(files.stdout, offsets.stdout);
+      offsets.stderr = kept(files.stderr, offsets.stderr);
       const o = readFrom(files.stdout, offsets.stdout);
       if (o.length) { offsets.stdout += o.length; write(1, o); }
       const e = readFrom(files.stderr, offsets.stderr);
@@ -155,7 +162,9 @@ export async function serveLogs(d: Daemon, id: string, files: { stdout: string; 
     const timer = setInterval(() => {
       if (!pump(false)) finish(false);
     }, 25);
-    const untilTimer = q.until !== undefined ? setTimeout(() => finish(false), Number((q.until - nowNanos()) / 1_000_000n) + 1) : undefined;
+    // a delay past 2^31 ms would fire at once (node clamps it): such an end is as good as none
+    const untilMs = q.until !== undefined ? Number((q.until - nowNanos()) / 1_000_000n) + 1 : undefined;
+    const untilTimer = untilMs !== undefined && untilMs < 2 ** 31 - 1 ? setTimeout(() => finish(false), untilMs) : undefined;
     const off = d.containers.onProcessExit(id, () => finish(true));
     sock.on('close', () => finish(false));
     if (!running()) finish(true);

@@ -4,6 +4,7 @@
 // ports, `before`/`since` name a container, `-n` (limit) includes stopped containers.
 import type { ContainerRecord } from '../core/types.ts';
 import { invalidParameter, notFound } from '../util/errors.ts';
+import { anyMatch } from '../util/filtermatch.ts';
 
 const ACCEPTED = new Set(['ancestor', 'before', 'exited', 'id', 'isolation', 'label', 'name', 'status', 'health', 'since', 'volume', 'network', 'is-task', 'publish', 'expose']);
 const STATES = ['created', 'running', 'paused', 'restarting', 'removing', 'exited', 'dead'];
@@ -23,14 +24,6 @@ export interface ListOptions {
   imageId: (ref: string) => string | undefined;
 }
 
-/** Go's regexp.MatchString, forgiving as docker's filters.Match: a bad pattern matches nothing. */
-function rx(pattern: string, s: string): boolean {
-  try {
-    return new RegExp(pattern).test(s);
-  } catch {
-    return false;
-  }
-}
 
 /** Docker's State.Running: a container waiting to be restarted counts as running. */
 export function isListedRunning(c: ContainerRecord): boolean {
@@ -76,7 +69,10 @@ export function listContainers(records: ContainerRecord[], o: ListOptions): Cont
   const images = new Set((f.ancestor ?? []).map(o.imageId).filter((x): x is string => !!x));
   const publish = portSet('publish', f.publish ?? []);
   const expose = portSet('expose', f.expose ?? []);
-  const match = (key: string, s: string[]) => !f[key]?.length || f[key]!.some((v) => s.some((x) => x === v || rx(v, x)));
+  // name and id are Go regexps in moby (filters.Match); status values were checked above, so exact
+  const matchName = anyMatch(f.name);
+  const matchId = anyMatch(f.id);
+  const match = (key: string, s: string[]) => !f[key]?.length || f[key]!.some((v) => s.includes(v));
 
   const out: ContainerRecord[] = [];
   for (const c of sorted) {
@@ -86,8 +82,8 @@ export function listContainers(records: ContainerRecord[], o: ListOptions): Cont
     }
     if (since && c.id === since.id) break;
     if (!isListedRunning(c) && !all && o.limit <= 0) continue;
-    if (!match('name', [`/${c.name}`, c.name])) continue;
-    if (!match('id', [c.id])) continue;
+    if (!matchName([`/${c.name}`, c.name])) continue;
+    if (!matchId([c.id])) continue;
     const labels = c.config.Labels ?? {};
     if (!(f.label ?? []).every((v) => {
       const i = v.indexOf('=');

@@ -118,7 +118,7 @@ export function inspectContainer(c: ContainerRecord, img: ImageRecord | undefine
     HostConfig: {
       Binds: null,
       ContainerIDFile: '',
-      LogConfig: { Type: 'json-file', Config: {} },
+      LogConfig: { Type: 'json-file', Config: (c.hostConfig.LogConfig as { Config?: Record<string, string> } | undefined)?.Config ?? {} },
       VolumeDriver: '',
       VolumesFrom: null,
       CapAdd: null,

@@ -4,6 +4,7 @@ import http from 'node:http';
 import type net from 'node:net';
 import type { Daemon } from '../daemon.ts';
 import { invalidParameter } from '../util/errors.ts';
+import { parseJsonBody } from './jsonbody.ts';
 
 export const API_VERSION = '1.50';
 export const MIN_API_VERSION = '1.24';
@@ -34,18 +35,60 @@ export function route(method: string, pattern: string, fn: Handler): void {
 
 export const STREAMED = Symbol('streamed');
 
-export const bool = (q: URLSearchParams, k: string) => ['1', 'true', 'True'].includes(q.get(k) ?? '');
+/** moby's httputils.BoolValue: any value but "", 0, no, false and none (any case) is true. */
+export const bool = (q: URLSearchParams, k: string) => !['', '0', 'no', 'false', 'none'].includes((q.get(k) ?? '').trim().toLowerCase());
+
+/** A Go strconv.Atoi of a query value (moby answers its error with 400); `fallback` when absent or empty. */
+export function int(q: URLSearchParams, k: string, fallback: number): number {
+  const v = q.get(k);
+  if (v === null || v === '') return fallback;
+  return atoi(v, 'strconv.Atoi');
+}
+
+function atoi(v: string, fn: string): number {
+  if (!/^[+-]?\d+$/.test(v)) throw invalidParameter(`${fn}: parsing ${goQuote(v)}: invalid syntax`);
+  const n = Number(v);
+  if (!Number.isSafeInteger(n)) throw invalidParameter(`${fn}: parsing ${goQuote(v)}: value out of range`);
+  return n;
+}
+
+/**
+ * A Unix timestamp as moby's timetypes.ParseTimestamps reads `since`/`until` (seconds, optionally
+ * `.nanoseconds`); returns seconds, or undefined when absent.
+ */
+export function timestamp(q: URLSearchParams, k: string): number | undefined {
+  const v = q.get(k);
+  if (v === null || v === '') return undefined;
+  const [sec = '', frac] = v.split('.', 2);
+  const s = atoi(sec, 'strconv.ParseInt');
+  if (frac === undefined) return s;
+  if (!/^\d+$/.test(frac)) throw invalidParameter(`strconv.ParseInt: parsing ${goQuote(frac)}: invalid syntax`);
+  return Number(`${s}.${frac}`);
+}
+
+/** Go's %q of a string, near enough for messages: JSON quoting, which escapes what would break a line. */
+export const goQuote = (s: string) => JSON.stringify(s.length > 256 ? `${s.slice(0, 256)}...` : s);
 export function filters(q: URLSearchParams): Record<string, string[]> {
   const raw = q.get('filters');
   if (!raw) return {};
-  let f: Record<string, string[] | Record<string, boolean>>;
+  // moby's filters.FromJSON: map[string]map[string]bool, or the older map[string][]string; null is empty
+  const bad = () => invalidParameter(`invalid filter: ${raw.length > 256 ? `${raw.slice(0, 256)}...` : raw}`);
+  let f: unknown;
   try {
-    f = JSON.parse(raw);
+    f = parseJsonBody(raw);
   } catch {
-    throw invalidParameter(`invalid filter: ${raw}`);
+    throw bad();
   }
+  if (f === null || f === undefined) return {};
+  if (typeof f !== 'object' || Array.isArray(f)) throw bad();
   const out: Record<string, string[]> = {};
-  for (const [k, v] of Object.entries(f)) out[k] = Array.isArray(v) ? v : Object.keys(v).filter((x) => v[x]);
+  for (const [k, v] of Object.entries(f as Record<string, unknown>)) {
+    if (v === null) out[k] = [];
+    else if (Array.isArray(v) && v.every((x) => typeof x === 'string')) out[k] = v;
+    else if (typeof v === 'object' && !Array.isArray(v) && Object.values(v).every((x) => typeof x === 'boolean' || x === null)) {
+      out[k] = Object.keys(v).filter((x) => (v as Record<string, boolean>)[x]);
+    } else throw bad();
+  }
   return out;
 }
 

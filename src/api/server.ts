@@ -5,7 +5,8 @@
 import http from 'node:http';
 import type net from 'node:net';
 import type { Daemon } from '../daemon.ts';
-import { invalidParameter, messageOf, statusOf } from '../util/errors.ts';
+import { messageOf, statusOf } from '../util/errors.ts';
+import { MAX_JSON_BODY, checkForJson, parseJsonBody, tooLarge } from './jsonbody.ts';
 import { routes, STREAMED, json, noContent, API_VERSION, MIN_API_VERSION, LOOM_VERSION, type Ctx, type Handler, type Params } from './router.ts';
 import './routes/system.ts';
 import './routes/containers.ts';
@@ -20,21 +21,31 @@ import './routes/archive.ts';
 export { API_VERSION, MIN_API_VERSION, LOOM_VERSION, STREAMED };
 export { frame } from './router.ts';
 
-async function readBody(req: http.IncomingMessage): Promise<any> {
+async function readBody(req: http.IncomingMessage, res: http.ServerResponse): Promise<any> {
+  const declared = Number(req.headers['content-length'] ?? NaN);
+  const chunked = req.headers['transfer-encoding'] !== undefined;
+  checkForJson(req.headers, chunked || declared > 0);
+  const refuse = () => {
+    // the rest of the body is not read: the connection goes after the answer
+    res.setHeader('Connection', 'close');
+    return tooLarge();
+  };
+  if (declared > MAX_JSON_BODY) throw refuse();
   const chunks: Buffer[] = [];
-  for await (const c of req) chunks.push(c as Buffer);
-  const s = Buffer.concat(chunks).toString('utf8');
-  if (!s.trim()) return undefined;
-  try {
-    return JSON.parse(s);
-  } catch {
-    throw invalidParameter('invalid JSON in request body');
+  let size = 0;
+  for await (const c of req) {
+    size += (c as Buffer).length;
+    if (size > MAX_JSON_BODY) throw refuse();
+    chunks.push(c as Buffer);
   }
+  return parseJsonBody(Buffer.concat(chunks).toString('utf8'));
 }
 
 /** A hijacked request's body arrives with the raw stream: take Content-Length bytes, keep the rest. */
 async function readUpgradeBody(ctx: Ctx): Promise<any> {
   const len = Number(ctx.req.headers['content-length'] ?? 0);
+  checkForJson(ctx.req.headers, len > 0);
+  if (len > MAX_JSON_BODY) throw tooLarge();
   let buf = ctx.head ?? Buffer.alloc(0);
   while (buf.length < len) {
     const chunk = await new Promise<Buffer | null>((resolve) => {
@@ -49,13 +60,7 @@ async function readUpgradeBody(ctx: Ctx): Promise<any> {
     buf = Buffer.concat([buf, chunk]);
   }
   ctx.head = buf.subarray(len);
-  const s = buf.subarray(0, len).toString('utf8');
-  if (!s.trim()) return undefined;
-  try {
-    return JSON.parse(s);
-  } catch {
-    throw invalidParameter('invalid JSON in request body');
-  }
+  return parseJsonBody(buf.subarray(0, len).toString('utf8'));
 }
 
 async function dispatch(d: Daemon, req: http.IncomingMessage, res: http.ServerResponse, socket?: net.Socket, head?: Buffer): Promise<void> {
@@ -70,7 +75,10 @@ async function dispatch(d: Daemon, req: http.IncomingMessage, res: http.ServerRe
   let p = url.pathname;
   const vm = /^\/v(\d+\.\d+)(\/.*)$/.exec(p);
   if (vm) {
-    if (Number(vm[1]) < Number(MIN_API_VERSION)) {
+    if (versionAbove(vm[1]!, API_VERSION)) {
+      return fail(res, socket, 400, `client version ${vm[1]} is too new. Maximum supported API version is ${API_VERSION}`);
+    }
+    if (versionAbove(MIN_API_VERSION, vm[1]!)) {
       return fail(res, socket, 400, `client version ${vm[1]} is too old. Minimum supported API version is ${MIN_API_VERSION}, please upgrade your client to a newer version`);
     }
     p = vm[2]!;
@@ -97,7 +105,7 @@ async function dispatch(d: Daemon, req: http.IncomingMessage, res: http.ServerRe
     d.log.info({ method: req.method, path: p, status: pathMatched ? 405 : 404 }, 'api: no such route');
     return fail(res, socket, pathMatched ? 405 : 404, pathMatched ? 'method not allowed' : `page not found`);
   }
-  const ctx: Ctx = { req, res, params: found.params, query: url.searchParams, body: () => readBody(req), socket, head };
+  const ctx: Ctx = { req, res, params: found.params, query: url.searchParams, body: () => readBody(req, res), socket, head };
   if (socket) ctx.body = () => readUpgradeBody(ctx);
   const t0 = process.hrtime.bigint();
   try {
@@ -114,6 +122,13 @@ async function dispatch(d: Daemon, req: http.IncomingMessage, res: http.ServerRe
     }
     fail(res, socket, status, messageOf(e));
   }
+}
+
+/** API versions compare by their numbers: 1.9 is older than 1.24. */
+function versionAbove(a: string, b: string): boolean {
+  const [a1 = 0, a2 = 0] = a.split('.').map(Number);
+  const [b1 = 0, b2 = 0] = b.split('.').map(Number);
+  return a1 !== b1 ? a1 > b1 : a2 > b2;
 }
 
 /** A path segment as text: bad percent-escapes and invalid UTF-8 give undefined (Go's PathUnescape fails too). */
@@ -152,7 +167,8 @@ function fail(res: http.ServerResponse, socket: net.Socket | undefined, status: 
 }
 
 export function createApiServer(d: Daemon): http.Server {
-  const server = http.createServer({ keepAliveTimeout: 5000 }, (req, res) => {
+  // Go's http.DefaultMaxHeaderBytes (1 MiB), as dockerd: long filter values in the query still fit
+  const server = http.createServer({ keepAliveTimeout: 5000, maxHeaderSize: 1 << 20 }, (req, res) => {
     res.setHeader('Api-Version', API_VERSION);
     res.setHeader('Docker-Experimental', 'false');
     res.setHeader('Ostype', 'linux');

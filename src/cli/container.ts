@@ -23,6 +23,7 @@ const runSpecs = [
   f('--init'), f('--privileged'), f('--stop-signal', 'string'), f('--stop-timeout', 'string'), f('-a,--attach', 'list'),
   f('--cidfile', 'string'), f('--pull', 'string'), f('--platform', 'string'), f('-q,--quiet'), f('--sig-proxy', 'bool'),
   f('--detach-keys', 'string'), f('-v,--volume', 'list'), f('--mount', 'list'), f('--tmpfs', 'list'), f('--volumes-from', 'list'),
+  f('--log-driver', 'string'), f('--log-opt', 'list'),
 ];
 
 const USAGE: Record<string, string> = {
@@ -243,6 +244,8 @@ function buildCreate(p: Parsed, cmdName: 'run' | 'create' = 'run'): { body: any;
       ...(mf.Mounts.length ? { Mounts: mf.Mounts } : {}),
       ...(Object.keys(mf.Tmpfs).length ? { Tmpfs: mf.Tmpfs } : {}),
       ...(mf.VolumesFrom.length ? { VolumesFrom: mf.VolumesFrom } : {}),
+      // docker's parseLoggingOpts: key=value pairs, checked by the daemon
+      LogConfig: { Type: fl['log-driver'] ?? '', Config: Object.fromEntries((fl['log-opt'] as string[]).map((o) => (o.includes('=') ? [o.slice(0, o.indexOf('=')), o.slice(o.indexOf('=') + 1)] : [o, '']))) },
     },
     NetworkingConfig: { EndpointsConfig: Object.keys(epConfig).length ? { [network === 'default' ? 'bridge' : network]: epConfig } : {} },
   };

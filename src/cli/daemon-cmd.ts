@@ -1,6 +1,7 @@
 // `loom daemon`: flags in dockerd's spirit, defaults that work on a fresh machine.
 import { parseFlags, f } from './flags.ts';
 import { runDaemon } from '../daemon.ts';
+import { checkLogConfig } from '../api/configcheck.ts';
 import { DOCKER_DEFAULT_POOLS, parsePoolFlag } from '../ipam/ipam.ts';
 import { DEFAULT_PLUGIN_DIRS } from '../plugins/discovery.ts';
 
@@ -9,7 +10,7 @@ const specs = [
   f('--icc', 'bool'), f('--ip-masq', 'bool'), f('--log-level', 'string'), f('-D,--debug', 'bool'),
   f('--default-address-pool', 'list'), f('--netns-dir', 'string'), f('--netns-prefix', 'string'),
   f('-b,--bridge-name', 'string'), f('--resolv-conf', 'string'), f('--hosts-file', 'string'), f('--cgroup-parent', 'string'),
-  f('--plugins-dir', 'list'),
+  f('--plugins-dir', 'list'), f('-G,--group', 'string'), f('--log-opt', 'list'), f('--log-driver', 'string'),
   f('--cluster-store', 'string'), f('--cluster-advertise', 'string'), f('--cluster-store-opt', 'list'),
   f('--insecure-registry', 'list'), f('--certs-dir', 'string'),
 ];
@@ -21,10 +22,20 @@ export async function daemonCommand(argv: string[], envHost: string): Promise<nu
   let socket = `${execRoot}/loom.sock`;
   if (hostFlag) socket = hostFlag.replace(/^unix:\/\//, '');
   else if (!flags['exec-root'] && envHost) socket = envHost.replace(/^unix:\/\//, '');
+  // dockerd's --log-driver/--log-opt: json-file only, its size limits only (checked before anything starts)
+  const logOpts: Record<string, string> = {};
+  for (const o of flags['log-opt'] as string[]) {
+    const i = o.indexOf('=');
+    if (i <= 0) throw new Error(`invalid log opt: ${o}: expected key=value`);
+    logOpts[o.slice(0, i)] = o.slice(i + 1);
+  }
+  checkLogConfig({ Type: flags['log-driver'] ?? '', Config: logOpts });
   await runDaemon({
     dataRoot: flags['data-root'] ?? '/var/lib/loom',
     execRoot,
     socket,
+    socketGroup: flags.group,
+    logOpts,
     bip: flags.bip,
     icc: flags.icc ?? true,
     ipMasq: flags['ip-masq'] ?? true,

@@ -18,7 +18,7 @@ import { bindNetns, createNetns, deleteNetns, moveNetns, netnsExists } from '../
 import { processTerminal, firstChild, setWindowSize } from '../kernel/tty.ts';
 import { configureInterface } from '../kernel/rtnl.ts';
 import { parseResolvConf, renderHosts, renderResolvConf, type HostsEntry } from './etcfiles.ts';
-import { newId, nowIso, randomName, shortId, validateContainerName, ZERO_TIME } from './names.ts';
+import { netnsFileName, newId, nowIso, randomName, shortId, validateContainerName, ZERO_TIME } from './names.ts';
 import { conflict, invalidParameter, LoomError, messageOf, notFound, notModified, systemError } from '../util/errors.ts';
 import type { Logger } from '../util/log.ts';
 import type { Firewall } from '../firewall/firewall.ts';
@@ -437,7 +437,7 @@ export class Containers {
         fs.writeFileSync(c.hostnamePath, `${c.config.Hostname}\n`);
         etc = { hosts: other.hostsPath, resolvConf: other.resolvConfPath, hostname: c.hostnamePath };
       } else {
-        const nsPath = path.join(this.opts.netnsDir, `${this.opts.netnsPrefix}${c.name}`);
+        const nsPath = path.join(this.opts.netnsDir, netnsFileName(this.opts.netnsPrefix, c.name, c.id));
         if (netnsExists(nsPath)) deleteNetns(nsPath); // a leftover of a crash: its endpoints were rolled back at restore
         c.netnsPath = nsPath;
         this.save(c);
@@ -480,7 +480,8 @@ export class Containers {
         rootfsLower: this.images.lowerDirs(c.imageId),
         stateDir: c.stateDir,
         args: [c.path, ...c.args],
-        env: ensurePath(mergeEnv(linkEnvs, c.config.Env)),
+        // a variable without `=` unsets it (moby's ReplaceOrAppendEnvValues); runc would refuse it
+        env: ensurePath(mergeEnv(linkEnvs, c.config.Env).filter((e) => e.includes('='))),
         cwd: c.config.WorkingDir || '/',
         user: c.config.User || undefined,
         hostname: c.config.Hostname,
@@ -1115,8 +1116,8 @@ export class Containers {
       }
       const old = c.name;
       if (c.netnsPath) {
-        const to = path.join(this.opts.netnsDir, `${this.opts.netnsPrefix}${newName}`);
-        moveNetns(c.netnsPath, to);
+        const to = path.join(this.opts.netnsDir, netnsFileName(this.opts.netnsPrefix, newName, c.id));
+        if (to !== c.netnsPath) moveNetns(c.netnsPath, to);
         c.netnsPath = to;
       }
       c.name = newName;
@@ -1637,7 +1638,11 @@ function signalNumber(sig: string): string {
 }
 
 export function normalizeSignal(s: string): string {
-  if (/^\d+$/.test(s)) return s;
+  // as moby's ParseSignal, 0 is no signal; past SIGRTMAX (64) the kernel has none (EINVAL, not a 500)
+  if (/^\d+$/.test(s)) {
+    if (Number(s) === 0 || Number(s) > 64) throw invalidParameter(`Invalid signal: ${s}`);
+    return s;
+  }
   const up = s.toUpperCase();
   const name = up.startsWith('SIG') ? up : `SIG${up}`;
   if (!(name in os.constants.signals)) throw invalidParameter(`Invalid signal: ${s}`);

@@ -14,6 +14,19 @@ export function validateContainerName(name: string): string {
   return n;
 }
 
+/** Longest container name that names its namespace file (`ip netns exec <prefix><name>`); NAME_MAX is 255 bytes. */
+export const MAX_NETNS_NAME_BYTES = 200;
+
+/**
+ * The file a container's network namespace is bind-mounted on, below the netns dir: <prefix><name> as the
+ * README promises, or <prefix>@<id> for a name too long to be a file name (Docker takes names of any
+ * length). `@` is no character of a name, so the fallback never meets another container's file.
+ */
+export function netnsFileName(prefix: string, name: string, id: string): string {
+  const byName = `${prefix}${name}`;
+  return Buffer.byteLength(byName) <= MAX_NETNS_NAME_BYTES ? byName : `${prefix}@${id}`;
+}
+
 // A short version of Docker's name generator lists (adjective_scientist).
 const LEFT = ['admiring', 'bold', 'brave', 'clever', 'dazzling', 'eager', 'elastic', 'festive', 'focused', 'gallant',
   'happy', 'hopeful', 'jolly', 'keen', 'loving', 'modest', 'nifty', 'optimistic', 'peaceful', 'quirky', 'relaxed',

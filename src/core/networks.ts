@@ -9,6 +9,7 @@ import type { NetworkDriver } from '../drivers/driver.ts';
 import {
   allocate, cidrString, contains, DOCKER_DEFAULT_POOLS, exhausted, firstHost, isStrictIp, macFromIpv4, nextFreePool, overlaps,
   parseCidr, parseCidrStrict, parseIp, ulaPool, type Cidr, type PoolSpec,
+  isNetworkOrBroadcast,
 } from '../ipam/ipam.ts';
 import { conflict, invalidParameter, LoomError, notFound, systemError } from '../util/errors.ts';
 import { newId, nowIso, VALID_NAME, vethName } from './names.ts';
@@ -16,6 +17,7 @@ import type { Logger } from '../util/log.ts';
 import type { Firewall } from '../firewall/firewall.ts';
 import type { RemoteIpam } from '../plugins/ipam.ts';
 import { noClusterStoreError, type Cluster } from './cluster.ts';
+import { anyMatch } from '../util/filtermatch.ts';
 
 export interface NetworkCreateSpec {
   Name: string;
@@ -387,6 +389,13 @@ export class Networks {
       if (errs.length === before) good.push({ c, sub });
     }
     if (errs.length) throw invalidParameter(`invalid network config:\n${errs.length === 1 ? errs[0] : `* ${errs.join('\n* ')}`}`);
+    // Docker's IPAM holds the network and broadcast addresses: asking for them is ErrIPAlreadyAllocated (403)
+    for (const { c, sub } of good) {
+      if (c.Gateway && isNetworkOrBroadcast(sub, c.Gateway)) throw new LoomError(403, `failed to allocate gateway (${c.Gateway}): Address already in use`);
+      for (const [k, v] of Object.entries(c.AuxiliaryAddresses ?? {})) {
+        if (isNetworkOrBroadcast(sub, v)) throw new LoomError(403, `failed to allocate secondary ip address (${k}:${v}): Address already in use`);
+      }
+    }
 
     const used = this.usedSubnets();
     const out: IpamConfig[] = [];
@@ -603,7 +612,7 @@ export class Networks {
           if (!contains(sub, want)) continue;
           const w = parseIp(want).text;
           // the gateway, an aux address or another endpoint's: Docker's IPAM answers ErrIPAlreadyAllocated (403)
-          if (reserved.has(w)) throw new LoomError(403, 'Address already in use');
+          if (reserved.has(w) || isNetworkOrBroadcast(sub, w)) throw new LoomError(403, 'Address already in use');
           got = { addr: w, c, sub };
           break;
         }
@@ -678,15 +687,6 @@ function randomMac(): string {
   return [...b].map((x) => x.toString(16).padStart(2, '0')).join(':');
 }
 
-const regexMatch = (pattern: string, s: string) => {
-  if (pattern === s) return true;
-  try {
-    return new RegExp(pattern).test(s);
-  } catch {
-    return false;
-  }
-};
-
 /** `label=k` (has the key), `label=k=v` (key with that value): Docker's MatchKVList. */
 export function matchLabels(values: string[], labels: Record<string, string>): boolean {
   return values.every((v) => {
@@ -705,8 +705,10 @@ export function filterNetworks(nets: NetworkRecord[], f: Record<string, string[]
   const accepted = ['dangling', 'driver', 'id', 'label', 'name', 'scope', 'type'];
   for (const k of Object.keys(f)) if (!accepted.includes(k)) throw invalidParameter(`invalid filter '${k}'`);
   const any = (k: string, fn: (v: string) => boolean) => !f[k]?.length || f[k]!.some(fn);
-  let out = nets.filter((n) => any('driver', (v) => v === n.driver) && any('name', (v) => regexMatch(v, n.name))
-    && any('id', (v) => regexMatch(v, n.id)) && (!f.label?.length || matchLabels(f.label, n.labels)) && any('scope', (v) => v === n.scope));
+  const matchName = anyMatch(f.name);
+  const matchId = anyMatch(f.id);
+  let out = nets.filter((n) => any('driver', (v) => v === n.driver) && matchName([n.name])
+    && matchId([n.id]) && (!f.label?.length || matchLabels(f.label, n.labels)) && any('scope', (v) => v === n.scope));
   const dangling = f.dangling ?? [];
   if (dangling.length > 1) throw invalidParameter('got more than one value for filter key "dangling"');
   if (dangling.length === 1) {

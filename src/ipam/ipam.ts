@@ -87,6 +87,16 @@ export function within(inner: Cidr, outer: Cidr): boolean {
   return inner.family === outer.family && inner.base >= outer.base && inner.base + inner.size <= outer.base + outer.size;
 }
 
+/**
+ * The addresses Docker's IPAM holds back in every pool: the network address and, for IPv4, the broadcast
+ * address (on subnets large enough to have hosts besides them). Asking for one is "Address already in use".
+ */
+export function isNetworkOrBroadcast(c: Cidr, ip: string): boolean {
+  const p = parseIp(ip);
+  if (p.family !== c.family || c.size <= 2n) return false;
+  return p.value === c.base || (c.family === 4 && p.value === c.base + c.size - 1n);
+}
+
 /** The gateway Docker picks when none is given: the first host address. */
 export function firstHost(c: Cidr): string {
   return ipToString(c.base + 1n, c.family);

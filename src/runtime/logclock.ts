@@ -7,6 +7,7 @@
 // That is what `logs -t`, `--since`, `--until` and `--tail` across both streams need.
 import fs from 'node:fs';
 import path from 'node:path';
+import { liveStart, readLogPolicy, trimLog, type LogPolicy } from './logtrim.ts';
 
 export const STREAMS = ['stdout', 'stderr'] as const;
 export type StreamName = (typeof STREAMS)[number];
@@ -24,6 +25,9 @@ interface Track {
   sizes: Record<StreamName, number>;
   watcher: fs.FSWatcher | null;
   pending: NodeJS.Timeout | null;
+  /** --log-opt max-size/max-file (logtrim.ts); trimming stops for good if the filesystem cannot do it */
+  policy: LogPolicy | null;
+  trimFailed: boolean;
 }
 
 export class LogClock {
@@ -34,7 +38,7 @@ export class LogClock {
   track(dirIn: string): void {
     const dir = path.resolve(dirIn);
     if (this.tracks.has(dir)) return;
-    const t: Track = { dir, sizes: { stdout: 0, stderr: 0 }, watcher: null, pending: null };
+    const t: Track = { dir, sizes: { stdout: 0, stderr: 0 }, watcher: null, pending: null, policy: readLogPolicy(dir), trimFailed: false };
     for (const s of STREAMS) {
       const recs = readIndex(path.join(dir, `${s}.log`));
       t.sizes[s] = recs.length ? recs[recs.length - 1]!.size : 0;
@@ -115,6 +119,21 @@ export class LogClock {
         fs.appendFileSync(`${file}.idx`, `${size} ${at}\n`);
         t.sizes[s] = size;
       } catch { /* state dir gone */ }
+      this.trim(t, file, size);
+    }
+  }
+
+  /** Keeps the file within its size policy (the records of freed output go from the index too). */
+  private trim(t: Track, file: string, size: number): void {
+    if (!t.policy || t.trimFailed) return;
+    try {
+      const start = trimLog(file, size, t.policy);
+      if (start === null) return;
+      const keep = readIndex(file).filter((r) => r.size > start);
+      fs.writeFileSync(`${file}.idx.tmp`, keep.map((r) => `${r.size} ${r.at}\n`).join(''));
+      fs.renameSync(`${file}.idx.tmp`, `${file}.idx`);
+    } catch {
+      t.trimFailed = true; // no hole punching here (or the dir is gone): the logs are kept whole
     }
   }
 }
@@ -153,7 +172,9 @@ export interface LogLine { stream: StreamName; at: bigint; data: Buffer }
  * The lines of one stream from byte `from` on, each with its time. A last line without a newline is
  * included when `partial` (the container has exited, or the caller wants everything there is).
  */
-export function stampedLines(file: string, stream: StreamName, from = 0, partial = true, at?: bigint): { lines: LogLine[]; end: number } {
+export function stampedLines(file: string, stream: StreamName, fromIn = 0, partial = true, at?: bigint): { lines: LogLine[]; end: number } {
+  // output before the kept part (logtrim.ts) is gone; a reader that was there goes on from the start
+  const from = Math.max(fromIn, liveStart(file));
   const buf = readTail(file, from);
   if (!buf.length) return { lines: [], end: from };
   // `at`: the caller has just sampled, so what is new was written by now (followers)

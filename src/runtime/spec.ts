@@ -3,6 +3,7 @@
 // runc prints. No I/O here except reading the two account files, so all of it is unit-tested.
 import fs from 'node:fs';
 import path from 'node:path';
+import { invalidParameter } from '../util/errors.ts';
 
 export interface ContainerSpec {
   id: string; // 64 hex chars
@@ -117,14 +118,14 @@ export function resolveUser(spec: string | undefined, passwd: string | null, gro
     if (u) Object.assign(user, u), (matched = true);
   } else if (isNumeric(userArg)) {
     const uid = Number(userArg);
-    if (uid > MAX_ID) throw new Error(`uids and gids must be in range 0-${MAX_ID}`);
+    if (uid > MAX_ID) throw invalidParameter(`uids and gids must be in range 0-${MAX_ID}`);
     const u = users.find((e) => e.uid === uid);
     user.uid = uid;
     if (u) Object.assign(user, u), (matched = true);
   } else {
-    if (passwd === null) throw new Error(`unable to find user ${userArg}: no matching entries in passwd file`);
+    if (passwd === null) throw invalidParameter(`unable to find user ${userArg}: no matching entries in passwd file`);
     const u = users.find((e) => e.name === userArg);
-    if (!u) throw new Error(`unable to find user ${userArg}: no matching entries in passwd file`);
+    if (!u) throw invalidParameter(`unable to find user ${userArg}: no matching entries in passwd file`);
     Object.assign(user, u);
     matched = true;
   }
@@ -136,9 +137,9 @@ export function resolveUser(spec: string | undefined, passwd: string | null, gro
       if (g) user.gid = g.gid;
       else if (isNumeric(groupArg)) {
         const gid = Number(groupArg);
-        if (gid > MAX_ID) throw new Error(`uids and gids must be in range 0-${MAX_ID}`);
+        if (gid > MAX_ID) throw invalidParameter(`uids and gids must be in range 0-${MAX_ID}`);
         user.gid = gid;
-      } else throw new Error(`unable to find group ${groupArg}: no matching entries in group file`);
+      } else throw invalidParameter(`unable to find group ${groupArg}: no matching entries in group file`);
     } else {
       for (const g of groups) if (g.members.includes(user.name) && !additionalGids.includes(g.gid)) additionalGids.push(g.gid);
     }

@@ -1,7 +1,7 @@
 // Containers: create, lifecycle, inspect, logs, attach, stats, top, resize, prune.
 import { execFile } from 'node:child_process';
 import type { Daemon } from '../../daemon.ts';
-import { route, STREAMED, bool, filters, json, noContent } from '../router.ts';
+import { route, STREAMED, bool, filters, int, json, noContent } from '../router.ts';
 import { frame, hijack } from '../router.ts';
 import { LoomError, invalidParameter, messageOf } from '../../util/errors.ts';
 import { inspectContainer, listContainer } from '../render.ts';
@@ -11,6 +11,9 @@ import { sample as statsSample } from '../../runtime/stats.ts';
 import type { ContainerRecord } from '../../core/types.ts';
 import { pruneFilter } from '../../core/networks.ts';
 import { readTail } from '../../runtime/logclock.ts';
+import { validateBody } from '../schemas.ts';
+import { checkCreateConfig, mergeLogConfig } from '../configcheck.ts';
+import { parseLogPolicy, writeLogPolicy } from '../../runtime/logtrim.ts';
 
 const ZERO_READ = '0001-01-01T00:00:00Z';
 const netLookup = (d: Daemon) => (n: string) => d.networks.find(n);
@@ -19,15 +22,21 @@ route('GET', '/containers/json', (d, { query }) => {
   const nets = netLookup(d);
   const summary = (c: ContainerRecord) => listContainer(c, d.images.find(c.imageId), nets);
   const cs = listContainers(d.containers.list(), {
-    all: bool(query, 'all'), limit: Number(query.get('limit') ?? -1), filters: filters(query), summary,
+    all: bool(query, 'all'), limit: int(query, 'limit', -1), filters: filters(query), summary,
     imageId: (r) => d.images.find(r)?.id,
   });
   return cs.map(summary);
 });
 
 route('POST', '/containers/create', async (d, { query, body, res }) => {
-  const b = await body();
-  const c = d.containers.create(b ?? {}, query.get('name') ?? undefined);
+  const b = validateBody('containerCreate', await body());
+  checkCreateConfig(b);
+  // the daemon's --log-opt defaults are part of the container's config, as dockerd keeps them
+  const logConfig = mergeLogConfig(b.HostConfig?.LogConfig, d.opts.logOpts ?? {});
+  if (b.HostConfig && typeof b.HostConfig === 'object') b.HostConfig.LogConfig = logConfig;
+  else b.HostConfig = { LogConfig: logConfig };
+  const c = d.containers.create(b, query.get('name') ?? undefined);
+  writeLogPolicy(c.stateDir, parseLogPolicy(logConfig.Config));
   // Docker's verifyPlatformContainerSettings: host networking has no ports of its own to publish
   const warnings = c.networkMode === 'host' && Object.keys(c.hostConfig.PortBindings ?? {}).length ? ['Published ports are discarded when using host network mode'] : [];
   json(res, 201, { Id: c.id, Warnings: warnings });
@@ -47,16 +56,23 @@ route('POST', '/containers/{id}/start', async (d, { params, res }) => {
   return STREAMED;
 });
 
+/** `t` (or the older `timeout`) of stop/restart: strconv.Atoi in moby, so "abc" is a 400 naming it. */
+function stopTimeout(query: URLSearchParams): number | undefined {
+  const k = query.get('t') !== null ? 't' : 'timeout';
+  const t = int(query, k, NaN);
+  return Number.isNaN(t) ? undefined : t;
+}
+
 route('POST', '/containers/{id}/stop', async (d, { params, query, res }) => {
-  const t = query.get('t') ?? query.get('timeout');
-  await d.containers.stop(params.id!, t !== null ? Number(t) : undefined, query.get('signal') ?? undefined);
+  const t = stopTimeout(query);
+  await d.containers.stop(params.id!, t, query.get('signal') ?? undefined);
   noContent(res);
   return STREAMED;
 });
 
 route('POST', '/containers/{id}/restart', async (d, { params, query, res }) => {
-  const t = query.get('t') ?? query.get('timeout');
-  await d.containers.restart(params.id!, t !== null ? Number(t) : undefined, query.get('signal') ?? undefined);
+  const t = stopTimeout(query);
+  await d.containers.restart(params.id!, t, query.get('signal') ?? undefined);
   noContent(res);
   return STREAMED;
 });
@@ -103,7 +119,7 @@ route('POST', '/containers/{id}/rename', async (d, { params, query, res }) => {
   return STREAMED;
 });
 
-route('POST', '/containers/{id}/update', async (d, { params, body }) => d.containers.update(params.id!, (await body()) ?? {}));
+route('POST', '/containers/{id}/update', async (d, { params, body }) => d.containers.update(params.id!, validateBody('containerUpdate', await body())));
 
 /**
  * `docker top`: `ps` with the client's arguments on the host, its rows filtered to the container's
@@ -112,7 +128,8 @@ route('POST', '/containers/{id}/update', async (d, { params, body }) => d.contai
 async function topOf(pids: number[], psArgs: string): Promise<{ Titles: string[]; Processes: string[][] }> {
   const ps = (args: string[]) => new Promise<string[]>((resolve, reject) => {
     execFile('ps', args, { maxBuffer: 64 << 20 }, (err, stdout, stderr) => {
-      if (err) reject(new LoomError(500, `Error running ps: ${String(stderr || err.message).trim()}`));
+      // ps refusing its arguments is the client's mistake (moby answers it as an invalid parameter)
+      if (err) reject(new LoomError(typeof err.code === 'number' ? 400 : 500, `Error running ps: ${String(stderr || err.message).trim()}`));
       else resolve(stdout.split('\n').filter((l) => l.trim()));
     });
   });

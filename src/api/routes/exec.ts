@@ -6,21 +6,25 @@ import { frame, hijack } from '../router.ts';
 import { LoomError } from '../../util/errors.ts';
 import { ExecFailureSniffer } from '../../runtime/execfail.ts';
 import { windowSize } from './containers.ts';
+import { validateBody } from '../schemas.ts';
+import { checkExecConfig } from '../configcheck.ts';
 route('POST', '/containers/{id}/exec', async (d, { params, body, res }) => {
-  const id = d.containers.execCreate(params.id!, (await body()) ?? {});
+  const b = validateBody('execCreate', await body());
+  checkExecConfig(b);
+  const id = d.containers.execCreate(params.id!, b);
   json(res, 201, { Id: id });
   return STREAMED;
 });
 
 route('POST', '/exec/{id}/start', async (d, ctx) => {
   const ex = d.containers.getExec(ctx.params.id!);
-  const b = (await ctx.body()) ?? {};
+  const b = validateBody('execStart', await ctx.body());
   if (ex.ExitCode !== null) throw new LoomError(409, `exec command ${ex.ID} has already run`);
   if (ex.Running) throw new LoomError(409, `exec command ${ex.ID} is already running`);
   const c = d.containers.get(ex.containerId);
   if (!c.state.Running) throw new LoomError(409, `container ${c.id} is not running`);
   const tty = b.Tty ?? ex.Tty;
-  const child = d.containers.runc.exec(c.id, { args: ex.Cmd, env: ex.Env, cwd: ex.WorkingDir || undefined, user: ex.User || undefined, tty, stdin: ex.AttachStdin, detach: !!b.Detach });
+  const child = d.containers.runc.exec(c.id, { args: ex.Cmd, env: ex.Env.filter((e) => e.includes('=')), cwd: ex.WorkingDir || undefined, user: ex.User || undefined, tty, stdin: ex.AttachStdin, detach: !!b.Detach });
   ex.Running = true;
   ex.Pid = child.pid ?? 0;
   let sock: net.Socket | undefined;

@@ -3,6 +3,7 @@ import { route, STREAMED, bool, filters, json, noContent } from '../router.ts';
 import { LoomError, invalidParameter } from '../../util/errors.ts';
 import { inspectNetwork } from '../render.ts';
 import { filterNetworks, pruneFilter } from '../../core/networks.ts';
+import { validateBody } from '../schemas.ts';
 route('GET', '/networks', (d, { query }) => {
   // The list form carries no Containers (Docker stopped filling them in API 1.28).
   return filterNetworks(d.networks.list(), filters(query), (n) => d.containers.attachedTo(n.id).length)
@@ -15,7 +16,7 @@ route('GET', '/networks/{id}', (d, { params, query }) => {
 });
 
 route('POST', '/networks/create', async (d, { body, res }) => {
-  const n = await d.networks.create((await body()) ?? {});
+  const n = await d.networks.create(validateBody('networkCreate', await body()));
   d.events.publish('network', 'create', n.id, { name: n.name, type: n.driver });
   json(res, 201, { Id: n.id, Warning: '' });
   return STREAMED;
@@ -30,7 +31,7 @@ route('DELETE', '/networks/{id}', async (d, { params, res }) => {
 });
 
 route('POST', '/networks/{id}/connect', async (d, { params, body, res }) => {
-  const b = (await body()) ?? {};
+  const b = validateBody('networkConnect', await body());
   if (!b.Container) throw invalidParameter('a container name or id is required');
   await d.containers.connect(params.id!, b.Container, b.EndpointConfig ?? {});
   noContent(res, 200);
@@ -38,7 +39,7 @@ route('POST', '/networks/{id}/connect', async (d, { params, body, res }) => {
 });
 
 route('POST', '/networks/{id}/disconnect', async (d, { params, body, res }) => {
-  const b = (await body()) ?? {};
+  const b = validateBody('networkDisconnect', await body());
   if (!b.Container) throw invalidParameter('a container name or id is required');
   await d.containers.disconnect(params.id!, b.Container, !!b.Force);
   noContent(res, 200);

@@ -1,7 +1,7 @@
 // System: ping, version, info, events.
 import os from 'node:os';
 import type { Daemon } from '../../daemon.ts';
-import { route, STREAMED, filters } from '../router.ts';
+import { route, STREAMED, filters, timestamp } from '../router.ts';
 import { API_VERSION, MIN_API_VERSION, LOOM_VERSION } from '../router.ts';
 route('GET', '/_ping', (_d, { res }) => {
   // Builder-Version 1: the classic builder (what the docker CLI falls back to when it has no buildx)
@@ -65,9 +65,8 @@ route('GET', '/info', (d) => {
 
 route('GET', '/events', (d, { req, res, query }) => {
   const f = filters(query);
-  const since = query.get('since');
-  const until = query.get('until');
-  const untilSec = until ? Number(until) : undefined;
+  const since = timestamp(query, 'since');
+  const untilSec = timestamp(query, 'until');
   const match = (e: { Type: string; Action: string; Actor: { ID: string; Attributes: Record<string, string> } }) =>
     (!f.type || f.type.includes(e.Type)) &&
     (!f.event || f.event.some((x) => e.Action === x || e.Action.startsWith(`${x}:`))) &&
@@ -75,7 +74,7 @@ route('GET', '/events', (d, { req, res, query }) => {
     (!f.network || (e.Type === 'network' && f.network.some((x) => e.Actor.ID.startsWith(x) || e.Actor.Attributes.name === x)));
   res.writeHead(200, { 'Content-Type': 'application/json' });
   res.flushHeaders();
-  if (since) for (const e of d.events.since(Number(since))) if (match(e) && (!untilSec || e.time <= untilSec)) res.write(JSON.stringify(e) + '\n');
+  if (since !== undefined) for (const e of d.events.since(since)) if (match(e) && (!untilSec || e.time <= untilSec)) res.write(JSON.stringify(e) + '\n');
   if (untilSec !== undefined && untilSec * 1000 <= Date.now()) {
     res.end();
     return STREAMED;
@@ -84,7 +83,9 @@ route('GET', '/events', (d, { req, res, query }) => {
     if (match(e)) res.write(JSON.stringify(e) + '\n');
   });
   let timer: NodeJS.Timeout | undefined;
-  if (untilSec !== undefined) timer = setTimeout(() => res.end(), untilSec * 1000 - Date.now());
+  // a timer past 2^31 ms would fire at once (node clamps it): such an end is as good as none
+  const untilMs = untilSec !== undefined ? untilSec * 1000 - Date.now() : undefined;
+  if (untilMs !== undefined && untilMs < 2 ** 31 - 1) timer = setTimeout(() => res.end(), untilMs);
   req.socket.on('close', () => {
     off();
     if (timer) clearTimeout(timer);
