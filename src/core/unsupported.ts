@@ -28,8 +28,9 @@ const HOST_CONFIG: Record<string, Check> = {
   MaskedPaths: zero, ReadonlyPaths: zero,
   LogConfig: (v) => {
     if (zero(v)) return true;
+    // json-file and its options (max-size, max-file...) are loom's: the API checks them (configcheck.ts)
     const l = v as { Type?: string; Config?: Record<string, string> | null };
-    return (!l.Type || l.Type === 'json-file') && zero(l.Config);
+    return !l.Type || l.Type === 'json-file';
   },
 };
 
