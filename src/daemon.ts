@@ -22,7 +22,7 @@ import { EtcdClusterStore } from './store/etcd.ts';
 import { Nft } from './firewall/nft.ts';
 import { Firewall } from './firewall/firewall.ts';
 import { FirewallWatch } from './firewall/watch.ts';
-import { createApiServer } from './api/server.ts';
+import { createApiServer, type ApiTls } from './api/server.ts';
 import { EmbeddedDns } from './dns/resolver.ts';
 import { raiseOpenFileLimit } from './kernel/rlimit.ts';
 import { createLogger, type Logger } from './util/log.ts';
@@ -38,6 +38,9 @@ export interface DaemonOptions {
   socket: string;
   /** --log-opt: json-file options every container gets unless it sets them (max-size, max-file) */
   logOpts?: Record<string, string>;
+  /** -H tcp://ADDR:PORT listeners (besides the unix socket), with dockerd's TLS flags */
+  tcpHosts?: { host: string; port: number }[];
+  tls?: { verify: boolean; ca?: string; cert?: string; key?: string; enabled: boolean };
   /** -G/--group: the group that may use the socket (default `loom`) */
   socketGroup?: string;
   bip?: string;
@@ -157,8 +160,43 @@ export class Daemon {
     d.firewall.reconcile({ networks: d.networks.firewallState(), ...d.containers.firewallElements() });
     d.watchFirewall();
     await d.listen();
+    await d.listenTcp();
     log.info({ socket: opts.socket, ms: Date.now() - t0, containers: d.containers.list().length, nofile }, 'loom daemon ready');
     return d;
+  }
+
+  private readonly tcpServers: http.Server[] = [];
+
+  /**
+   * -H tcp://: as dockerd, TLS with --tls (server cert) or --tlsverify (and client certs signed by
+   * --tlscacert); plain TCP only when TLS is explicitly turned off (--tls=false), with a loud warning:
+   * anyone who reaches the port is root on this machine.
+   */
+  private async listenTcp(): Promise<void> {
+    for (const h of this.opts.tcpHosts ?? []) {
+      const t = this.opts.tls;
+      let tls: ApiTls | undefined;
+      if (t?.enabled || t?.verify) {
+        const read = (what: string, p: string | undefined) => {
+          if (!p) throw new Error(`-H tcp://${h.host}:${h.port} with TLS needs --${what}`);
+          try {
+            return fs.readFileSync(p);
+          } catch (e) {
+            throw new Error(`could not read --${what} ${p}: ${messageOf(e)}`);
+          }
+        };
+        tls = { key: read('tlskey', t.key), cert: read('tlscert', t.cert), ca: t.verify ? read('tlscacert', t.ca) : undefined, verify: !!t.verify };
+      } else {
+        this.log.warn({ host: h.host, port: h.port }, `API listening on tcp://${h.host}:${h.port} WITHOUT TLS: anyone who can reach it has root access to this machine. Use --tlsverify.`);
+      }
+      const srv = createApiServer(this, tls);
+      await new Promise<void>((resolve, reject) => {
+        srv.once('error', (e) => reject(new Error(`cannot listen on tcp://${h.host}:${h.port}: ${messageOf(e)}`)));
+        srv.listen(h.port, h.host, () => resolve());
+      });
+      this.tcpServers.push(srv);
+      this.log.info({ host: h.host, port: h.port, tls: tls ? (tls.verify ? 'verify' : 'server') : 'none' }, 'API listening on TCP');
+    }
   }
 
   private listen(): Promise<void> {
@@ -207,6 +245,7 @@ export class Daemon {
 
   /** Stops serving. Containers keep running (they are adopted again at the next start). */
   async close(): Promise<void> {
+    for (const s of this.tcpServers) s.close();
     this.fwWatch?.close();
     await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
     await this.containers.dns?.close();

@@ -3,6 +3,7 @@
 // chunk when the container has no TTY, raw bytes otherwise. attach and exec start hijack the connection
 // (HTTP 101 Upgrade: tcp), as the docker CLI expects.
 import http from 'node:http';
+import https from 'node:https';
 import type net from 'node:net';
 import type { Daemon } from '../daemon.ts';
 import { messageOf, statusOf } from '../util/errors.ts';
@@ -166,15 +167,24 @@ function fail(res: http.ServerResponse, socket: net.Socket | undefined, status: 
   res.end(body);
 }
 
-export function createApiServer(d: Daemon): http.Server {
+/** TLS for a TCP listener (dockerd's --tls/--tlsverify): with `verify`, clients must show a cert the CA signed. */
+export interface ApiTls { key: Buffer; cert: Buffer; ca?: Buffer; verify: boolean }
+
+export function createApiServer(d: Daemon, tls?: ApiTls): http.Server {
   // Go's http.DefaultMaxHeaderBytes (1 MiB), as dockerd: long filter values in the query still fit
-  const server = http.createServer({ keepAliveTimeout: 5000, maxHeaderSize: 1 << 20 }, (req, res) => {
+  const opts = { keepAliveTimeout: 5000, maxHeaderSize: 1 << 20 };
+  const handler = (req: http.IncomingMessage, res: http.ServerResponse) => {
     res.setHeader('Api-Version', API_VERSION);
     res.setHeader('Docker-Experimental', 'false');
     res.setHeader('Ostype', 'linux');
     res.setHeader('Server', `loom/${LOOM_VERSION} (linux)`);
     dispatch(d, req, res).catch((e) => lastResort(d, req, res, undefined, e));
-  });
+  };
+  // allowHalfOpen: the docker CLI half-closes a hijacked connection when its stdin ends (over TLS a
+  // close_notify); the container's output must still flow the other way, as over the unix socket
+  const server: http.Server = tls
+    ? https.createServer({ ...opts, allowHalfOpen: true, key: tls.key, cert: tls.cert, ca: tls.ca, requestCert: tls.verify, rejectUnauthorized: tls.verify, minVersion: 'TLSv1.2' }, handler)
+    : http.createServer(opts, handler);
   server.on('upgrade', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => {
     socket.on('error', () => {});
     const res = new http.ServerResponse(req);

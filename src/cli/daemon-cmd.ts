@@ -6,22 +6,46 @@ import { DOCKER_DEFAULT_POOLS, parsePoolFlag } from '../ipam/ipam.ts';
 import { DEFAULT_PLUGIN_DIRS } from '../plugins/discovery.ts';
 
 const specs = [
-  f('--data-root', 'string'), f('--exec-root', 'string'), f('-H,--host', 'string'), f('--bip', 'string'),
+  f('--data-root', 'string'), f('--exec-root', 'string'), f('-H,--host', 'list'), f('--bip', 'string'),
   f('--icc', 'bool'), f('--ip-masq', 'bool'), f('--log-level', 'string'), f('-D,--debug', 'bool'),
   f('--default-address-pool', 'list'), f('--netns-dir', 'string'), f('--netns-prefix', 'string'),
   f('-b,--bridge-name', 'string'), f('--resolv-conf', 'string'), f('--hosts-file', 'string'), f('--cgroup-parent', 'string'),
   f('--plugins-dir', 'list'), f('-G,--group', 'string'), f('--log-opt', 'list'), f('--log-driver', 'string'),
   f('--cluster-store', 'string'), f('--cluster-advertise', 'string'), f('--cluster-store-opt', 'list'),
-  f('--insecure-registry', 'list'), f('--certs-dir', 'string'),
+  f('--insecure-registry', 'list'), f('--tls', 'bool'), f('--tlsverify', 'bool'), f('--tlscacert', 'string'), f('--tlscert', 'string'), f('--tlskey', 'string'), f('--certs-dir', 'string'),
 ];
 
 export async function daemonCommand(argv: string[], envHost: string): Promise<number> {
   const { flags } = parseFlags(argv, specs, { interspersed: true });
   const execRoot = flags['exec-root'] ?? '/run/loom';
-  const hostFlag: string | undefined = flags.host;
+  // -H, repeatable as dockerd's: unix://PATH (or a bare path) and tcp://ADDR:PORT. The unix socket is
+  // always there (bin/loom talks to it): the default one when no -H names one.
+  const hosts: string[] = flags.host;
   let socket = `${execRoot}/loom.sock`;
-  if (hostFlag) socket = hostFlag.replace(/^unix:\/\//, '');
-  else if (!flags['exec-root'] && envHost) socket = envHost.replace(/^unix:\/\//, '');
+  const tcpHosts: { host: string; port: number }[] = [];
+  let unixGiven = false;
+  for (const h of hosts) {
+    const m = /^tcp:\/\/(\[[^\]]+\]|[^:/]*)(?::(\d+))?\/?$/.exec(h);
+    if (m) {
+      const tlsOn = flags.tlsverify === true || flags.tls === true;
+      const port = m[2] ? Number(m[2]) : tlsOn ? 2376 : 2375;
+      if (!(port > 0 && port < 65536)) throw new Error(`invalid -H ${h}: bad port`);
+      tcpHosts.push({ host: (m[1] || '0.0.0.0').replace(/^\[|\]$/g, ''), port });
+    } else if (/^unix:\/\//.test(h) || h.startsWith('/')) {
+      if (unixGiven) throw new Error(`-H ${h}: loom listens on one unix socket`);
+      socket = h.replace(/^unix:\/\//, '');
+      unixGiven = true;
+    } else {
+      throw new Error(`invalid -H ${h}: use unix:///path or tcp://ADDR:PORT`);
+    }
+  }
+  if (!unixGiven && !flags['exec-root'] && envHost && envHost.startsWith('unix://')) socket = envHost.replace(/^unix:\/\//, '');
+  // As dockerd 27+: TCP without TLS only when TLS is turned off explicitly (--tls=false or --tlsverify=false).
+  const tlsOff = flags.tls === false || flags.tlsverify === false;
+  const tlsOn = flags.tlsverify === true || flags.tls === true || (!tlsOff && !!(flags.tlscert || flags.tlskey));
+  if (tcpHosts.length && !tlsOn && !tlsOff) {
+    throw new Error(`-H ${hosts.find((h) => h.startsWith('tcp://'))}: refusing to listen on TCP without TLS (anyone reaching it would be root here): use --tlsverify --tlscacert --tlscert --tlskey, or --tls=false to force it`);
+  }
   // dockerd's --log-driver/--log-opt: json-file only, its size limits only (checked before anything starts)
   const logOpts: Record<string, string> = {};
   for (const o of flags['log-opt'] as string[]) {
@@ -34,6 +58,8 @@ export async function daemonCommand(argv: string[], envHost: string): Promise<nu
     dataRoot: flags['data-root'] ?? '/var/lib/loom',
     execRoot,
     socket,
+    tcpHosts,
+    tls: { enabled: tlsOn, verify: flags.tlsverify === true, ca: flags.tlscacert, cert: flags.tlscert, key: flags.tlskey },
     socketGroup: flags.group,
     logOpts,
     bip: flags.bip,
