@@ -158,6 +158,26 @@ describe('registries through bin/loom and the docker CLI', { skip }, () => {
     await fails(sb.docker('pull', `${plain.addr}/test/multi:nope`), new RegExp(`Error response from daemon: manifest for ${plain.addr.replace(/\./g, '\\.')}/test/multi:nope not found: manifest unknown: manifest unknown`));
   });
 
+  test('build FROM a registry image pulls it (as the classic builder); --pull pulls again', async () => {
+    const ctx = fs.mkdtempSync(path.join(sb.dir, 'buildctx-'));
+    fs.writeFileSync(path.join(ctx, 'Dockerfile'), `FROM ${plain.addr}/test/other:1\nRUN echo built > /etc/built\nCMD ["cat", "/etc/built", "/etc/other"]\n`);
+    await sb.loom('rmi', '-f', `${plain.addr}/test/other:1`);
+    const out = await ok(sb.loom('build', '-t', 'fromreg:1', ctx), 'build pulls its base');
+    assert.match(out, /Pull complete|Already exists/);
+    assert.equal(await ok(sb.loom('run', '--rm', 'fromreg:1')), 'built\nother');
+    assert.match(await ok(sb.loom('images', '--format', '{{.Repository}}:{{.Tag}}')), new RegExp(`${plain.addr.replace(/\./g, '\\.')}/test/other:1`));
+    // --pull with the image here: up to date, the build goes on; through the docker CLI's classic builder too
+    assert.match(await ok(sb.loom('build', '--pull', '-t', 'fromreg:2', ctx)), /Image is up to date|Successfully tagged fromreg:2/);
+    const viaDocker = await runCmd(sb.inHost(['docker', 'build', '--pull', '-t', 'fromreg:3', ctx]), { env: { ...sb.env, DOCKER_BUILDKIT: '0' }, timeoutMs: 120_000 });
+    assert.equal(viaDocker.code, 0, viaDocker.stderr);
+    // a base that no registry has: Docker's words, nothing built
+    fs.writeFileSync(path.join(ctx, 'Dockerfile'), `FROM ${plain.addr}/test/nope:1\n`);
+    const bad = await sb.loom('build', '-t', 'fromreg:bad', ctx);
+    assert.notEqual(bad.code, 0);
+    assert.match(bad.stdout + bad.stderr, /manifest for .*test\/nope:1 not found|not found/);
+    await ok(sb.loom('rmi', 'fromreg:1', 'fromreg:2', 'fromreg:3'));
+  });
+
   test('pull and push errors in Docker\'s words', async () => {
     await fails(sb.loom('pull', `${plain.addr}/test/multi:nope`), new RegExp(`^Error response from daemon: manifest for ${plain.addr.replace(/\./g, '\\.')}/test/multi:nope not found: manifest unknown: manifest unknown$`, 'm'));
     await fails(sb.loom('pull', 'busybox'), /^Error response from daemon: Get "https:\/\/registry-1\.docker\.io\/v2\/": dial tcp: lookup registry-1\.docker\.io on 198\.51\.100\.2:53: /m);

@@ -1,4 +1,5 @@
 // POST /build: the classic builder (a tar context in the body, Docker's JSON message stream out).
+import type { AuthConfig } from '../../images/registry/service.ts';
 import fs from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -56,8 +57,6 @@ route('POST', '/build', async (d, { query, req, res }) => {
   }
   const version = query.get('version');
   if (version && version !== '1') throw invalidParameter(`builder version ${version} (BuildKit) is not supported by loom; use the classic builder (version=1, DOCKER_BUILDKIT=0)`);
-  // loom has no registry client here: a pull of the base images cannot be honoured, and is not skipped silently
-  if (bool(query, 'pull')) throw invalidParameter('build parameter pull=1 is not supported by loom: it has no registry access to pull base images; import them with \'loom import\' and build without --pull');
   if (query.get('remote')) throw invalidParameter(`remote build contexts are not supported by loom: ${query.get('remote')}`);
   const buildArgs = jsonMap(query, 'buildargs');
   const labels = jsonMap(query, 'labels') as Record<string, string>;
@@ -107,13 +106,14 @@ route('POST', '/build', async (d, { query, req, res }) => {
       rm: query.has('rm') ? bool(query, 'rm') : true,
       forceRm: bool(query, 'forcerm'),
       target: query.get('target') || undefined,
-      labels, networkMode, extraHosts, quiet,
+      labels, networkMode, extraHosts, quiet, pull: bool(query, 'pull'),
     };
+    backend.registryAuth = decodeAuthConfigs(req.headers['x-registry-config']);
     res.writeHead(200, { 'Content-Type': 'application/json' });
     const write = (o: unknown) => {
       if (!res.writableEnded) res.write(`${JSON.stringify(o)}\n`);
     };
-    const builder = new Builder(opts, backend, { stream: (s) => write({ stream: s }), aux: (a) => write({ aux: a }) });
+    const builder = new Builder(opts, backend, { stream: (s) => write({ stream: s }), aux: (a) => write({ aux: a }), progress: (m) => write(m) });
     try {
       const id = await builder.build();
       if (quiet) write({ stream: `${id}\n` });
@@ -128,3 +128,18 @@ route('POST', '/build', async (d, { query, req, res }) => {
     cleanup();
   }
 });
+
+/**
+ * X-Registry-Config: what the docker CLI sends with a build, base64url JSON of {registry: AuthConfig}
+ * for every registry it has credentials for (the base images' pulls use the matching one).
+ */
+function decodeAuthConfigs(h: string | string[] | undefined): Record<string, AuthConfig> {
+  const v = Array.isArray(h) ? h[0] : h;
+  if (!v) return {};
+  try {
+    const o = JSON.parse(Buffer.from(v.replace(/-/g, '+').replace(/_/g, '/'), 'base64').toString('utf8')) as unknown;
+    return o && typeof o === 'object' && !Array.isArray(o) ? o as Record<string, AuthConfig> : {};
+  } catch {
+    return {};
+  }
+}

@@ -4,6 +4,10 @@
 // config JSON (parent's diff IDs + the new layer, history appended). An image's files are read (COPY
 // --from, --chown lookups, WORKDIR) through a read-only view: its layers overlaid at a temporary mount
 // point, unmounted when the build ends.
+import type { AuthConfig } from '../registry/service.ts';
+import { ProgressStream } from '../registry/progress.ts';
+import { preparePull, runPull } from '../registry/pull.ts';
+import { parseRepoRef } from '../registry/refname.ts';
 import fs from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -92,6 +96,28 @@ export class DaemonBuildBackend implements BuildBackend {
   findImage(ref: string): BuildImage | undefined {
     const rec = this.d.images.find(ref);
     return rec ? this.toBuild(rec) : undefined;
+  }
+
+  /** credentials per registry from the client's X-Registry-Config */
+  registryAuth: Record<string, AuthConfig> = {};
+
+  async pullImage(ref: string, progress: (message: object) => void): Promise<BuildImage | undefined> {
+    const r = parseRepoRef(ref);
+    const want = r.tag || r.digest ? r : { ...r, tag: 'latest' };
+    const creds = credentialsFor(this.registryAuth, want.domain);
+    const out = new ProgressStream((line) => {
+      try {
+        progress(JSON.parse(line) as object);
+      } catch { /* not a message */ }
+    });
+    const p = await preparePull(this.d.registry, want, creds);
+    try {
+      await runPull(p, this.d.images.store, out, { previousId: this.d.images.find(familiarString(want))?.id });
+    } finally {
+      p.client.close();
+    }
+    this.d.events.publish('image', 'pull', familiarString(want), { name: familiarString(want) });
+    return this.findImage(familiarString(want));
   }
 
   checkTag(ref: string): string {
@@ -229,4 +255,11 @@ export class DaemonBuildBackend implements BuildBackend {
     fs.renameSync(tmp, this.cacheFile);
   }
 
+}
+
+/** The AuthConfig of X-Registry-Config for a registry domain (docker.io's key is the index address). */
+function credentialsFor(all: Record<string, AuthConfig>, domain: string): AuthConfig {
+  const keys = domain === 'docker.io' ? ['https://index.docker.io/v1/', 'docker.io', 'index.docker.io'] : [domain, `https://${domain}`, `http://${domain}`];
+  for (const k of keys) if (all[k]) return all[k]!;
+  return {} as AuthConfig;
 }

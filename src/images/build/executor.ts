@@ -31,11 +31,15 @@ export interface BuildOptions {
   networkMode: string;
   extraHosts: string[];
   quiet: boolean;
+  /** `--pull`: pull every base image even when it is here */
+  pull?: boolean;
 }
 
 export interface BuildOutput {
   stream(text: string): void;
   aux(value: unknown): void;
+  /** a pull's progress messages, as they are (the classic builder relays them into its stream) */
+  progress?(message: object): void;
 }
 
 export class BuildError extends Error {}
@@ -216,8 +220,17 @@ export class Builder {
     if (prev && this.results.has(prev.index)) {
       image = this.results.get(prev.index) ?? null;
     } else if (ref.toLowerCase() !== 'scratch') {
-      image = this.backend.findImage(ref) ?? null;
-      if (!image) throw new BuildError(`pull access denied for ${ref.split(':')[0]}, repository does not exist or may require 'docker login': loom has no registry access here; import the image with 'loom import' first`);
+      image = this.opts.pull ? null : this.backend.findImage(ref) ?? null;
+      // as the classic builder: a base image that is not here (or every one, with --pull) is pulled
+      if (!image && this.backend.pullImage) {
+        try {
+          image = (await this.backend.pullImage(ref, (m) => { if (!this.opts.quiet) this.out.progress?.(m); })) ?? null;
+        } catch (e) {
+          // --pull of an image that is here but whose registry cannot be reached: dockerd fails the build too
+          throw new BuildError((e as Error).message);
+        }
+      }
+      if (!image) throw new BuildError(`pull access denied for ${ref.split(':')[0]}, repository does not exist or may require 'docker login'`);
     }
     if (image) this.say(` ---> ${short(image.id)}\n`);
     const config = image ? cloneConfig(image.config) : emptyConfig();

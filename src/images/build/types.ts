@@ -73,6 +73,8 @@ export interface CommitRequest {
 
 export interface BuildBackend {
   findImage(ref: string): BuildImage | undefined;
+  /** pulls `ref` from its registry (progress as the Engine API's JSON messages); throws Docker's pull errors */
+  pullImage?(ref: string, progress: (message: object) => void): Promise<BuildImage | undefined>;
   /** runs cmd in a new container of `image`, output to `out` as it comes */
   run(image: BuildImage, spec: RunSpec, out: (chunk: Buffer) => void, created?: (containerId: string) => void): Promise<RunResult>;
   commit(req: CommitRequest): Promise<BuildImage>;
