@@ -6,14 +6,13 @@
 // outside are created last so nothing is written through them); Docker's whiteouts are then converted to
 // overlayfs' own: `.wh.NAME` → a 0:0 character device NAME, `.wh..wh..opq` → trusted.overlay.opaque=y on
 // its directory.
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Readable, Transform, type TransformCallback } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import koffi from 'koffi';
-import { decompressor, Digest, fatalTarErrors, peek, sniffCompression, treeSize, type Compression } from '../runtime/images.ts';
+import { peek, sniffCompression, treeSize, untar, type Compression } from '../runtime/images.ts';
 
 const libc = koffi.load('libc.so.6');
 const c_mknod = libc.func('int mknod(const char *path, uint32_t mode, uint64_t dev)');
@@ -64,49 +63,8 @@ export async function extractLayer(input: NodeJS.ReadableStream, dest: string, b
     const { head, stream } = await peek(src, 6);
     if (head.length === 0) throw new Error('empty input: not a tar archive');
     const compression = sniffCompression(head);
-    const isRoot = process.getuid?.() === 0;
-    const tar = spawn('tar', [
-      '-x', '-f', '-', '-C', dest, '--numeric-owner', '--preserve-permissions', '--xattrs', '--xattrs-include=*',
-      ...(isRoot ? ['--same-owner'] : ['--no-same-owner']),
-    ], { stdio: ['pipe', 'ignore', 'pipe'] });
-    procs.push(tar);
-    let tarErr = '';
-    tar.stderr.on('data', (d: Buffer) => (tarErr += d.toString()));
-    const tarDone = new Promise<number>((resolve, reject) => {
-      tar.on('error', (e) => reject(new Error(`tar: ${e.message}`)));
-      tar.on('close', (code) => resolve(code ?? 128));
-    });
     const raw = new Tap(fd);
-    const digest = new Digest();
-    // tar may stop reading at the archive's end marker: the padding after it is still hashed
-    let tarGone = false;
-    tar.stdin.on('error', () => (tarGone = true));
-    const sink = async (source: AsyncIterable<Buffer>) => {
-      for await (const chunk of source) {
-        if (tarGone || tar.stdin.destroyed) continue;
-        if (!tar.stdin.write(chunk)) {
-          await new Promise<void>((r) => {
-            const go = () => {
-              tar.stdin.off('drain', go);
-              tar.stdin.off('close', go);
-              r();
-            };
-            tar.stdin.on('drain', go);
-            tar.stdin.on('close', go);
-          });
-        }
-      }
-      tar.stdin.end();
-    };
-    const fed = pipeline(stream, raw, decompressor(compression, procs), digest, sink);
-    const [, code] = await Promise.all([fed.catch((e: Error) => {
-      tar.kill('SIGKILL');
-      throw compression === 'none' ? e : new Error(`${compression} decompression failed: ${e.message}`);
-    }), tarDone]);
-    if (code !== 0) {
-      const fatal = fatalTarErrors(tarErr);
-      if (code !== 2 || fatal.length) throw new Error(fatal.join('; ') || `tar exited with status ${code}`);
-    }
+    const digest = await untar(stream, compression, dest, procs, [raw]);
     if (digest.bytes === 0) throw new Error('empty input: not a tar archive');
     if (fd !== undefined) {
       fs.fsyncSync(fd);

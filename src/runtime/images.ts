@@ -141,6 +141,59 @@ export function fatalTarErrors(stderr: string): string[] {
 }
 
 /**
+ * GNU tar extracting into `dest` what comes through `stream` → `taps` → the decompressor for `kind` → a
+ * digest of the uncompressed bytes. tar's harmless complaints (device nodes it may not create) pass; the
+ * digest (of every byte, the padding after the archive's end included) is returned once tar is done.
+ * Processes it starts go into `procs`, so that the caller's clean-up can kill them.
+ */
+export async function untar(stream: Readable, kind: Compression, dest: string, procs: ChildProcess[], taps: Transform[] = []): Promise<Digest> {
+  const isRoot = process.getuid?.() === 0;
+  const tar = spawn('tar', [
+    '-x', '-f', '-', '-C', dest, '--numeric-owner', '--preserve-permissions', '--xattrs', '--xattrs-include=*',
+    ...(isRoot ? ['--same-owner'] : ['--no-same-owner']),
+  ], { stdio: ['pipe', 'ignore', 'pipe'] });
+  procs.push(tar);
+  let tarErr = '';
+  tar.stderr.on('data', (d: Buffer) => (tarErr += d.toString()));
+  const tarDone = new Promise<number>((resolve, reject) => {
+    tar.on('error', (e) => reject(new Error(`tar: ${e.message}`)));
+    tar.on('close', (code) => resolve(code ?? 128));
+  });
+  // tar may stop reading at the archive's end marker, before the padding after it: the rest is still
+  // hashed (it is part of the archive's bytes), just no longer written.
+  const digest = new Digest();
+  let tarGone = false;
+  tar.stdin.on('error', () => (tarGone = true));
+  const sink = async (source: AsyncIterable<Buffer>) => {
+    for await (const chunk of source) {
+      if (tarGone || tar.stdin.destroyed) continue;
+      if (!tar.stdin.write(chunk)) {
+        await new Promise<void>((r) => {
+          const go = () => {
+            tar.stdin.off('drain', go);
+            tar.stdin.off('close', go);
+            r();
+          };
+          tar.stdin.on('drain', go);
+          tar.stdin.on('close', go);
+        });
+      }
+    }
+    tar.stdin.end();
+  };
+  const fed = (pipeline as (...s: unknown[]) => Promise<void>)(stream, ...taps, decompressor(kind, procs), digest, sink);
+  const [, code] = await Promise.all([fed.catch((e: Error) => {
+    tar.kill('SIGKILL');
+    throw kind === 'none' ? e : new Error(`${kind} decompression failed: ${e.message}`);
+  }), tarDone]);
+  if (code !== 0) {
+    const fatal = fatalTarErrors(tarErr);
+    if (code !== 2 || fatal.length) throw new Error(fatal.join('; ') || `tar exited with status ${code}`);
+  }
+  return digest;
+}
+
+/**
  * Unpacks a root filesystem tarball into `destDir` (created; an existing empty directory is fine), as
  * root with numeric owners; device nodes that cannot be created are skipped. Returns the sha256 of the
  * uncompressed tar (the image id is `sha256:<hex>`) and the unpacked size in bytes. On failure nothing is
@@ -163,50 +216,7 @@ export async function unpackImage(input: NodeJS.ReadableStream, destDir: string)
     if (head.length === 0) throw new Error('empty input: not a tar archive');
     const kind = sniffCompression(head);
 
-    const isRoot = process.getuid?.() === 0;
-    const tar = spawn('tar', [
-      '-x', '-f', '-', '-C', dest, '--numeric-owner', '--preserve-permissions', '--xattrs', '--xattrs-include=*',
-      ...(isRoot ? ['--same-owner'] : ['--no-same-owner']),
-    ], { stdio: ['pipe', 'ignore', 'pipe'] });
-    procs.push(tar);
-    let tarErr = '';
-    tar.stderr.on('data', (d: Buffer) => (tarErr += d.toString()));
-    const tarDone = new Promise<number>((resolve, reject) => {
-      tar.on('error', (e) => reject(new Error(`tar: ${e.message}`)));
-      tar.on('close', (code) => resolve(code ?? 128));
-    });
-
-    // tar may stop reading at the archive's end marker, before the padding after it: the rest is still
-    // hashed (it is part of the image's bytes), just no longer written.
-    const digest = new Digest();
-    let tarGone = false;
-    tar.stdin.on('error', () => (tarGone = true));
-    const sink = async (source: AsyncIterable<Buffer>) => {
-      for await (const chunk of source) {
-        if (tarGone || tar.stdin.destroyed) continue;
-        if (!tar.stdin.write(chunk)) {
-          await new Promise<void>((r) => {
-            const go = () => {
-              tar.stdin.off('drain', go);
-              tar.stdin.off('close', go);
-              r();
-            };
-            tar.stdin.on('drain', go);
-            tar.stdin.on('close', go);
-          });
-        }
-      }
-      tar.stdin.end();
-    };
-    const fed = pipeline(stream, decompressor(kind, procs), digest, sink);
-    const [, code] = await Promise.all([fed.catch((e: Error) => {
-      tar.kill('SIGKILL');
-      throw kind === 'none' ? e : new Error(`${kind} decompression failed: ${e.message}`);
-    }), tarDone]);
-    if (code !== 0) {
-      const fatal = fatalTarErrors(tarErr);
-      if (code !== 2 || fatal.length) throw new Error(fatal.join('; ') || `tar exited with status ${code}`);
-    }
+    const digest = await untar(stream, kind, dest, procs);
     if (digest.bytes === 0) throw new Error('empty input: not a tar archive');
     return { digest: digest.hash.digest('hex'), size: await treeSize(dest) };
   } catch (e) {
