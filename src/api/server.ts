@@ -12,6 +12,7 @@ import './routes/containers.ts';
 import './routes/exec.ts';
 import './routes/images.ts';
 import './routes/networks.ts';
+import './routes/loom.ts';
 
 export { API_VERSION, MIN_API_VERSION, LOOM_VERSION, STREAMED };
 export { frame } from './router.ts';
