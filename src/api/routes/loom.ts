@@ -6,6 +6,7 @@ import { route, STREAMED } from '../router.ts';
 import { buildTopology, type Topology } from '../../topology/model.ts';
 import { renderTopology } from '../../topology/render.ts';
 import { invalidParameter } from '../../util/errors.ts';
+import { Tracer } from '../../trace/tracer.ts';
 
 /** The host's uplinks: its interfaces other than lo, loom's bridges and containers' veths. */
 function uplinks(d: Daemon, bridges: Set<string>, veths: Set<string>) {
@@ -34,4 +35,18 @@ route('GET', '/loom/topology', (d, { query, res }) => {
   res.writeHead(200, { 'Content-Type': TYPES[format]!, 'Content-Length': Buffer.byteLength(body) });
   res.end(body);
   return STREAMED;
+});
+
+const tracers = new WeakMap<Daemon, Tracer>();
+
+/** A real probe from Source to Destination and what the kernel did with it (see src/trace/tracer.ts). */
+route('POST', '/loom/trace', async (d, ctx) => {
+  const body = (await ctx.body()) ?? {};
+  if (typeof body !== 'object' || Array.isArray(body)) throw invalidParameter('invalid trace request: a JSON object is needed');
+  const known = ['Source', 'Destination', 'Protocol', 'Port', 'TimeoutMs'];
+  const unknown = Object.keys(body).filter((k) => !known.includes(k));
+  if (unknown.length) throw invalidParameter(`unknown field in trace request: ${unknown.join(', ')}`);
+  let t = tracers.get(d);
+  if (!t) tracers.set(d, (t = new Tracer(d)));
+  return t.trace(body);
 });
