@@ -49,6 +49,7 @@ Commands:
   container   Manage containers (ls, rm, prune, ...)
   image       Manage images (ls, rm, prune)
   network     Manage networks
+  explain     Show the ip/nft/sysctl commands an operation amounts to (run, create, connect, network create)
   system      Manage loom (prune, reconcile)
   events      Get real time events from the server
   version     Show the loom version information
@@ -92,6 +93,7 @@ async function main(argv: string[]): Promise<number> {
   };
   const table: Record<string, Command> = { ...containerCommands, ...systemCommands, network: networkCommand };
   // `loom container ls`, `loom image ls` and friends, as docker has them
+  if (cmd === 'explain') return (await import('./explain.ts')).explainCommand(cli, rest);
   if (cmd === 'system' && rest[0] === 'prune') return systemPrune(cli, rest.slice(1));
   if (cmd === 'system' && rest[0] === 'reconcile') return (await import('./reconcile.ts')).systemReconcile(cli, rest.slice(1));
   if ((cmd === 'container' || cmd === 'image') && rest[0] === 'prune') return (cmd === 'container' ? containerPrune : imagePrune)(cli, rest.slice(1));

@@ -7,6 +7,7 @@ import { buildTopology, type Topology } from '../../topology/model.ts';
 import { renderTopology } from '../../topology/render.ts';
 import { invalidParameter } from '../../util/errors.ts';
 import { Tracer } from '../../trace/tracer.ts';
+import { Explainer } from '../../explain/explain.ts';
 
 /** The host's uplinks: its interfaces other than lo, loom's bridges and containers' veths. */
 function uplinks(d: Daemon, bridges: Set<string>, veths: Set<string>) {
@@ -49,4 +50,11 @@ route('POST', '/loom/trace', async (d, ctx) => {
   let t = tracers.get(d);
   if (!t) tracers.set(d, (t = new Tracer(d)));
   return t.trace(body);
+});
+
+/** The ip/nft/sysctl commands an operation amounts to, from the current state; nothing is changed. */
+route('POST', '/loom/explain', async (d, ctx) => {
+  const body = (await ctx.body()) ?? {};
+  if (!Array.isArray(body.Args)) throw invalidParameter('invalid explain request: {"Args": ["run", ...]} is needed');
+  return new Explainer(d).explain(body.Args);
 });
