@@ -50,6 +50,8 @@ export interface DaemonOptions {
   clusterStore?: string;
   clusterAdvertise?: string;
   clusterStoreOpts?: string[];
+  /** --ui ADDR:PORT: serve the topology page there (src/ui); nothing is opened without it */
+  ui?: string;
 }
 
 export class Daemon {
@@ -65,6 +67,7 @@ export class Daemon {
   readonly cluster?: Cluster;
   readonly id: string;
   private server?: http.Server;
+  private ui?: http.Server;
   private fwWatch?: FirewallWatch;
 
   private constructor(opts: DaemonOptions, log: Logger) {
@@ -135,6 +138,7 @@ export class Daemon {
     d.firewall.reconcile({ networks: d.networks.firewallState(), ...d.containers.firewallElements() });
     d.watchFirewall();
     await d.listen();
+    if (opts.ui) d.ui = await (await import('./ui/server.ts')).startUi(d, opts.ui);
     log.info({ socket: opts.socket, ms: Date.now() - t0, containers: d.containers.list().length, nofile }, 'loom daemon ready');
     return d;
   }
@@ -172,6 +176,8 @@ export class Daemon {
   /** Stops serving. Containers keep running (they are adopted again at the next start). */
   async close(): Promise<void> {
     this.fwWatch?.close();
+    this.ui?.closeAllConnections();
+    this.ui?.close();
     await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
     await this.containers.dns?.close();
     await this.cluster?.close().catch(() => {});

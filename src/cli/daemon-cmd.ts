@@ -1,6 +1,7 @@
 // `loom daemon`: flags in dockerd's spirit, defaults that work on a fresh machine.
 import { parseFlags, f } from './flags.ts';
 import { runDaemon } from '../daemon.ts';
+import { parseUiAddress } from '../ui/address.ts';
 import { DOCKER_DEFAULT_POOLS, parsePoolFlag } from '../ipam/ipam.ts';
 import { DEFAULT_PLUGIN_DIRS } from '../plugins/discovery.ts';
 
@@ -11,10 +12,20 @@ const specs = [
   f('-b,--bridge-name', 'string'), f('--resolv-conf', 'string'), f('--hosts-file', 'string'), f('--cgroup-parent', 'string'),
   f('--plugins-dir', 'list'),
   f('--cluster-store', 'string'), f('--cluster-advertise', 'string'), f('--cluster-store-opt', 'list'),
+  f('--ui', 'string'),
 ];
 
 export async function daemonCommand(argv: string[], envHost: string): Promise<number> {
   const { flags } = parseFlags(argv, specs, { interspersed: true });
+  // checked before anything starts: a bad value must not leave a half-started daemon behind
+  if (flags.ui !== undefined) {
+    try {
+      parseUiAddress(flags.ui);
+    } catch (e) {
+      process.stderr.write(`loom daemon: ${(e as Error).message}\n`);
+      return 1;
+    }
+  }
   const execRoot = flags['exec-root'] ?? '/run/loom';
   const hostFlag: string | undefined = flags.host;
   let socket = `${execRoot}/loom.sock`;
@@ -38,6 +49,7 @@ export async function daemonCommand(argv: string[], envHost: string): Promise<nu
     clusterStore: flags['cluster-store'],
     clusterAdvertise: flags['cluster-advertise'],
     clusterStoreOpts: flags['cluster-store-opt'],
+    ui: flags.ui,
     // legacy plugins: sockets (NAME.sock) and spec files (NAME.spec|json), in Docker's places by default
     pluginDirs: flags['plugins-dir'].length ? flags['plugins-dir'] : DEFAULT_PLUGIN_DIRS,
   });
