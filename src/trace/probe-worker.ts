@@ -2,7 +2,7 @@
 // enters the source's namespace and its event loop's sockets (TCP, UDP) and the raw ICMP socket are
 // created there, while the daemon's main thread never leaves its namespace (see kernel/netns.ts). One
 // worker serves every probe, one at a time, going back to the daemon's namespace after each.
-import { parentPort } from 'node:worker_threads';
+import { parentPort, workerData } from 'node:worker_threads';
 import fs from 'node:fs';
 import net from 'node:net';
 import dgram from 'node:dgram';
@@ -40,6 +40,11 @@ const c_bind = libc.func('int bind(int fd, const uint8_t *addr, uint32_t addrlen
 const CLONE_NEWNET = 0x40000000;
 const AF_INET = 2, SOCK_RAW = 3, IPPROTO_ICMP = 1, SOL_SOCKET = 1, SO_RCVTIMEO = 20;
 const home = fs.openSync('/proc/thread-self/ns/net', 'r');
+/** [0] = the sequence number of a probe to stop early (a rule already dropped it): set by the tracer */
+const stopFlag: Int32Array = (workerData as { stop?: Int32Array } | undefined)?.stop ?? new Int32Array(1);
+let current = 0;
+const stopped = () => Atomics.load(stopFlag, 0) === current;
+const STOPPED: ProbeResult = { outcome: 'timeout', code: 'stopped', detail: 'no answer: a rule dropped the probe, so loom stopped waiting' };
 
 function sockaddr(ip: string): Buffer {
   const b = Buffer.alloc(16);
@@ -77,9 +82,12 @@ function icmpProbe(r: ProbeRequest): ProbeResult {
     for (;;) {
       const left = end - Date.now();
       if (left <= 0) return { outcome: 'timeout', detail: `no echo reply within ${r.timeoutMs} ms` };
+      if (stopped()) return STOPPED;
+      // waits in slices, so that a stop request is seen within 20 ms
+      const slice = Math.min(left, 20);
       const tv = Buffer.alloc(16);
-      tv.writeBigInt64LE(BigInt(Math.floor(left / 1000)), 0);
-      tv.writeBigInt64LE(BigInt((left % 1000) * 1000), 8);
+      tv.writeBigInt64LE(0n, 0);
+      tv.writeBigInt64LE(BigInt(slice * 1000), 8);
       c_setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, tv, 16);
       const n = Number(c_recv(fd, buf, buf.length, 0));
       if (n < 0) continue; // EAGAIN after the timeout: the loop ends on the clock
@@ -103,10 +111,12 @@ function icmpProbe(r: ProbeRequest): ProbeResult {
 function tcpProbe(r: ProbeRequest): Promise<ProbeResult> {
   return new Promise((resolve) => {
     const s = net.connect({ host: r.dst, port: r.port!, localPort: r.sport, ...(r.src ? { localAddress: r.src } : {}) });
-    const t = setTimeout(() => { s.destroy(); resolve({ outcome: 'timeout', detail: `no answer to the SYN within ${r.timeoutMs} ms` }); }, r.timeoutMs);
-    s.once('connect', () => { clearTimeout(t); s.resetAndDestroy(); resolve({ outcome: 'answered', detail: `SYN-ACK from ${r.dst}:${r.port}: a server listens`, from: r.dst }); });
+    const t = setTimeout(() => { clearInterval(poll); s.destroy(); resolve({ outcome: 'timeout', detail: `no answer to the SYN within ${r.timeoutMs} ms` }); }, r.timeoutMs);
+    const poll = setInterval(() => { if (stopped()) { clearTimeout(t); clearInterval(poll); s.destroy(); resolve(STOPPED); } }, 20);
+    s.once('connect', () => { clearTimeout(t); clearInterval(poll); s.resetAndDestroy(); resolve({ outcome: 'answered', detail: `SYN-ACK from ${r.dst}:${r.port}: a server listens`, from: r.dst }); });
     s.once('error', (e: NodeJS.ErrnoException) => {
       clearTimeout(t);
+      clearInterval(poll);
       if (e.code === 'ECONNREFUSED') resolve({ outcome: 'refused', code: e.code, detail: `reset from ${r.dst}:${r.port}: nothing listens there`, from: r.dst });
       else if (e.code === 'ENETUNREACH' || e.code === 'EHOSTUNREACH') resolve({ outcome: 'unreachable', code: e.code, detail: e.code === 'ENETUNREACH' ? 'no route to the destination (ENETUNREACH)' : 'host unreachable (EHOSTUNREACH: no ARP answer or an ICMP error)' });
       else resolve({ outcome: 'error', code: e.code, detail: e.message });
@@ -117,7 +127,8 @@ function tcpProbe(r: ProbeRequest): Promise<ProbeResult> {
 function udpProbe(r: ProbeRequest): Promise<ProbeResult> {
   return new Promise((resolve) => {
     const s = dgram.createSocket('udp4');
-    const done = (x: ProbeResult) => { clearTimeout(t); try { s.close(); } catch { /* closed */ } resolve(x); };
+    const done = (x: ProbeResult) => { clearTimeout(t); clearInterval(poll); try { s.close(); } catch { /* closed */ } resolve(x); };
+    const poll = setInterval(() => { if (stopped()) done(STOPPED); }, 20);
     const t = setTimeout(() => done({ outcome: 'timeout', detail: `no UDP answer within ${r.timeoutMs} ms (UDP servers need not answer)` }), r.timeoutMs);
     s.on('error', (e: NodeJS.ErrnoException) => {
       if (e.code === 'ECONNREFUSED') done({ outcome: 'refused', code: e.code, detail: `port unreachable from ${r.dst}:${r.port}: nothing listens there`, from: r.dst });
@@ -153,5 +164,6 @@ async function probe(r: ProbeRequest): Promise<ProbeResult> {
 }
 
 parentPort?.on('message', (m: { seq: number; req: ProbeRequest }) => {
+  current = m.seq;
   void probe(m.req).then((res) => parentPort!.postMessage({ seq: m.seq, res }));
 });

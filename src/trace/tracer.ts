@@ -68,6 +68,14 @@ class Prober {
   private seq = 0;
   private chain: Promise<unknown> = Promise.resolve();
   private readonly waiting = new Map<number, (r: ProbeResult) => void>();
+  /** shared with the worker: [0] = the probe to stop waiting for */
+  private readonly stopFlag = new Int32Array(new SharedArrayBuffer(4));
+  private running = 0;
+
+  /** The probe in flight need not wait for an answer any more (a rule dropped it). */
+  stopCurrent(): void {
+    if (this.running) Atomics.store(this.stopFlag, 0, this.running);
+  }
 
   send(req: ProbeRequest): Promise<ProbeResult> {
     const run = this.chain.then(() => this.sendNow(req));
@@ -78,7 +86,7 @@ class Prober {
   private sendNow(req: ProbeRequest): Promise<ProbeResult> {
     if (!this.worker) {
       const file = path.join(path.dirname(fileURLToPath(import.meta.url)), 'probe-worker.ts');
-      const w = new Worker(file);
+      const w = new Worker(file, { workerData: { stop: this.stopFlag } });
       w.unref();
       w.on('message', (m: { seq: number; res: ProbeResult }) => { this.waiting.get(m.seq)?.(m.res); this.waiting.delete(m.seq); });
       const fail = (e: Error) => {
@@ -91,8 +99,9 @@ class Prober {
       this.worker = w;
     }
     const seq = ++this.seq;
+    this.running = seq;
     return new Promise((resolve) => {
-      this.waiting.set(seq, resolve);
+      this.waiting.set(seq, (r) => { this.running = 0; resolve(r); });
       this.worker!.postMessage({ seq, req });
     });
   }
@@ -181,7 +190,12 @@ export class Tracer {
     const ours = (e: TraceEvent) => !!e.packet && (p === 'icmp'
       ? e.packet.proto === 'icmp' && e.packet.icmpId === sport
       : e.packet.proto === p && (e.packet.sport === sport || e.packet.dport === sport));
-    const listener = new TraceListener(ours);
+    // a drop ends the wait: nothing will answer a probe that a rule threw away
+    const listener = new TraceListener((e) => {
+      const keep = ours(e);
+      if (keep && e.verdict === 'drop') this.prober.stopCurrent();
+      return keep;
+    });
     let probe: ProbeResult;
     listener.start();
     const key = `trace-${n}`;
