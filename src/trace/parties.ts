@@ -85,7 +85,9 @@ export async function resolveParties(ctx: PartyContext, srcSpec: string, dstSpec
 
   let dst: Party;
   const hostPort = /^(\d+\.\d+\.\d+\.\d+):(\d+)$/.exec(dstSpec);
-  if (dstSpec === 'host') {
+  if (dstSpec === 'host' && src.kind !== 'container') {
+    throw invalidParameter(`destination host: from ${src.label}, name the host's address and port instead (HOSTIP:PORT, e.g. 198.51.100.1:8080)`);
+  } else if (dstSpec === 'host') {
     // the host as the container sees it: its network's gateway (the bridge's address)
     const gw = src.container ? ipv4Endpoints(src.container).find((e) => e.gateway4)?.gateway4 : undefined;
     dst = { kind: 'host', label: 'host', ip: gw ?? '127.0.0.1' };

@@ -89,6 +89,9 @@ describe('trace', { skip }, () => {
     assert.match(text, /^trace a1 \(172\.17\.0\.\d+\) → web \(172\.17\.0\.\d+\), tcp port 80\n/);
     assert.match(text, /→ ip loom forward: iifname "loom0" oifname "loom0" accept comment "icc in \w+" => accept/);
     assert.match(text, /\nverdict: delivered: SYN-ACK/);
+    const gw = await trace('a1', 'host');
+    assert.equal(gw.Verdict, 'delivered', show(gw));
+    assert.equal(gw.Destination.ip, '172.17.0.1');
     const ping = await trace('a1', 'web');
     assert.equal(ping.Verdict, 'delivered', show(ping));
     assert.match(ping.Reason, /echo reply from 172\.17\.0\.\d+/);
@@ -150,6 +153,7 @@ describe('trace', { skip }, () => {
     await fails(sb.loom('network', 'trace', 'a1', 'web', '--port', '70000/tcp'), /invalid port "70000"/);
     await fails(sb.loom('network', 'trace', 'a1', 'web', '--port', '80/sctp'), /invalid protocol "sctp"/);
     await fails(sb.loom('network', 'trace', 'outside:203.0.113.9', 'web'), /outside:203\.0\.113\.9/);
+    await fails(sb.loom('network', 'trace', 'outside:198.51.100.2', 'host'), /name the host's address and port instead \(HOSTIP:PORT/);
     assert.equal((await sb.api('POST', '/loom/trace', { Source: 'a1', Destination: 'web', Bogus: 1 })).status, 400);
     assert.doesNotMatch(await nftLoom(), /trace\d+_|nftrace/);
   });
