@@ -157,15 +157,24 @@ export class TraceListener {
     for (const w of this.waiters.splice(0)) w();
   }
 
-  /** Resolves when no event arrived for `quietMs` (the kernel sends them as the packet goes). */
-  async settle(quietMs: number): Promise<void> {
+  /**
+   * Resolves when no event arrived for `quietMs`, checked after an I/O poll: under load the timer can
+   * expire before the loop reads the socket (timers run before the poll phase), so each quiet period
+   * ends with a setImmediate (after the poll) before counting. With no event at all it waits up to
+   * `firstMs`, since events of a probe that crossed a hook may still be queued.
+   */
+  async settle(quietMs: number, firstMs = 250): Promise<void> {
+    const t0 = Date.now();
     for (;;) {
       const n = this.events.length;
       await new Promise<void>((r) => {
         const t = setTimeout(r, quietMs);
         this.waiters.push(() => { clearTimeout(t); r(); });
       });
-      if (this.events.length === n) return;
+      await new Promise<void>((r) => setImmediate(r));
+      if (this.events.length !== n) continue;
+      if (n === 0 && Date.now() - t0 < firstMs) continue;
+      return;
     }
   }
 

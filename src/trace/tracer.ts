@@ -203,7 +203,7 @@ export class Tracer {
       this.d.firewall.addExtra(key, add, remove);
       if (!route.found) probe = { outcome: 'unreachable', detail: route.text };
       else probe = await this.prober.send({ netns: src.netns, proto: p as ProbeRequest['proto'], src: src.kind === 'outside' ? src.ip : undefined, dst: ip, port, sport, timeoutMs });
-      await listener.settle(25);
+      if (route.found) await listener.settle(25);
     } finally {
       this.d.firewall.removeExtra(key);
       listener.close();
@@ -241,6 +241,15 @@ export class Tracer {
       };
       hops.push(hop);
       if (e.verdict === 'drop' && !drop) drop = hop;
+    }
+    // the DNAT of a published port: its map lookup reports no event of its own, but the packet's next
+    // hop shows the new destination; say so after the jump to `published`
+    const translated = listener.events.find((e) => e.packet && e.packet.sport === sport && (e.packet.daddr !== ip || (port !== undefined && e.packet.dport !== port)));
+    if (translated?.packet && !hops.some((h) => h.meaning?.startsWith('published port '))) {
+      const at = hops.findIndex((h) => h.verdict === 'jump published');
+      const target = port !== undefined ? ctx.published.get(`${p} ${port}`) : undefined;
+      const to = `${translated.packet.daddr}${translated.packet.dport ? `:${translated.packet.dport}` : ''}`;
+      hops.splice(at >= 0 ? at + 1 : hops.length, 0, { kind: 'nat', where: 'host', text: `DNAT ${ip}:${port} → ${to}`, meaning: `published port ${port}/${p}${target ? ` → ${target}` : ''}: translated (DNAT) to ${to}` });
     }
     if (dst.endpoint?.hostVeth && !drop && probe.outcome !== 'unreachable') {
       const net = this.d.networks.find(dst.endpoint.networkId);

@@ -101,6 +101,9 @@ describe('trace', { skip }, () => {
     const r = await trace('a1', 'web', '--port', '81/tcp');
     assert.equal(r.Verdict, 'refused', show(r));
     assert.match(r.Reason, /nothing listens/);
+    const udp = await trace('a1', 'web', '--port', '53/udp');
+    assert.equal(udp.Verdict, 'refused', show(udp));
+    assert.match(udp.Reason, /port unreachable from 172\.17\.0\.\d+:53/);
     const none = await trace('a1', '172.17.0.250', '--timeout', '6000');
     assert.equal(none.Verdict, 'no answer', show(none));
     assert.match(none.Reason, /nothing answers for 172\.17\.0\.250 on eth0 \(no ARP reply\)/);
@@ -141,6 +144,9 @@ describe('trace', { skip }, () => {
     assert.match(meanings(r), /published port 8080\/tcp → web:80: translated \(DNAT\) to 172\.17\.0\.\d+:80, so it may enter network bridge/);
     assert.match(meanings(r), /the reply leaves network bridge/);
     assert.match(r.Reason, /through a published port/);
+    const local = await trace('host', '127.0.0.1:8080');
+    assert.equal(local.Verdict, 'delivered', show(local));
+    assert.match(meanings(local), /published port 8080\/tcp → web:80/);
     const miss = await trace('outside:198.51.100.2', '198.51.100.1:8081');
     assert.ok(['refused', 'no answer', 'dropped'].includes(miss.Verdict), show(miss));
     assert.match(miss.Reason, /no published port 8081\/tcp on 198\.51\.100\.1/);
