@@ -26,6 +26,8 @@ export interface TopoNetwork {
   parent?: string;
   /** overlay: VXLAN id */
   vni?: string;
+  /** overlay: this host's tunnel endpoint and the remote hosts' endpoints on this network (from the cluster store) */
+  tunnel?: { local?: string; remotes: { host: string; vtep: string; endpoints: { name: string; ipv4: string; mac: string }[] }[] };
 }
 
 export interface TopoEndpoint {
@@ -71,6 +73,9 @@ export interface TopologyInput {
   containers: ContainerRecord[];
   /** the firewall's per-network view (icc, masquerade, internal as applied), by network id */
   firewall: FwNetwork[];
+  /** overlay: endpoints on other hosts, per network id (the cluster's view), and --cluster-advertise */
+  remoteEndpoints?: (networkId: string) => { host: string; vtep: string; name?: string; container?: string; ipv4: string; mac: string }[];
+  advertise?: string;
 }
 
 function parseLinks(links: string[] | null | undefined): { name: string; alias: string }[] {
@@ -99,6 +104,14 @@ export function buildTopology(input: TopologyInput): Topology {
     if (n.options.parent) t.parent = n.options.parent;
     const vni = n.options['com.docker.network.driver.overlay.vxlanid_list'] ?? n.driverData?.vni;
     if (vni) t.vni = vni;
+    if (n.driver === 'overlay') {
+      const byHost = new Map<string, { host: string; vtep: string; endpoints: { name: string; ipv4: string; mac: string }[] }>();
+      for (const e of input.remoteEndpoints?.(n.id) ?? []) {
+        const h = byHost.get(e.host) ?? byHost.set(e.host, { host: e.host, vtep: e.vtep, endpoints: [] }).get(e.host)!;
+        h.endpoints.push({ name: e.name ?? e.container?.slice(0, 12) ?? '', ipv4: e.ipv4, mac: e.mac });
+      }
+      t.tunnel = { ...(input.advertise ? { local: input.advertise } : {}), remotes: [...byHost.values()].sort((a, b) => a.vtep.localeCompare(b.vtep)) };
+    }
     return t;
   }).sort((a, b) => a.name.localeCompare(b.name));
   const userNet = new Set(input.networks.filter((n) => !n.isDefault && n.driver !== 'host' && n.driver !== 'null').map((n) => n.id));

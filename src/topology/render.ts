@@ -18,6 +18,7 @@ function netSummary(n: TopoNetwork): string {
   if (n.internal) parts.push('internal');
   if (n.parent) parts.push(`parent ${n.parent}`);
   if (n.vni) parts.push(`vxlan ${n.vni}`);
+  if (n.tunnel) parts.push(`vtep ${n.tunnel.local ?? '?'}${n.tunnel.remotes.length ? ` → ${n.tunnel.remotes.map((r) => `${r.vtep} (${r.endpoints.length} endpoint${r.endpoints.length === 1 ? '' : 's'})`).join(', ')}` : ''}`);
   return parts.join(', ');
 }
 
@@ -62,8 +63,9 @@ export function renderText(t: Topology): string {
     const lastG = gi === groups.length - 1;
     out.push(`${lastG ? '└── ' : '├── '}${g.title}`);
     const pre = lastG ? '    ' : '│   ';
+    const remote = (g.net?.tunnel?.remotes ?? []).flatMap((r) => r.endpoints.map((e) => `${e.name} on host ${r.host.slice(0, 12)} (vtep ${r.vtep}) ${e.ipv4} ${e.mac}`));
     g.items.forEach((c, ci) => {
-      const lastC = ci === g.items.length - 1;
+      const lastC = ci === g.items.length - 1 && !remote.length;
       const head = `${c.name} [${c.state}]`;
       const eps = c.endpoints.filter((e) => !g.net || e.networkId === g.net.id);
       const others = c.endpoints.filter((e) => g.net && e.networkId !== g.net.id);
@@ -75,6 +77,7 @@ export function renderText(t: Topology): string {
       if (c.ports.length) out.push(`${sub}ports ${c.ports.map(portText).join(', ')}`);
       if (c.links.length) out.push(`${sub}links ${c.links.map((l) => (l.alias === l.name ? l.name : `${l.name}:${l.alias}`)).join(', ')}`);
     });
+    remote.forEach((r, ri) => out.push(`${pre}${ri === remote.length - 1 ? '└── ' : '├── '}remote: ${r}`));
   });
   return out.join('\n') + '\n';
 }

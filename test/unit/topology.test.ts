@@ -111,3 +111,19 @@ test('topology: containers without endpoints (host, none, stopped) and escaping'
   assert.match(renderText(t), /not running\n    └── off \[exited\]/);
   assert.match(renderText(t), /h<&>" \[running\] the host's network stack/);
 });
+
+test('topology: overlay networks show the local and remote tunnel endpoints', () => {
+  const input = world();
+  const ov = { ...net(7), id: 'o'.repeat(64), name: 'ov', driver: 'overlay', scope: 'global' as const, bridge: undefined, options: { 'com.docker.network.driver.overlay.vxlanid_list': '256' } };
+  input.networks = [ov];
+  input.containers = [ctr(1, [ov])];
+  input.advertise = '203.0.113.1';
+  input.remoteEndpoints = (id) => (id === ov.id ? [{ host: 'h'.repeat(64), vtep: '203.0.113.2', name: 'far', ipv4: '10.7.0.9', mac: '02:42:0a:07:00:09' }] : []);
+  const t = buildTopology(input);
+  assert.deepEqual(t.networks[0]!.tunnel, { local: '203.0.113.1', remotes: [{ host: 'h'.repeat(64), vtep: '203.0.113.2', endpoints: [{ name: 'far', ipv4: '10.7.0.9', mac: '02:42:0a:07:00:09' }] }] });
+  assert.equal(t.networks[0]!.vni, '256');
+  const text = renderText(t);
+  assert.match(text, /network ov \(overlay, br0, 10\.7\.0\.0\/24, gateway 10\.7\.0\.1, vxlan 256, vtep 203\.0\.113\.1 → 203\.0\.113\.2 \(1 endpoint\)\)/);
+  assert.match(text, /└── remote: far on host hhhhhhhhhhhh \(vtep 203\.0\.113\.2\) 10\.7\.0\.9 02:42:0a:07:00:09\n/);
+  assert.equal(XMLValidator.validate(renderSvg(t)), true);
+});

@@ -22,7 +22,10 @@ export function gatherTopology(d: Daemon): Topology {
   const containers = d.containers.list();
   const bridges = new Set(networks.flatMap((n) => (n.bridge ? [n.bridge] : [])));
   const veths = new Set(containers.flatMap((c) => Object.values(c.endpoints).flatMap((e) => (e.hostVeth ? [e.hostVeth] : []))));
-  return buildTopology({ hostName: os.hostname(), uplinks: uplinks(d, bridges, veths), networks, containers, firewall: d.networks.firewallState() });
+  return buildTopology({
+    hostName: os.hostname(), uplinks: uplinks(d, bridges, veths), networks, containers, firewall: d.networks.firewallState(),
+    ...(d.cluster ? { remoteEndpoints: (id: string) => d.cluster!.remoteEndpoints(id), advertise: d.opts.clusterAdvertise } : {}),
+  });
 }
 
 const TYPES: Record<string, string> = { json: 'application/json', svg: 'image/svg+xml', dot: 'text/vnd.graphviz; charset=utf-8', text: 'text/plain; charset=utf-8' };
