@@ -22,7 +22,6 @@ const OPT_BRIDGE_NAME = 'com.docker.network.bridge.name';
 const OPT_ICC = 'com.docker.network.bridge.enable_icc';
 const OPT_MTU = 'com.docker.network.driver.mtu';
 const truthy = (v: string | undefined, d: boolean) => (v === undefined || v === '' ? d : ['1', 't', 'T', 'TRUE', 'true', 'True'].includes(v));
-const sh = (s: string) => (/^[A-Za-z0-9_./:@%+=,-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`);
 
 /** Flags of run/create that take a value (others are switches); network ones are used, the rest only skipped. */
 const VALUE_FLAGS = new Set(['--name', '--network', '--net', '-p', '--publish', '--ip', '--link', '--mac-address', '--network-alias', '--alias', '-e', '--env', '--env-file',
@@ -246,4 +245,3 @@ export function renderPlan(p: Plan): string {
   return lines.join('\n') + '\n';
 }
 
-export { sh };
