@@ -64,6 +64,8 @@ export interface DaemonOptions {
   insecureRegistries?: string[];
   /** Docker's certs.d layout for registry CAs and client certificates (default /etc/loom/certs.d) */
   certsDir?: string;
+  /** --ui ADDR:PORT: serve the topology page there (src/ui); nothing is opened without it */
+  ui?: string;
 }
 
 export class Daemon {
@@ -81,6 +83,7 @@ export class Daemon {
   readonly cluster?: Cluster;
   readonly id: string;
   private server?: http.Server;
+  private ui?: http.Server;
   private fwWatch?: FirewallWatch;
 
   private constructor(opts: DaemonOptions, log: Logger) {
@@ -161,6 +164,7 @@ export class Daemon {
     d.watchFirewall();
     await d.listen();
     await d.listenTcp();
+    if (opts.ui) d.ui = await (await import('./ui/server.ts')).startUi(d, opts.ui);
     log.info({ socket: opts.socket, ms: Date.now() - t0, containers: d.containers.list().length, nofile }, 'loom daemon ready');
     return d;
   }
@@ -247,6 +251,8 @@ export class Daemon {
   async close(): Promise<void> {
     for (const s of this.tcpServers) s.close();
     this.fwWatch?.close();
+    this.ui?.closeAllConnections();
+    this.ui?.close();
     await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
     await this.containers.dns?.close();
     this.registry.close();

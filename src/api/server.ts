@@ -18,6 +18,7 @@ import './routes/volumes.ts';
 import './routes/registry.ts';
 import './routes/build.ts';
 import './routes/archive.ts';
+import './routes/loom.ts';
 
 export { API_VERSION, MIN_API_VERSION, LOOM_VERSION, STREAMED };
 export { frame } from './router.ts';

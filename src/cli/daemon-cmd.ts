@@ -2,6 +2,7 @@
 import { parseFlags, f } from './flags.ts';
 import { runDaemon } from '../daemon.ts';
 import { checkLogConfig } from '../api/configcheck.ts';
+import { parseUiAddress } from '../ui/address.ts';
 import { DOCKER_DEFAULT_POOLS, parsePoolFlag } from '../ipam/ipam.ts';
 import { DEFAULT_PLUGIN_DIRS } from '../plugins/discovery.ts';
 
@@ -13,10 +14,20 @@ const specs = [
   f('--plugins-dir', 'list'), f('-G,--group', 'string'), f('--log-opt', 'list'), f('--log-driver', 'string'),
   f('--cluster-store', 'string'), f('--cluster-advertise', 'string'), f('--cluster-store-opt', 'list'),
   f('--insecure-registry', 'list'), f('--tls', 'bool'), f('--tlsverify', 'bool'), f('--tlscacert', 'string'), f('--tlscert', 'string'), f('--tlskey', 'string'), f('--certs-dir', 'string'),
+  f('--ui', 'string'),
 ];
 
 export async function daemonCommand(argv: string[], envHost: string): Promise<number> {
   const { flags } = parseFlags(argv, specs, { interspersed: true });
+  // checked before anything starts: a bad value must not leave a half-started daemon behind
+  if (flags.ui !== undefined) {
+    try {
+      parseUiAddress(flags.ui);
+    } catch (e) {
+      process.stderr.write(`loom daemon: ${(e as Error).message}\n`);
+      return 1;
+    }
+  }
   const execRoot = flags['exec-root'] ?? '/run/loom';
   // -H, repeatable as dockerd's: unix://PATH (or a bare path) and tcp://ADDR:PORT. The unix socket is
   // always there (bin/loom talks to it): the default one when no -H names one.
@@ -78,6 +89,7 @@ export async function daemonCommand(argv: string[], envHost: string): Promise<nu
     clusterStoreOpts: flags['cluster-store-opt'],
     insecureRegistries: flags['insecure-registry'],
     certsDir: flags['certs-dir'],
+    ui: flags.ui,
     // legacy plugins: sockets (NAME.sock) and spec files (NAME.spec|json), in Docker's places by default
     pluginDirs: flags['plugins-dir'].length ? flags['plugins-dir'] : DEFAULT_PLUGIN_DIRS,
   });

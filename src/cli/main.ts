@@ -66,6 +66,7 @@ Commands:
   container   Manage containers (ls, rm, prune, ...)
   image       Manage images (ls, inspect, history, tag, rm, prune, save, load, import)
   network     Manage networks
+  explain     Show the ip/nft/sysctl commands an operation amounts to (run, create, connect, network create)
   volume      Manage volumes
   system      Manage loom (df, prune, reconcile)
   events      Get real time events from the server
@@ -110,6 +111,7 @@ async function main(argv: string[]): Promise<number> {
   };
   const table: Record<string, Command> = { ...containerCommands, ...systemCommands, ...imageCommands, ...registryCommands, network: networkCommand, volume: volumeCommand, build, cp, export: exportCmd, diff, commit };
   // `loom container ls`, `loom image ls` and friends, as docker has them
+  if (cmd === 'explain') return (await import('./explain.ts')).explainCommand(cli, rest);
   if (cmd === 'system' && rest[0] === 'prune') return systemPrune(cli, rest.slice(1));
   if (cmd === 'system' && rest[0] === 'reconcile') return (await import('./reconcile.ts')).systemReconcile(cli, rest.slice(1));
   if (cmd === 'system' && rest[0] === 'df') return systemDf(cli, rest.slice(1));

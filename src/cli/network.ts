@@ -6,6 +6,8 @@ import { ApiError } from './client.ts';
 import { renderTemplate } from './gotemplate.ts';
 import { printTable, formatOutput } from './output.ts';
 import { contains, parseCidr, type Cidr } from '../ipam/ipam.ts';
+import { graphCommand } from './graph.ts';
+import { traceCommand } from './trace.ts';
 
 function kv(list: string[], what: string): Record<string, string> {
   const out: Record<string, string> = {};
@@ -222,13 +224,13 @@ const disconnect: Command = async (cli, argv) => {
   return 0;
 };
 
-const subs: Record<string, Command> = { create, ls, list: ls, inspect, rm, remove: rm, prune, connect, disconnect };
+const subs: Record<string, Command> = { create, ls, list: ls, inspect, rm, remove: rm, prune, connect, disconnect, graph: graphCommand, trace: traceCommand };
 
 export const networkCommand: Command = async (cli, argv) => {
   const [sub, ...rest] = argv;
   const fn = sub ? subs[sub] : undefined;
   if (!fn) {
-    cli.out('Usage:  loom network COMMAND\n\nManage networks\n\nCommands:\n  connect     Connect a container to a network\n  create      Create a network\n  disconnect  Disconnect a container from a network\n  inspect     Display detailed information on one or more networks\n  ls          List networks\n  prune       Remove all unused networks\n  rm          Remove one or more networks\n');
+    cli.out('Usage:  loom network COMMAND\n\nManage networks\n\nCommands:\n  connect     Connect a container to a network\n  create      Create a network\n  disconnect  Disconnect a container from a network\n  graph       Draw the live topology (text, json, dot, svg)\n  inspect     Display detailed information on one or more networks\n  ls          List networks\n  prune       Remove all unused networks\n  rm          Remove one or more networks\n  trace       Trace the path of a probe between two endpoints\n');
     return sub ? 1 : 0;
   }
   return fn(cli, rest);

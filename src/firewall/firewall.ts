@@ -54,7 +54,7 @@ export class Firewall {
       for (const p of desired.ports ?? []) for (const e of normPorts(p)) this.putPort(next, e);
       for (const l of desired.links ?? []) this.putLink(next, normLink(l));
     });
-    this.run(renderRuleset(toState(next)), 'reconcile');
+    this.run(renderRuleset(toState(next)) + this.extraText(), 'reconcile');
     this.cur = next;
     this.syncHostForward();
   }
@@ -111,6 +111,32 @@ export class Firewall {
         return `(table ${f} loom missing)\n`;
       }
     }).join('');
+  }
+
+  /**
+   * Temporary chains inside loom's tables that outlive whole-table rewrites (network trace's `meta nftrace
+   * set 1` rules): `add` is nft text that creates them, `remove` deletes them. A rewrite (a network change,
+   * a self-heal) replays every `add` in the same transaction, so a trace survives it without a gap.
+   */
+  private readonly extras = new Map<string, { add: string; remove: string }>();
+
+  addExtra(key: string, add: string, remove: string): void {
+    this.run(add, `add ${key}`);
+    this.extras.set(key, { add, remove });
+  }
+
+  /** Removes an extra; also when the kernel no longer has it (a rewrite failed, someone deleted it). */
+  removeExtra(key: string): void {
+    const x = this.extras.get(key);
+    if (!x) return;
+    this.extras.delete(key);
+    try {
+      this.nft.run(x.remove);
+    } catch { /* gone already: what matters is that it is not replayed */ }
+  }
+
+  private extraText(): string {
+    return [...this.extras.values()].map((x) => x.add).join('');
   }
 
   /** keep the host FORWARD chain open to loom's bridges (the daemon turns it on; unit tests leave it off) */
@@ -175,7 +201,7 @@ export class Firewall {
     const [dl, al] = cancel(delLinks, addLinks, linkKey);
 
     const text = networksChanged
-      ? renderRuleset(toState(next))
+      ? renderRuleset(toState(next)) + this.extraText()
       : renderDeletePorts(dp) + renderDeleteLinks(dl) + renderAddPorts(ap) + renderAddLinks(al);
     if (text) this.run(text, summarize(change));
     this.cur = next;

@@ -23,6 +23,7 @@ interface NftLib {
   ctxFree: (ctx: unknown) => void;
   bufferOutput: (ctx: unknown) => number;
   bufferError: (ctx: unknown) => number;
+  outputSetFlags: (ctx: unknown, flags: number) => void;
   runFile: (ctx: unknown, path: string) => number;
   getOutput: (ctx: unknown) => string | null;
   getError: (ctx: unknown) => string | null;
@@ -64,6 +65,7 @@ function load(): NftLib {
     ctxFree: handle.func('void nft_ctx_free(nft_ctx *ctx)'),
     bufferOutput: handle.func('int nft_ctx_buffer_output(nft_ctx *ctx)'),
     bufferError: handle.func('int nft_ctx_buffer_error(nft_ctx *ctx)'),
+    outputSetFlags: handle.func('void nft_ctx_output_set_flags(nft_ctx *ctx, unsigned int flags)'),
     runFile: handle.func('int nft_run_cmd_from_filename(nft_ctx *ctx, const char *filename)'),
     // Both return a buffer owned by the context and valid until the next call; koffi copies it into a JS string.
     getOutput: handle.func('const char *nft_ctx_get_output_buffer(nft_ctx *ctx)'),
@@ -105,7 +107,8 @@ export class Nft {
   private readonly lib: NftLib;
   private readonly oldMask = Buffer.alloc(128);
 
-  constructor() {
+  /** opts.handles: listings show each rule's handle (`# handle N`), as `nft -a` (NFT_CTX_OUTPUT_HANDLE) */
+  constructor(opts: { handles?: boolean } = {}) {
     this.lib = load();
     const ctx = this.lib.ctxNew(0); // NFT_CTX_DEFAULT
     if (!ctx) throw new NftError('nft_ctx_new failed', '', '');
@@ -114,6 +117,7 @@ export class Nft {
       this.lib.ctxFree(ctx);
       throw new NftError('nft_ctx_buffer_output/error failed', '', '');
     }
+    if (opts.handles) this.lib.outputSetFlags(ctx, 1 << 3);
     this.ctx = ctx;
   }
 

@@ -174,6 +174,10 @@ test('containers on two hosts reach each other by address and by name; egress go
   assert.match(ns, /Address:\s+10\.0\.0\.3/);
   await ok(a.loom('exec', 'ca', 'ping', '-c1', '-W3', 'cb'), 'ca pings cb by name');
   await ok(b.loom('exec', 'cb', 'ping', '-c1', '-W3', 'ca.ov1'), 'cb pings ca by name.network');
+  // the topology (issue 13) shows A's tunnel endpoint and B's container behind B's
+  const ov = (await a.api('GET', '/loom/topology')).body.networks.find((n: any) => n.name === 'ov1');
+  assert.equal(ov.tunnel.local, ADDR.a);
+  assert.deepEqual(ov.tunnel.remotes.map((r: any) => [r.vtep, r.endpoints.map((e: any) => [e.name, e.ipv4])]), [[ADDR.b, [['cb', ipB]]]]);
 
   // egress: each host's own outside world, masqueraded behind that host's address
   a.spawnExt(['busybox', 'httpd', '-f', '-p', '198.51.100.2:8080', '-h', path.join(a.dir)]);
