@@ -1,7 +1,8 @@
 // `loom explain run|create|connect|network create ...`: POST /loom/explain; prints the plan as a script.
 import type { Command } from './main.ts';
 import { UsageError } from './flags.ts';
-import { renderPlan, type Plan } from '../explain/explain.ts';
+import type { Plan } from '../explain/explain.ts';
+import { renderPlan } from '../explain/render.ts';
 
 export const explainCommand: Command = async (cli, argv) => {
   const json = argv[0] === '--json';

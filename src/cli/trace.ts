@@ -1,7 +1,8 @@
 // `loom network trace SRC DST [--port N/tcp|udp | --icmp] [--json] [--timeout MS]`: POST /loom/trace.
 import type { Command } from './main.ts';
 import { parseFlags, f, UsageError } from './flags.ts';
-import { renderTrace, type TraceResult } from '../trace/tracer.ts';
+import type { TraceResult } from '../trace/tracer.ts';
+import { renderTrace } from '../trace/render.ts';
 
 const USAGE = `Usage:  loom network trace SOURCE DESTINATION [--port N/tcp|udp | --icmp] [--json]
 

@@ -297,19 +297,4 @@ export class Tracer {
   }
 }
 
-/** The trace as lines for a terminal. */
-export function renderTrace(r: TraceResult): string {
-  const what = r.Protocol === 'icmp' ? 'icmp echo' : `${r.Protocol} port ${r.Port}`;
-  const lines = [`trace ${r.Source.name}${r.Source.ip ? ` (${r.Source.ip})` : ''} → ${r.Destination.name} (${r.Destination.ip}), ${what}`];
-  for (const h of r.Hops) {
-    if (h.kind === 'rule' || h.kind === 'policy') {
-      const pk = h.packet ? ` [${h.packet.saddr}${h.packet.sport ? `:${h.packet.sport}` : ''} → ${h.packet.daddr}${h.packet.dport ? `:${h.packet.dport}` : ''}${h.iif ? ` in ${h.iif}` : ''}${h.oif ? ` out ${h.oif}` : ''}]` : '';
-      lines.push(`  ${h.direction === 'reply' ? '←' : '→'} ${h.text} => ${h.verdict}${pk}`);
-      if (h.meaning) lines.push(`      ${h.meaning}`);
-    } else {
-      lines.push(`  ${h.where}: ${h.text}`);
-    }
-  }
-  lines.push(`verdict: ${r.Verdict}: ${r.Reason}`);
-  return lines.join('\n') + '\n';
-}
+export { renderTrace } from './render.ts';
