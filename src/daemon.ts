@@ -119,7 +119,7 @@ export class Daemon {
     const overlay = new OverlayDriver(log.child({ driver: 'overlay' }), { sandboxDir: path.join(opts.execRoot, 'netns'), advertise: cl?.advertise });
     this.networks.register(overlay);
     if (cl) {
-      this.cluster = new Cluster(new EtcdClusterStore(opts.clusterStore!), { hostId: id, ...cl, log: log.child({ component: 'cluster' }) });
+      this.cluster = new Cluster(new EtcdClusterStore(opts.clusterStore!, cl.connection), { hostId: id, ...cl, log: log.child({ component: 'cluster' }) });
       this.cluster.attach(this.networks, overlay, this.containers.dnsNames);
       this.networks.cluster = this.cluster;
       this.containers.dnsNames.onAdd = (e, netName) => this.cluster!.updateNames(e, netName);

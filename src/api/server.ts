@@ -14,6 +14,7 @@ import './routes/images.ts';
 import './routes/networks.ts';
 import './routes/volumes.ts';
 import './routes/registry.ts';
+import './routes/nodes.ts';
 
 export { API_VERSION, MIN_API_VERSION, LOOM_VERSION, STREAMED };
 export { frame } from './router.ts';

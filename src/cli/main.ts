@@ -8,6 +8,7 @@ import { networkCommand } from './network.ts';
 import { registryCommands } from './registry.ts';
 import { imageCommands, imageSubcommands } from './image.ts';
 import { volumeCommand, systemDf } from './volume.ts';
+import { nodeCommand } from './node.ts';
 
 export interface Cli {
   client: Client;
@@ -60,6 +61,7 @@ Commands:
   image       Manage images (ls, inspect, history, tag, rm, prune, save, load, import)
   network     Manage networks
   volume      Manage volumes
+  node        List the cluster's hosts (with --cluster-store)
   system      Manage loom (df, prune, reconcile)
   events      Get real time events from the server
   version     Show the loom version information
@@ -101,7 +103,7 @@ async function main(argv: string[]): Promise<number> {
     out: (s) => process.stdout.write(s),
     err: (s) => process.stderr.write(s),
   };
-  const table: Record<string, Command> = { ...containerCommands, ...systemCommands, ...imageCommands, ...registryCommands, network: networkCommand, volume: volumeCommand };
+  const table: Record<string, Command> = { ...containerCommands, ...systemCommands, ...imageCommands, ...registryCommands, network: networkCommand, volume: volumeCommand, node: nodeCommand };
   // `loom container ls`, `loom image ls` and friends, as docker has them
   if (cmd === 'system' && rest[0] === 'prune') return systemPrune(cli, rest.slice(1));
   if (cmd === 'system' && rest[0] === 'reconcile') return (await import('./reconcile.ts')).systemReconcile(cli, rest.slice(1));
