@@ -19,6 +19,7 @@ import { DEFAULT_PLUGIN_DIRS } from './plugins/discovery.ts';
 import { OverlayDriver } from './drivers/overlay.ts';
 import { Cluster, parseClusterFlags } from './core/cluster.ts';
 import { EtcdClusterStore } from './store/etcd.ts';
+import { cniOf } from './cni/attachments.ts';
 import { Nft } from './firewall/nft.ts';
 import { Firewall } from './firewall/firewall.ts';
 import { FirewallWatch } from './firewall/watch.ts';
@@ -146,7 +147,10 @@ export class Daemon {
     // The whole table first (networks only), so exits handled during restore find a consistent ruleset,
     // then again with the port and link elements of the containers that are still running.
     d.firewall.reconcile({ networks: d.networks.firewallState(), ports: [], links: [] });
+    // CNI attachments are endpoints of no container: registered before restore so it keeps their addresses
+    const cni = cniOf(d);
     await d.containers.restore();
+    await cni.init();
     // this host's overlay endpoints, written again under this run's lease
     await d.cluster?.reconcile(d.containers.list().flatMap((c) => Object.values(c.endpoints)));
     d.firewall.reconcile({ networks: d.networks.firewallState(), ...d.containers.firewallElements() });

@@ -15,6 +15,7 @@ import './routes/networks.ts';
 import './routes/volumes.ts';
 import './routes/registry.ts';
 import './routes/nodes.ts';
+import './routes/cni.ts';
 
 export { API_VERSION, MIN_API_VERSION, LOOM_VERSION, STREAMED };
 export { frame } from './router.ts';
