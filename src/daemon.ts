@@ -20,6 +20,7 @@ import { OverlayDriver } from './drivers/overlay.ts';
 import { Cluster, parseClusterFlags } from './core/cluster.ts';
 import { EtcdClusterStore } from './store/etcd.ts';
 import { cniOf } from './cni/attachments.ts';
+import { NetworkPluginServer } from './netplugin/server.ts';
 import { Nft } from './firewall/nft.ts';
 import { Firewall } from './firewall/firewall.ts';
 import { FirewallWatch } from './firewall/watch.ts';
@@ -53,6 +54,8 @@ export interface DaemonOptions {
   clusterStore?: string;
   clusterAdvertise?: string;
   clusterStoreOpts?: string[];
+  /** serve loom as a Docker network plugin (legacy protocol) on this unix socket, e.g. /run/docker/plugins/loom.sock */
+  networkPluginSocket?: string;
   /** dockerd's --insecure-registry (HOST[:PORT] or CIDR, repeatable) */
   insecureRegistries?: string[];
   /** Docker's certs.d layout for registry CAs and client certificates (default /etc/loom/certs.d) */
@@ -72,6 +75,8 @@ export class Daemon {
   readonly registry: RegistryService;
   /** overlay networks' shared state, with --cluster-store */
   readonly cluster?: Cluster;
+  /** loom serving dockerd as its network plugin (--network-plugin-socket) */
+  networkPlugin?: NetworkPluginServer;
   readonly id: string;
   private server?: http.Server;
   private fwWatch?: FirewallWatch;
@@ -155,6 +160,10 @@ export class Daemon {
     await d.cluster?.reconcile(d.containers.list().flatMap((c) => Object.values(c.endpoints)));
     d.firewall.reconcile({ networks: d.networks.firewallState(), ...d.containers.firewallElements() });
     d.watchFirewall();
+    if (opts.networkPluginSocket) {
+      d.networkPlugin = new NetworkPluginServer(d, opts.networkPluginSocket);
+      await d.networkPlugin.listen();
+    }
     await d.listen();
     log.info({ socket: opts.socket, ms: Date.now() - t0, containers: d.containers.list().length, nofile }, 'loom daemon ready');
     return d;
@@ -193,6 +202,7 @@ export class Daemon {
   /** Stops serving. Containers keep running (they are adopted again at the next start). */
   async close(): Promise<void> {
     this.fwWatch?.close();
+    await this.networkPlugin?.close();
     await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
     await this.containers.dns?.close();
     this.registry.close();
