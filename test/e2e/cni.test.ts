@@ -3,9 +3,11 @@
 // the daemon in a sandbox. The namespace reaches loom's containers and they reach it by name.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
-import { createSandbox, requireRoot, type Sandbox } from '../helpers/sandbox.ts';
+import { createSandbox, eventually, requireRoot, runCmd, type Sandbox } from '../helpers/sandbox.ts';
 import { ok } from '../helpers/assert.ts';
 
 const skip = requireRoot();
@@ -159,4 +161,54 @@ test('an attachment survives a daemon restart; GC removes those the runtime no l
   assert.equal(cni('DEL', {}, pod('podthree')).code, 0);
   await ok(sb.loom('rm', '-f', 'web'));
   await ok(sb.loom('network', 'rm', 'app'), 'the network goes once nothing is attached');
+});
+
+const ctrBin = fs.existsSync('/usr/bin/ctr') && fs.existsSync('/usr/bin/containerd') ? '/usr/bin/ctr' : '';
+
+test('containerd 1.6 `ctr run --cni` attaches its container through loom\'s plugin; it reaches loom\'s container; DEL cleans up', { skip: skip || (ctrBin ? false : 'containerd is not installed (Debian package containerd)') }, async () => {
+  await ok(sb.loom('network', 'create', '--subnet', '10.78.0.0/24', 'ctrnet'), 'create ctrnet');
+  await ok(sb.loom('run', '-d', '--name', 'web2', '--network', 'ctrnet', 'box', 'httpd', '-f', '-p', '8080', '-h', '/www'), 'run web2');
+  const webIp = await ok(sb.loom('inspect', '-f', '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}', 'web2'));
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'loomt-ctd-'));
+  let ctd: ChildProcess | null = null;
+  try {
+    const sock = path.join(dir, 'c.sock');
+    fs.writeFileSync(path.join(dir, 'cfg.toml'), `version = 2\nroot = "${dir}/root"\nstate = "${dir}/state"\ndisabled_plugins = ["io.containerd.grpc.v1.cri"]\n[grpc]\n  address = "${sock}"\n`);
+    let log = '';
+    ctd = spawn('nsenter', [`--net=/run/netns/${sb.hostNs}`, '--', 'containerd', '-c', path.join(dir, 'cfg.toml')], { stdio: ['ignore', 'ignore', 'pipe'] });
+    ctd.stderr!.on('data', (d: Buffer) => (log += d.toString()));
+    const ctr = (...args: string[]) => runCmd(['nsenter', `--net=/run/netns/${sb.hostNs}`, '--', ctrBin, '-a', sock, '-n', 'loomt', ...args]);
+    const up = await eventually(() => ctr('version'), (r) => r.code === 0, 30_000);
+    assert.equal(up.code, 0, `containerd did not come up: ${log.slice(-2000)}`);
+    const tar = path.join(dir, 'box.tar');
+    await ok(sb.loom('save', '-o', tar, 'box'), 'loom save box');
+    await ok(ctr('images', 'import', '--no-unpack=false', tar), 'ctr images import');
+    const img = (await ok(ctr('images', 'ls', '-q'))).split('\n')[0]!;
+    // ctr reads /etc/cni/net.d and /opt/cni/bin: both exist only in its own mount namespace (overlays on /etc and /opt)
+    for (const d of ['etc-up', 'etc-work', 'opt-up', 'opt-work', 'bin']) fs.mkdirSync(path.join(dir, d));
+    fs.symlinkSync(PLUGIN, path.join(dir, 'bin', 'loom'));
+    const conf = JSON.stringify({ cniVersion: '1.0.0', name: 'ctrnet', type: 'loom', network: 'ctrnet', socket: sb.socket });
+    const script = [
+      `mount -t overlay overlay -o lowerdir=/etc,upperdir=${dir}/etc-up,workdir=${dir}/etc-work /etc`,
+      `mount -t overlay overlay -o lowerdir=/opt,upperdir=${dir}/opt-up,workdir=${dir}/opt-work /opt`,
+      'mkdir -p /etc/cni/net.d /opt/cni/bin',
+      `printf '%s' '${conf}' > /etc/cni/net.d/10-loom.conf`,
+      `mount --bind ${dir}/bin /opt/cni/bin`,
+      `exec ${ctrBin} -a ${sock} -n loomt run --cni --rm ${img} t1 wget -qO- http://${webIp}:8080/`,
+    ].join(' && ');
+    const run = await runCmd(['nsenter', `--net=/run/netns/${sb.hostNs}`, '--', 'unshare', '-m', '--propagation', 'private', 'sh', '-c', script], { timeoutMs: 120_000 });
+    assert.equal(run.code, 0, `ctr run --cni: ${run.stderr}\n${log.slice(-2000)}`);
+    assert.equal(run.stdout.trim(), 'hello from loom');
+    // --rm: ctr called DEL; the attachment is gone
+    const insp = JSON.parse(await ok(sb.loom('network', 'inspect', 'ctrnet')))[0];
+    assert.deepEqual(Object.values(insp.Containers).map((c: any) => c.Name), ['web2']);
+  } finally {
+    if (ctd) {
+      ctd.kill('SIGTERM');
+      await new Promise((r) => (ctd!.exitCode !== null || ctd!.signalCode ? r(null) : ctd!.once('exit', r)));
+    }
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+  await ok(sb.loom('rm', '-f', 'web2'));
+  await ok(sb.loom('network', 'rm', 'ctrnet'));
 });
