@@ -12,9 +12,12 @@ import type { Daemon } from '../daemon.ts';
 import type { EndpointRecord, NetworkRecord } from '../core/types.ts';
 import { Rtnl } from '../kernel/rtnl.ts';
 import { messageOf, notFound } from '../util/errors.ts';
+import { PluginIpam } from './ipam.ts';
 
 const LABEL = 'loom.dockerd.network';
 const META = 'dockerd-ep:';
+/** a dockerd network that uses an existing loom network (-o loom.name=NET): dockerd's id → loom's */
+const ADOPTED = 'dockerd-net:';
 const CONTENT_TYPE = 'application/vnd.docker.plugins.v1.2+json';
 
 interface PluginEndpoint {
@@ -34,10 +37,13 @@ export class NetworkPluginServer {
   private server: http.Server | null = null;
   private rtnl: Rtnl | null = null;
   private queue: Promise<unknown> = Promise.resolve();
+  private readonly ipam: PluginIpam;
 
   constructor(d: Daemon, socket: string) {
     this.d = d;
     this.socket = socket;
+    this.ipam = new PluginIpam(d);
+    Object.assign(this.handlers, this.ipam.handlers);
     for (const { value } of d.store.metaWithPrefix(META)) {
       const e = JSON.parse(value) as PluginEndpoint;
       this.eps.set(e.endpointId, e);
@@ -47,7 +53,7 @@ export class NetworkPluginServer {
   }
 
   private readonly handlers: Record<string, Handler> = {
-    'Plugin.Activate': () => ({ Implements: ['NetworkDriver'] }),
+    'Plugin.Activate': () => ({ Implements: ['NetworkDriver', 'IpamDriver'] }),
     'NetworkDriver.GetCapabilities': () => ({ Scope: 'local', ConnectivityScope: 'local' }),
     'NetworkDriver.CreateNetwork': (b) => this.createNetwork(b),
     'NetworkDriver.DeleteNetwork': (b) => this.deleteNetwork(b),
@@ -71,6 +77,7 @@ export class NetworkPluginServer {
       req.on('data', (c: Buffer) => (text += c.toString()));
       req.on('end', () => {
         const method = (req.url ?? '').replace(/^\//, '');
+        this.d.log.debug({ method, body: text }, 'network plugin call');
         const h = req.method === 'POST' ? this.handlers[method] : undefined;
         const reply = (status: number, v: unknown) => {
           res.writeHead(status, { 'Content-Type': CONTENT_TYPE });
@@ -100,7 +107,8 @@ export class NetworkPluginServer {
   }
 
   private networkOf(dockerNetworkId: string): NetworkRecord {
-    const n = this.d.networks.list().find((x) => x.labels?.[LABEL] === dockerNetworkId);
+    const adopted = this.d.store.getMeta(ADOPTED + dockerNetworkId);
+    const n = adopted ? this.d.networks.find(adopted) : this.d.networks.list().find((x) => x.labels?.[LABEL] === dockerNetworkId);
     if (!n) throw notFound(`loom has no network for docker network ${dockerNetworkId}`);
     return n;
   }
@@ -111,6 +119,15 @@ export class NetworkPluginServer {
       Subnet: String(x.Pool), ...(x.Gateway ? { Gateway: String(x.Gateway).split('/')[0] } : {}),
     }));
     const options = Object.fromEntries(Object.entries(generic).filter(([k]) => k !== 'loom.name'));
+    const existing = generic['loom.name'] ? this.d.networks.find(generic['loom.name']) : undefined;
+    if (existing) {
+      // dockerd joins a loom network that exists: its subnet must be the one dockerd's IPAM gave
+      if (existing.driver !== 'bridge' || !existing.bridge) throw notFound(`network ${existing.name} is a ${existing.driver} network: dockerd can join loom bridge networks`);
+      const subs = existing.ipam.config.map((c) => c.Subnet);
+      for (const c of config) if (!subs.includes(c.Subnet)) throw notFound(`network ${existing.name} has no subnet ${c.Subnet}: create the docker network with --ipam-driver loom --ipam-opt loom.name=${existing.name}`);
+      this.d.store.setMeta(ADOPTED + String(b.NetworkID), existing.id);
+      return {};
+    }
     const n = await this.d.networks.create({
       Name: generic['loom.name'] || `dockerd-${String(b.NetworkID).slice(0, 12)}`,
       Driver: 'bridge',
@@ -124,6 +141,11 @@ export class NetworkPluginServer {
   }
 
   private async deleteNetwork(b: any): Promise<unknown> {
+    if (this.d.store.getMeta(ADOPTED + b.NetworkID)) {
+      // a loom network dockerd only used: it stays
+      this.d.store.deleteMeta(ADOPTED + b.NetworkID);
+      return {};
+    }
     const n = this.d.networks.list().find((x) => x.labels?.[LABEL] === b.NetworkID);
     if (!n) return {};
     await this.d.networks.remove(n, [...this.eps.values()].filter((e) => e.networkId === n.id).map((e) => ({ name: e.endpointId.slice(0, 12), endpointId: e.ep.id })));
@@ -138,6 +160,8 @@ export class NetworkPluginServer {
     const ipv6 = i.AddressIPv6 ? String(i.AddressIPv6).split('/')[0] : undefined;
     const nets = this.d.networks;
     const e = this.d.store.tx(() => {
+      // an address loom's IPAM handed dockerd: the endpoint takes it over
+      if (ipv4) this.ipam.releasePlaceholder(net.id, ipv4);
       const ep = nets.allocateEndpoint(nets.get(net.id), `dockerd:${b.EndpointID}`, 'eth0', { ipv4, ipv6, mac: i.MacAddress || undefined });
       ep.phase = 'ready';
       const e: PluginEndpoint = { endpointId: String(b.EndpointID), networkId: net.id, ep, peer: `lp${String(b.EndpointID).slice(0, 10)}` };

@@ -48,6 +48,7 @@ after(async () => {
     if (dd.exitCode === null && !dd.signalCode) dd.kill('SIGKILL');
   }
   if (process.env.OV_LOGS) fs.writeFileSync(path.join(process.env.OV_LOGS, 'dockerd.log'), ddLog);
+  if (process.env.OV_LOGS && sb) fs.writeFileSync(path.join(process.env.OV_LOGS, 'dnp.log'), sb.daemonLog);
   await sb?.cleanup();
   // dockerd's own containerd, by its pid file, if dockerd died without stopping it
   const ctdPid = path.join(ddDir, 'x', 'containerd', 'containerd.pid');
@@ -79,4 +80,27 @@ test('docker network create -d loom on a real dockerd makes a loom network; dock
   // the sandbox's own ext0 aside, no veth is left
   const veths = (await ok(sb.hostExec(['ip', '-o', 'link', 'show', 'type', 'veth']))).split('\n').filter((l) => l && !/ ext0@/.test(l));
   assert.deepEqual(veths, [], 'no veth left behind');
+});
+
+test('with --ipam-driver loom, dockerd joins an existing loom network and its addresses come from loom\'s IPAM', { skip }, async () => {
+  await ok(sb.loom('network', 'create', '--subnet', '10.3.0.0/24', 'shared'), 'create shared');
+  await ok(sb.loom('run', '-d', '--name', 'lc2', '--network', 'shared', 'box', 'sleep', '600'), 'run lc2');
+  assert.equal(await ok(sb.loom('inspect', '-f', '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}', 'lc2')), '10.3.0.2');
+  await ok(runCmd(['docker', '-H', `unix://${ddSock}`, 'network', 'create', '-d', 'loom', '--ipam-driver', 'loom', '--ipam-opt', 'loom.name=shared', '-o', 'loom.name=shared', '--subnet', '10.3.0.0/24', 'viashared'], { timeoutMs: 20_000 }), 'network create with loom IPAM');
+  const dn = JSON.parse(await ok(dk('network', 'inspect', 'viashared')))[0];
+  assert.equal(dn.IPAM.Config[0].Subnet, '10.3.0.0/24');
+  await ok(dk('run', '-d', '--name', 'dc2', '--network', 'viashared', 'box', 'httpd', '-f', '-p', '8080', '-h', '/www'), `docker run: ${ddLog.slice(-2000)}`);
+  const ip = await ok(dk('inspect', '-f', '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}', 'dc2'));
+  assert.equal(ip, '10.3.0.3', 'loom\'s IPAM knew 10.3.0.2 was lc2\'s');
+  const body = await eventually(() => sb.loom('exec', 'lc2', 'wget', '-qO-', `http://${ip}:8080/`), (r) => r.code === 0);
+  assert.equal(body.stdout.trim(), 'hello from loom');
+  // a loom container started now does not get dockerd's address either
+  await ok(sb.loom('run', '-d', '--name', 'lc3', '--network', 'shared', 'box', 'sleep', '600'), 'run lc3');
+  assert.equal(await ok(sb.loom('inspect', '-f', '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}', 'lc3')), '10.3.0.4');
+  await ok(dk('rm', '-f', 'dc2'));
+  await ok(dk('network', 'rm', 'viashared'), 'docker network rm');
+  // the loom network dockerd used stays
+  await ok(sb.loom('network', 'inspect', 'shared'), 'shared is still there');
+  await ok(sb.loom('rm', '-f', 'lc2', 'lc3'));
+  await ok(sb.loom('network', 'rm', 'shared'));
 });
