@@ -106,6 +106,11 @@ export class NetworkPluginServer {
     try { fs.unlinkSync(this.socket); } catch { /* gone */ }
   }
 
+  /** dockerd's endpoints on a loom network (so loom's `network rm` is refused while they live). */
+  on(netId: string): { name: string; endpointId: string }[] {
+    return [...this.eps.values()].filter((e) => e.networkId === netId).map((e) => ({ name: `dockerd:${e.endpointId.slice(0, 12)}`, endpointId: e.ep.id }));
+  }
+
   private networkOf(dockerNetworkId: string): NetworkRecord {
     const adopted = this.d.store.getMeta(ADOPTED + dockerNetworkId);
     const n = adopted ? this.d.networks.find(adopted) : this.d.networks.list().find((x) => x.labels?.[LABEL] === dockerNetworkId);

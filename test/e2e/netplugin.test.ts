@@ -97,6 +97,10 @@ test('with --ipam-driver loom, dockerd joins an existing loom network and its ad
   // a loom container started now does not get dockerd's address either
   await ok(sb.loom('run', '-d', '--name', 'lc3', '--network', 'shared', 'box', 'sleep', '600'), 'run lc3');
   assert.equal(await ok(sb.loom('inspect', '-f', '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}', 'lc3')), '10.3.0.4');
+  // loom's side refuses to remove the network while dockerd's container is on it
+  const busy = await sb.loom('network', 'rm', 'shared');
+  assert.equal(busy.code, 1);
+  assert.match(busy.stderr, /has active endpoints/);
   await ok(dk('rm', '-f', 'dc2'));
   await ok(dk('network', 'rm', 'viashared'), 'docker network rm');
   // the loom network dockerd used stays

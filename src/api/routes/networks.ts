@@ -26,7 +26,7 @@ route('POST', '/networks/create', async (d, { body, res }) => {
 route('DELETE', '/networks/{id}', async (d, { params, res }) => {
   const n = d.networks.get(params.id!);
   await d.networks.remove(n, [...d.containers.attachedTo(n.id).map((c) => ({ name: c.name, endpointId: c.endpoints[n.name]?.id ?? '' })),
-    ...cniOf(d).on(n.id).map((a) => ({ name: a.names[0] ?? a.containerId, endpointId: a.ep.id }))]);
+    ...cniOf(d).on(n.id).map((a) => ({ name: a.names[0] ?? a.containerId, endpointId: a.ep.id })), ...(d.networkPlugin?.on(n.id) ?? [])]);
   d.events.publish('network', 'destroy', n.id, { name: n.name, type: n.driver });
   noContent(res);
   return STREAMED;
