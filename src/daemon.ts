@@ -19,6 +19,8 @@ import { DEFAULT_PLUGIN_DIRS } from './plugins/discovery.ts';
 import { OverlayDriver } from './drivers/overlay.ts';
 import { Cluster, parseClusterFlags } from './core/cluster.ts';
 import { EtcdClusterStore } from './store/etcd.ts';
+import { cniOf } from './cni/attachments.ts';
+import { NetworkPluginServer } from './netplugin/server.ts';
 import { Nft } from './firewall/nft.ts';
 import { Firewall } from './firewall/firewall.ts';
 import { FirewallWatch } from './firewall/watch.ts';
@@ -60,6 +62,8 @@ export interface DaemonOptions {
   clusterStore?: string;
   clusterAdvertise?: string;
   clusterStoreOpts?: string[];
+  /** serve loom as a Docker network plugin (legacy protocol) on this unix socket, e.g. /run/docker/plugins/loom.sock */
+  networkPluginSocket?: string;
   /** dockerd's --insecure-registry (HOST[:PORT] or CIDR, repeatable) */
   insecureRegistries?: string[];
   /** Docker's certs.d layout for registry CAs and client certificates (default /etc/loom/certs.d) */
@@ -81,6 +85,8 @@ export class Daemon {
   readonly registry: RegistryService;
   /** overlay networks' shared state, with --cluster-store */
   readonly cluster?: Cluster;
+  /** loom serving dockerd as its network plugin (--network-plugin-socket) */
+  networkPlugin?: NetworkPluginServer;
   readonly id: string;
   private server?: http.Server;
   private ui?: http.Server;
@@ -130,7 +136,7 @@ export class Daemon {
     const overlay = new OverlayDriver(log.child({ driver: 'overlay' }), { sandboxDir: path.join(opts.execRoot, 'netns'), advertise: cl?.advertise });
     this.networks.register(overlay);
     if (cl) {
-      this.cluster = new Cluster(new EtcdClusterStore(opts.clusterStore!), { hostId: id, ...cl, log: log.child({ component: 'cluster' }) });
+      this.cluster = new Cluster(new EtcdClusterStore(opts.clusterStore!, cl.connection), { hostId: id, ...cl, log: log.child({ component: 'cluster' }) });
       this.cluster.attach(this.networks, overlay, this.containers.dnsNames);
       this.networks.cluster = this.cluster;
       this.containers.dnsNames.onAdd = (e, netName) => this.cluster!.updateNames(e, netName);
@@ -157,11 +163,18 @@ export class Daemon {
     // The whole table first (networks only), so exits handled during restore find a consistent ruleset,
     // then again with the port and link elements of the containers that are still running.
     d.firewall.reconcile({ networks: d.networks.firewallState(), ports: [], links: [] });
+    // CNI attachments are endpoints of no container: registered before restore so it keeps their addresses
+    const cni = cniOf(d);
     await d.containers.restore();
+    await cni.init();
     // this host's overlay endpoints, written again under this run's lease
     await d.cluster?.reconcile(d.containers.list().flatMap((c) => Object.values(c.endpoints)));
     d.firewall.reconcile({ networks: d.networks.firewallState(), ...d.containers.firewallElements() });
     d.watchFirewall();
+    if (opts.networkPluginSocket) {
+      d.networkPlugin = new NetworkPluginServer(d, opts.networkPluginSocket);
+      await d.networkPlugin.listen();
+    }
     await d.listen();
     await d.listenTcp();
     if (opts.ui) d.ui = await (await import('./ui/server.ts')).startUi(d, opts.ui);
@@ -253,6 +266,7 @@ export class Daemon {
     this.fwWatch?.close();
     this.ui?.closeAllConnections();
     this.ui?.close();
+    await this.networkPlugin?.close();
     await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
     await this.containers.dns?.close();
     this.registry.close();

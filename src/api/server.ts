@@ -19,6 +19,8 @@ import './routes/registry.ts';
 import './routes/build.ts';
 import './routes/archive.ts';
 import './routes/loom.ts';
+import './routes/nodes.ts';
+import './routes/cni.ts';
 
 export { API_VERSION, MIN_API_VERSION, LOOM_VERSION, STREAMED };
 export { frame } from './router.ts';

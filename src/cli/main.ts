@@ -10,6 +10,7 @@ import { imageCommands, imageSubcommands } from './image.ts';
 import { volumeCommand, systemDf } from './volume.ts';
 import { build } from './build.ts';
 import { commit, cp, diff, exportCmd } from './cp.ts';
+import { nodeCommand } from './node.ts';
 
 export interface Cli {
   client: Client;
@@ -68,6 +69,7 @@ Commands:
   network     Manage networks
   explain     Show the ip/nft/sysctl commands an operation amounts to (run, create, connect, network create)
   volume      Manage volumes
+  node        List the cluster's hosts (with --cluster-store)
   system      Manage loom (df, prune, reconcile)
   events      Get real time events from the server
   version     Show the loom version information
@@ -109,7 +111,7 @@ async function main(argv: string[]): Promise<number> {
     out: (s) => process.stdout.write(s),
     err: (s) => process.stderr.write(s),
   };
-  const table: Record<string, Command> = { ...containerCommands, ...systemCommands, ...imageCommands, ...registryCommands, network: networkCommand, volume: volumeCommand, build, cp, export: exportCmd, diff, commit };
+  const table: Record<string, Command> = { ...containerCommands, ...systemCommands, ...imageCommands, ...registryCommands, network: networkCommand, volume: volumeCommand, build, cp, export: exportCmd, diff, commit, node: nodeCommand };
   // `loom container ls`, `loom image ls` and friends, as docker has them
   if (cmd === 'explain') return (await import('./explain.ts')).explainCommand(cli, rest);
   if (cmd === 'system' && rest[0] === 'prune') return systemPrune(cli, rest.slice(1));

@@ -33,6 +33,11 @@ const info: Command = async (cli, argv) => {
     return 0;
   }
   cli.out(`Server:\n Containers: ${i.Containers}\n  Running: ${i.ContainersRunning}\n  Paused: ${i.ContainersPaused}\n  Stopped: ${i.ContainersStopped}\n Images: ${i.Images}\n Server Version: ${i.ServerVersion}\n Storage Driver: ${i.Driver}\n Network: ${i.Plugins.Network.join(' ')}\n Kernel Version: ${i.KernelVersion}\n Operating System: ${i.OperatingSystem}\n CPUs: ${i.NCPU}\n Total Memory: ${humanSize(i.MemTotal)}\n Name: ${i.Name}\n ID: ${i.ID}\n Docker Root Dir: ${i.DockerRootDir}\n`);
+  if (i.ClusterStore) {
+    cli.out(` Cluster Store: ${i.ClusterStore}\n Cluster Advertise: ${i.ClusterAdvertise}\n`);
+    cli.out(i.ClusterStoreStatus === 'reachable' ? ` Cluster Members: ${i.ClusterMembers} (${i.ClusterMembersReady} ready)\n` : ` Cluster Store Status: ${i.ClusterStoreStatus}\n`);
+  }
+  for (const w of i.Warnings ?? []) cli.err(`${w}\n`);
   return 0;
 };
 

@@ -23,6 +23,9 @@ import { OPT_VXLANID, parseVxlanIds, validateOverlayOptions, VNI_END, VNI_START,
 import { cidrString, firstHost, nextFreePool, overlaps, parseCidr, type Cidr } from '../ipam/ipam.ts';
 import { conflict, invalidParameter, LoomError, messageOf, notFound, systemError } from '../util/errors.ts';
 import type { Logger } from '../util/log.ts';
+import type { EtcdConnection } from '../store/etcd.ts';
+import { listNodes, NODE_KEYS, removeNode, selfRecord, type NodeView } from './nodes.ts';
+import { LOOM_VERSION } from '../api/router.ts';
 
 const P = '/loom/v1/';
 export const KEYS = {
@@ -84,25 +87,37 @@ export function noClusterStoreError(cfg: { Subnet?: string; IPRange?: string } |
  * The daemon's cluster flags, checked as dockerd does: --cluster-advertise without --cluster-store is
  * refused; `IP`, `IP:port` or `interface[:port]` name this host (the port, the API's in Docker, is unused).
  */
-export function parseClusterFlags(store: string | undefined, advertise: string | undefined, storeOpts: string[]): { advertise: string; ttl: number } | null {
+export function parseClusterFlags(store: string | undefined, advertise: string | undefined, storeOpts: string[]): { advertise: string; ttl: number; connection: EtcdConnection } | null {
   if (!store) {
     if (advertise) throw invalidParameter('invalid cluster configuration. --cluster-advertise must be accompanied by --cluster-store configuration');
     return null;
   }
   if (!advertise) throw invalidParameter('invalid cluster configuration. --cluster-store must be accompanied by --cluster-advertise (the address other hosts reach this one at)');
   let ttl = DEFAULT_TTL;
+  const connection: EtcdConnection = {};
+  // Docker's names for the store's TLS files (libkv), and etcd's user authentication
+  const kvOpts: Record<string, keyof EtcdConnection> = {
+    'kv.cacertfile': 'caFile', 'kv.certfile': 'certFile', 'kv.keyfile': 'keyFile', 'kv.username': 'username', 'kv.password': 'password',
+  };
   for (const o of storeOpts) {
-    const [k, v] = o.split('=', 2) as [string, string | undefined];
-    if (k === 'discovery.ttl') {
+    const i = o.indexOf('=');
+    const [k, v] = i < 0 ? [o, undefined] : [o.slice(0, i), o.slice(i + 1)];
+    if (kvOpts[k]) {
+      if (!v) throw invalidParameter(`invalid --cluster-store-opt ${o}: ${k} needs a value`);
+      connection[kvOpts[k]] = v;
+    } else if (k === 'discovery.ttl') {
       const n = Number(String(v).replace(/s$/, ''));
       if (!Number.isInteger(n) || n < 2) throw invalidParameter(`invalid --cluster-store-opt ${o}: discovery.ttl takes whole seconds, at least 2`);
       ttl = n;
     } else if (k !== 'discovery.heartbeat') {
-      // heartbeat is the client's business (etcd's keepalive runs at a third of the TTL); TLS options are not supported
+      // heartbeat is the client's business (etcd's keepalive runs at a third of the TTL)
       throw invalidParameter(`unsupported --cluster-store-opt ${o}`);
     }
   }
-  return { advertise: resolveAdvertise(advertise), ttl };
+  if (!!connection.certFile !== !!connection.keyFile) throw invalidParameter('invalid --cluster-store-opt: kv.certfile and kv.keyfile go together');
+  if (connection.certFile && !connection.caFile) throw invalidParameter('invalid --cluster-store-opt: kv.certfile needs kv.cacertfile (TLS)');
+  if (connection.password && !connection.username) throw invalidParameter('invalid --cluster-store-opt: kv.password needs kv.username');
+  return { advertise: resolveAdvertise(advertise), ttl, connection };
 }
 
 function resolveAdvertise(a: string): string {
@@ -146,6 +161,10 @@ export class Cluster {
   private writing: Promise<unknown> = Promise.resolve();
   /** endpoints running here after a restart, published once the store answers */
   private pendingReconcile: EndpointRecord[] | null = null;
+  /** why the store was last out of reach ('' while it answers) */
+  private unreachable = 'not joined yet';
+  private heartbeat: NodeJS.Timeout | null = null;
+  private readonly joinedAt = new Date().toISOString();
 
   constructor(store: ClusterStore, opts: ClusterOptions) {
     this.store = store;
@@ -170,6 +189,7 @@ export class Cluster {
    */
   async start(): Promise<void> {
     const joined = this.connect().then(() => true, (e) => {
+      this.unreachable = messageOf(e);
       this.log.error({ store: this.store.url, err: messageOf(e) }, 'cluster store out of reach; global networks are this host\'s last copy until it answers');
       this.retryLater();
       return true;
@@ -185,6 +205,7 @@ export class Cluster {
     this.retry = setTimeout(() => {
       this.retry = null;
       this.connect().catch((e) => {
+        this.unreachable = messageOf(e);
         this.log.warn({ store: this.store.url, err: messageOf(e) }, 'cluster store still out of reach');
         this.retryLater();
       });
@@ -208,7 +229,55 @@ export class Cluster {
   }
 
   private async putHost(): Promise<void> {
-    await this.store.txn([], [{ put: KEYS.host(this.opts.hostId), value: JSON.stringify({ advertise: this.opts.advertise, name: os.hostname() }), leased: true }]);
+    await this.store.txn([], [
+      { put: KEYS.host(this.opts.hostId), value: JSON.stringify({ advertise: this.opts.advertise, name: os.hostname() }), leased: true },
+      { put: NODE_KEYS.node(this.opts.hostId), value: JSON.stringify(selfRecord(this.opts.hostId, this.opts.advertise, LOOM_VERSION, this.joinedAt)) },
+    ]);
+    this.unreachable = '';
+    this.startHeartbeat();
+  }
+
+  /** The node record's "last seen", rewritten every TTL: what `node ls` shows for a host that went down. */
+  private startHeartbeat(): void {
+    if (this.heartbeat || this.closed) return;
+    this.heartbeat = setInterval(() => {
+      if (!this.connected) return;
+      const rec = selfRecord(this.opts.hostId, this.opts.advertise, LOOM_VERSION, this.joinedAt);
+      this.store.txn([], [{ put: NODE_KEYS.node(this.opts.hostId), value: JSON.stringify(rec) }])
+        .then(() => { this.unreachable = ''; }, (e) => { this.unreachable = messageOf(e); });
+    }, this.opts.ttl * 1000);
+    this.heartbeat.unref();
+  }
+
+  /** The store's state for `info`: its hosts, or why it cannot be reached. */
+  async status(): Promise<{ reachable: boolean; error: string; members: number; ready: number }> {
+    try {
+      const nodes = await this.nodes();
+      return { reachable: true, error: '', members: nodes.length, ready: nodes.filter((n) => n.state === 'ready').length };
+    } catch (e) {
+      return { reachable: false, error: messageOf(e), members: 0, ready: 0 };
+    }
+  }
+
+  /** The cluster's hosts (`node ls`). */
+  async nodes(): Promise<NodeView[]> {
+    try {
+      const r = await listNodes(this.store, this.opts.hostId);
+      this.unreachable = '';
+      return r;
+    } catch (e) {
+      this.unreachable = messageOf(e);
+      throw e;
+    }
+  }
+
+  /** `node rm`: forgets a host that is down (or, forced, one that is not). */
+  async removeNode(ref: string, force: boolean): Promise<void> {
+    await removeNode(this.store, await this.nodes(), ref, force);
+  }
+
+  get advertise(): string {
+    return this.opts.advertise;
   }
 
   /** The lease ran out (the store was away too long): every key of this host is gone; put them back. */
@@ -309,7 +378,9 @@ export class Cluster {
   }
 
   private requireConnected(what: string): void {
-    if (!this.connected) throw new LoomError(503, `cannot ${what}: the cluster store ${this.store.url} is out of reach`);
+    if (this.connected) return;
+    const why = this.unreachable.replace(/^cluster store \S+ is unreachable: /, '') || 'not joined yet';
+    throw new LoomError(503, `cluster store ${this.store.url} is unreachable: ${why} (cannot ${what})`);
   }
 
   // ------------------------------------------------------------------ networks
@@ -542,6 +613,7 @@ export class Cluster {
   async close(): Promise<void> {
     this.closed = true;
     if (this.retry) clearTimeout(this.retry);
+    if (this.heartbeat) clearInterval(this.heartbeat);
     await this.flush().catch(() => {});
     await this.watch?.cancel();
     await this.store.close();

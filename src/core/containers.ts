@@ -104,6 +104,8 @@ export class Containers {
   /** names the embedded DNS answers, and the server itself (attached per container namespace) */
   readonly dnsNames = new DnsNames();
   dns?: EmbeddedDns;
+  /** endpoints that belong to no container (CNI attachments, src/cni/attachments.ts): restore keeps their addresses and veths */
+  externalEndpoints: () => EndpointRecord[] = () => [];
   readonly ports = new PortHolder();
   /** what a running container holds outside its namespace: host port sockets, firewall elements */
   private readonly published = new Map<string, { held: HeldPort[]; fwPorts: FwPort[]; fwLinks: FwLink[] }>();
@@ -1376,12 +1378,12 @@ export class Containers {
     }
     // Addresses owned by no endpoint that exists (a crash between reserve and record cannot happen: both
     // are in one transaction; this guards against older records).
-    const live = new Set(this.list().flatMap((c) => Object.values(c.endpoints).map((e) => e.id)));
+    const live = new Set([...this.list().flatMap((c) => Object.values(c.endpoints).map((e) => e.id)), ...this.externalEndpoints().map((e) => e.id)]);
     for (const a of this.store.allAllocations()) {
       if (!live.has(a.owner)) this.store.releaseAddress(a.network_id, a.address);
     }
     this.mounter?.sweep((n) => this.volumeRunning(n, ''));
-    const liveVeths = new Set([...this.all()].flatMap((c) => Object.values(c.endpoints).map((e) => e.hostVeth).filter((v): v is string => !!v)));
+    const liveVeths = new Set([...[...this.all()].flatMap((c) => Object.values(c.endpoints)), ...this.externalEndpoints()].map((e) => e.hostVeth).filter((v): v is string => !!v));
     await this.nets.sweepOrphans(liveVeths).catch((e) => this.log.warn({ err: messageOf(e) }, 'sweeping leftover veths failed'));
   }
 

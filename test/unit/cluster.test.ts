@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { MemoryCluster, type MemoryClusterStore } from '../../src/store/cluster.ts';
 import { Cluster, KEYS, noClusterStoreError, parseClusterFlags } from '../../src/core/cluster.ts';
-import { parseEtcdUrl } from '../../src/store/etcd.ts';
+import { describeEtcdError, parseEtcdUrl } from '../../src/store/etcd.ts';
 import { parseVxlanIds, validateOverlayOptions, type Peer } from '../../src/drivers/overlay.ts';
 import { DnsNames } from '../../src/core/dnsnames.ts';
 import type { EndpointRecord, NetworkRecord } from '../../src/core/types.ts';
@@ -221,8 +221,20 @@ test('daemon flags and options, checked as dockerd does', () => {
   assert.equal(parseClusterFlags(undefined, undefined, []), null);
   assert.throws(() => parseClusterFlags(undefined, '203.0.113.1', []), /--cluster-advertise must be accompanied by --cluster-store configuration/);
   assert.throws(() => parseClusterFlags('etcd://203.0.113.10:2379', undefined, []), /--cluster-store must be accompanied by --cluster-advertise/);
-  assert.deepEqual(parseClusterFlags('etcd://203.0.113.10:2379', '203.0.113.1:2376', []), { advertise: '203.0.113.1', ttl: 20 });
-  assert.deepEqual(parseClusterFlags('etcd://e:2379', '203.0.113.1', ['discovery.ttl=5', 'discovery.heartbeat=2']), { advertise: '203.0.113.1', ttl: 5 });
+  assert.deepEqual(parseClusterFlags('etcd://203.0.113.10:2379', '203.0.113.1:2376', []), { advertise: '203.0.113.1', ttl: 20, connection: {} });
+  assert.deepEqual(parseClusterFlags('etcd://e:2379', '203.0.113.1', ['discovery.ttl=5', 'discovery.heartbeat=2']), { advertise: '203.0.113.1', ttl: 5, connection: {} });
+  // Docker's TLS option names for the store, and etcd's user authentication
+  assert.deepEqual(parseClusterFlags('etcd://e:2379', '203.0.113.1', ['kv.cacertfile=/c/ca.pem', 'kv.certfile=/c/c.pem', 'kv.keyfile=/c/k.pem', 'kv.username=loom', 'kv.password=a=b'])!.connection,
+    { caFile: '/c/ca.pem', certFile: '/c/c.pem', keyFile: '/c/k.pem', username: 'loom', password: 'a=b' });
+  assert.throws(() => parseClusterFlags('etcd://e:2379', '203.0.113.1', ['kv.certfile=/c/c.pem', 'kv.cacertfile=/c/ca.pem']), /kv\.certfile and kv\.keyfile go together/);
+  assert.throws(() => parseClusterFlags('etcd://e:2379', '203.0.113.1', ['kv.password=x']), /kv\.password needs kv\.username/);
+  assert.throws(() => parseClusterFlags('etcd://e:2379', '203.0.113.1', ['kv.cacertfile=']), /kv\.cacertfile needs a value/);
+  assert.throws(() => parseClusterFlags('etcd://e:2379', '203.0.113.1', ['kv.tls=1']), /unsupported --cluster-store-opt kv\.tls=1/);
+  assert.deepEqual(parseEtcdUrl('etcd://a:1,b', true), ['https://a:1', 'https://b:2379']);
+  // what gRPC says becomes a few words under the store's name
+  assert.deepEqual(describeEtcdError(new Error('14 UNAVAILABLE: No connection established. Last error: connect ECONNREFUSED 203.0.113.10:2379')), { status: 503, reason: 'connection refused' });
+  assert.deepEqual(describeEtcdError(new Error('4 DEADLINE_EXCEEDED: Deadline exceeded')), { status: 503, reason: 'no answer within 4.5 s' });
+  assert.equal(describeEtcdError(Object.assign(new Error('etcdserver: authentication failed, invalid user ID or password'), { name: 'EtcdAuthenticationFailedError' })).status, 500);
   assert.throws(() => parseClusterFlags('etcd://e:2379', '203.0.113.1', ['discovery.ttl=x']), /discovery\.ttl/);
   assert.throws(() => parseClusterFlags('etcd://e:2379', 'no-such-if0', []), /discovery advertise parsing failed/);
   assert.equal(parseClusterFlags('etcd://e:2379', 'lo:2376', [])!.advertise, '127.0.0.1');

@@ -4,6 +4,7 @@ import { LoomError, invalidParameter } from '../../util/errors.ts';
 import { inspectNetwork } from '../render.ts';
 import { filterNetworks, pruneFilter } from '../../core/networks.ts';
 import { validateBody } from '../schemas.ts';
+import { cniOf, withCniAttachments } from '../../cni/attachments.ts';
 route('GET', '/networks', (d, { query }) => {
   // The list form carries no Containers (Docker stopped filling them in API 1.28).
   return filterNetworks(d.networks.list(), filters(query), (n) => d.containers.attachedTo(n.id).length)
@@ -12,7 +13,8 @@ route('GET', '/networks', (d, { query }) => {
 
 route('GET', '/networks/{id}', (d, { params, query }) => {
   const n = d.networks.get(params.id!);
-  return inspectNetwork(n, n.driver === 'host' || n.driver === 'null' ? d.containers.list() : d.containers.attachedTo(n.id), bool(query, 'verbose'));
+  const out = inspectNetwork(n, n.driver === 'host' || n.driver === 'null' ? d.containers.list() : d.containers.attachedTo(n.id), bool(query, 'verbose'));
+  return withCniAttachments(d, n.id, out);
 });
 
 route('POST', '/networks/create', async (d, { body, res }) => {
@@ -24,7 +26,8 @@ route('POST', '/networks/create', async (d, { body, res }) => {
 
 route('DELETE', '/networks/{id}', async (d, { params, res }) => {
   const n = d.networks.get(params.id!);
-  await d.networks.remove(n, d.containers.attachedTo(n.id).map((c) => ({ name: c.name, endpointId: c.endpoints[n.name]?.id ?? '' })));
+  await d.networks.remove(n, [...d.containers.attachedTo(n.id).map((c) => ({ name: c.name, endpointId: c.endpoints[n.name]?.id ?? '' })),
+    ...cniOf(d).on(n.id).map((a) => ({ name: a.names[0] ?? a.containerId, endpointId: a.ep.id })), ...(d.networkPlugin?.on(n.id) ?? [])]);
   d.events.publish('network', 'destroy', n.id, { name: n.name, type: n.driver });
   noContent(res);
   return STREAMED;
@@ -52,7 +55,7 @@ route('POST', '/networks/prune', async (d, { query }) => {
   for (const n of d.networks.list()) {
     if (['bridge', 'host', 'none'].includes(n.name) || !keep(n)) continue;
     // as Docker: networks without endpoints go, even when stopped containers still name them
-    if (d.containers.attachedTo(n.id).length) continue;
+    if (d.containers.attachedTo(n.id).length || cniOf(d).on(n.id).length) continue;
     try {
       await d.networks.remove(n, []);
     } catch (e) {

@@ -3,6 +3,7 @@ import os from 'node:os';
 import type { Daemon } from '../../daemon.ts';
 import { route, STREAMED, filters, timestamp } from '../router.ts';
 import { API_VERSION, MIN_API_VERSION, LOOM_VERSION } from '../router.ts';
+import { nodeId } from '../../core/nodes.ts';
 route('GET', '/_ping', (_d, { res }) => {
   // Builder-Version 1: the classic builder (what the docker CLI falls back to when it has no buildx)
   res.writeHead(200, { 'Content-Type': 'text/plain; charset=utf-8', 'Cache-Control': 'no-cache, no-store, must-revalidate', Pragma: 'no-cache', 'Builder-Version': '1' });
@@ -31,7 +32,8 @@ function versionInfo(_d: Daemon) {
   };
 }
 
-route('GET', '/info', (d) => {
+route('GET', '/info', async (d) => {
+  const cluster = await clusterInfo(d);
   const cs = d.containers.list();
   const running = cs.filter((c) => c.state.Running && !c.state.Paused).length;
   const paused = cs.filter((c) => c.state.Paused).length;
@@ -54,11 +56,11 @@ route('GET', '/info', (d) => {
     NCPU: os.cpus().length, MemTotal: os.totalmem(), GenericResources: null, DockerRootDir: d.opts.dataRoot,
     HttpProxy: '', HttpsProxy: '', NoProxy: '', Name: os.hostname(), Labels: [], ExperimentalBuild: false,
     ServerVersion: LOOM_VERSION, Runtimes: { runc: { path: 'runc' } }, DefaultRuntime: 'runc',
-    Swarm: { NodeID: '', NodeAddr: '', LocalNodeState: 'inactive', ControlAvailable: false, Error: '', RemoteManagers: null },
+    Swarm: { NodeID: '', NodeAddr: '', LocalNodeState: 'inactive', ControlAvailable: false, Error: '', RemoteManagers: null, ...cluster?.swarm },
     // dockerd's pre-swarm cluster fields (API < 1.40), there when the daemon runs with --cluster-store
-    ...(d.opts.clusterStore ? { ClusterStore: d.opts.clusterStore, ClusterAdvertise: d.opts.clusterAdvertise ?? '' } : {}),
+    ...cluster?.fields,
     LiveRestoreEnabled: true, Isolation: '', InitBinary: '', ContainerdCommit: { ID: '' }, RuncCommit: { ID: '' }, InitCommit: { ID: '' },
-    SecurityOptions: [], Warnings: null,
+    SecurityOptions: [], Warnings: cluster?.warnings ?? null,
     DefaultAddressPools: d.opts.pools.map((p) => ({ Base: p.base, Size: p.size })),
   };
 });
@@ -95,3 +97,23 @@ route('GET', '/events', (d, { req, res, query }) => {
 
 /** loom's extension: the kernel checked against the records, every difference repaired and listed. */
 route('POST', '/system/reconcile', async (d) => ({ Differences: await d.containers.reconcileKernel() }));
+
+/**
+ * With --cluster-store: dockerd's ClusterStore/ClusterAdvertise, the member count (loom's ClusterMembers,
+ * and classic swarm's SystemStatus rows), this host's node id in Swarm.NodeID (so `docker node ls` marks it)
+ * and, while the store is out of reach, a warning saying so.
+ */
+async function clusterInfo(d: Daemon) {
+  if (!d.cluster) return null;
+  const st = await d.cluster.status();
+  return {
+    swarm: { NodeID: nodeId(d.cluster.hostId), NodeAddr: d.cluster.advertise },
+    fields: {
+      ClusterStore: d.opts.clusterStore, ClusterAdvertise: d.opts.clusterAdvertise ?? '',
+      ClusterStoreStatus: st.reachable ? 'reachable' : st.error, ClusterMembers: st.members, ClusterMembersReady: st.ready,
+      SystemStatus: [['Cluster Store', d.opts.clusterStore ?? ''], ['Cluster Advertise', d.cluster.advertise],
+        ['Cluster Members', st.reachable ? `${st.members} (${st.ready} ready)` : 'unknown'], ['Cluster Store Status', st.reachable ? 'reachable' : st.error]],
+    },
+    warnings: st.reachable ? null : [`WARNING: ${st.error}`],
+  };
+}
