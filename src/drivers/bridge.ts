@@ -12,6 +12,7 @@ import { conflict, invalidParameter, systemError } from '../util/errors.ts';
 import { endpointInterface, type NetworkDriver } from './driver.ts';
 import net from 'node:net';
 import type { Logger } from '../util/log.ts';
+import { isUplinkNetwork, Uplinks, uplinkState } from './uplink.ts';
 
 export const OPT_BRIDGE_NAME = 'com.docker.network.bridge.name';
 export const OPT_ICC = 'com.docker.network.bridge.enable_icc';
@@ -74,10 +75,14 @@ export class BridgeDriver implements NetworkDriver {
   private readonly reaping = new Set<string>();
   private readonly defaults: { icc: boolean; ipMasq: boolean };
 
+  /** bridged underlay networks (-o loom.bridge.uplink) */
+  private readonly uplinks: Uplinks;
+
   constructor(log: Logger, defaults: { icc: boolean; ipMasq: boolean }) {
     this.rtnl = Rtnl.open();
     this.log = log;
     this.defaults = defaults;
+    this.uplinks = new Uplinks(this.rtnl, log);
   }
 
   close(): void {
@@ -85,7 +90,9 @@ export class BridgeDriver implements NetworkDriver {
   }
 
   /** The firewall's view of a network: plain data. */
-  firewallView(net: NetworkRecord): FwNetwork {
+  firewallView(net: NetworkRecord): FwNetwork | null {
+    // a bridged underlay: containers are machines of the segment (no NAT, no isolation rules)
+    if (isUplinkNetwork(net)) return null;
     const subnets = net.ipam.config.map((c) => c.Subnet);
     return {
       id: net.id,
@@ -109,6 +116,7 @@ export class BridgeDriver implements NetworkDriver {
 
   /** Creates (or adopts, after a restart) the bridge device with its gateway addresses, up. Idempotent. */
   async ensureNetwork(net: NetworkRecord): Promise<void> {
+    if (isUplinkNetwork(net)) return this.ensureUplink(net);
     const name = net.bridge!;
     let link = await this.rtnl.getLink(name);
     let created = false;
@@ -146,7 +154,7 @@ export class BridgeDriver implements NetworkDriver {
     writeProcSys(`net/ipv4/conf/${name}/route_localnet`, '1');
     // icc=false is a rule on traffic between two ports of one bridge, which nftables' forward hook sees
     // only when br_netfilter hands bridged packets to it (Docker turns this on for the same reason).
-    if (!this.firewallView(net).icc) {
+    if (!this.firewallView(net)!.icc) {
       for (const f of ['bridge-nf-call-iptables', ...(net.enableIPv6 ? ['bridge-nf-call-ip6tables'] : [])]) {
         try {
           writeProcSys(`net/bridge/${f}`, '1');
@@ -160,7 +168,19 @@ export class BridgeDriver implements NetworkDriver {
     }
   }
 
+  /** A bridged underlay: the move completes, or is undone when it cannot. */
+  private async ensureUplink(net: NetworkRecord): Promise<void> {
+    try {
+      this.indexes.set(net.bridge!, await this.uplinks.ensure(net));
+    } catch (e) {
+      this.indexes.delete(net.bridge!);
+      await this.uplinks.restore(net).catch((r) => this.log.error({ network: net.name, err: String(r) }, 'giving the uplink back failed'));
+      throw e;
+    }
+  }
+
   async deleteNetwork(net: NetworkRecord): Promise<void> {
+    if (uplinkState(net)) await this.uplinks.restore(net);
     await this.rtnl.deleteLink(net.bridge!);
     this.indexes.delete(net.bridge!);
   }
@@ -190,12 +210,13 @@ export class BridgeDriver implements NetworkDriver {
 
   /** Idempotent: deleting the host end removes the pair; a missing device is fine. */
   /** Docker's bridge options, and the device name (the option, or br-<id>) free among `others`. */
-  prepare(net: NetworkRecord, others: NetworkRecord[]): void {
+  async prepare(net: NetworkRecord, others: NetworkRecord[]): Promise<void> {
     validateBridgeOptions(net.options);
     const bridge = net.options[OPT_BRIDGE_NAME] || `br-${net.id.slice(0, 12)}`;
     if (bridge.length > 15) throw invalidParameter(`bridge name ${bridge} is longer than 15 characters`);
     if (others.some((n) => n.bridge === bridge)) throw conflict(`bridge name ${bridge} is in use by another network`);
     net.bridge = bridge;
+    if (isUplinkNetwork(net)) await this.uplinks.prepare(net, others);
   }
 
   async leave(_net: NetworkRecord | undefined, ep: EndpointRecord, opts: { sandboxGoing?: boolean } = {}): Promise<void> {
