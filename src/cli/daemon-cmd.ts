@@ -12,6 +12,7 @@ const specs = [
   f('--plugins-dir', 'list'),
   f('--cluster-store', 'string'), f('--cluster-advertise', 'string'), f('--cluster-store-opt', 'list'),
   f('--insecure-registry', 'list'), f('--certs-dir', 'string'),
+  f('--ovs', 'string'),
 ];
 
 export async function daemonCommand(argv: string[], envHost: string): Promise<number> {
@@ -43,6 +44,8 @@ export async function daemonCommand(argv: string[], envHost: string): Promise<nu
     certsDir: flags['certs-dir'],
     // legacy plugins: sockets (NAME.sock) and spec files (NAME.spec|json), in Docker's places by default
     pluginDirs: flags['plugins-dir'].length ? flags['plugins-dir'] : DEFAULT_PLUGIN_DIRS,
+    // openvswitch networks: managed (loom's own ovsdb-server/ovs-vswitchd) or unix:PATH (src/drivers/ovs.ts)
+    ovs: flags.ovs,
   });
   return new Promise<number>(() => {}); // runs until a signal
 }

@@ -64,11 +64,11 @@ function writeProcSys(key: string, value: string): void {
 const REAP_AFTER_MS = 2000;
 
 export class BridgeDriver implements NetworkDriver {
-  readonly type = 'bridge';
+  readonly type: string = 'bridge';
   readonly scope = 'local' as const;
   readonly publishes = true;
-  private readonly rtnl: Rtnl;
-  private readonly log: Logger;
+  protected readonly rtnl: Rtnl;
+  protected readonly log: Logger;
   private readonly indexes = new Map<string, number>();
   private forwardingOn = false;
   /** host ends left to the kernel's namespace cleanup, deleted later if still there */
@@ -124,13 +124,13 @@ export class BridgeDriver implements NetworkDriver {
       // An explicit MAC (as libnetwork sets one): a bridge without one takes the lowest MAC of its ports,
       // so every container joining or leaving could change the gateway's MAC under the others' ARP caches
       // (seen: a neighbour's pings to the gateway lost for seconds after another container's removal).
-      await this.rtnl.createBridge(name, { mtu: this.mtu(net), up: true, mac: randomMac() });
+      await this.createDevice(net, name);
       created = true;
       link = await this.rtnl.getLink(name);
       if (!link) throw systemError(`bridge ${name} vanished after creation`);
-    } else if (link.kind && link.kind !== 'bridge') {
+    } else if (link.kind && link.kind !== this.deviceKind) {
       throw systemError(`cannot use ${name} for network ${net.name}: it exists and is a ${link.kind} device`);
-    } else if (link.mac) {
+    } else if (link.mac && this.deviceKind === 'bridge') {
       // adopted (a restart, or a bridge made by an older loom): pin the MAC it has now
       await this.rtnl.setLink(link.index, { mac: link.mac });
     }
@@ -142,7 +142,7 @@ export class BridgeDriver implements NetworkDriver {
       }
       if (!link.up) await this.rtnl.setLink(link.index, { up: true });
     } catch (e) {
-      if (created) await this.rtnl.deleteLink(name).catch(() => {});
+      if (created) await this.deleteDevice(net).catch(() => {});
       throw e;
     }
     this.indexes.set(name, link.index);
@@ -181,7 +181,7 @@ export class BridgeDriver implements NetworkDriver {
 
   async deleteNetwork(net: NetworkRecord): Promise<void> {
     if (uplinkState(net)) await this.uplinks.restore(net);
-    await this.rtnl.deleteLink(net.bridge!);
+    await this.deleteDevice(net);
     this.indexes.delete(net.bridge!);
   }
 
@@ -196,19 +196,34 @@ export class BridgeDriver implements NetworkDriver {
 
   /** Plugs an endpoint into the container namespace. On failure nothing of it is left in the kernel. */
   async join(net: NetworkRecord, ep: EndpointRecord, netnsPath: string, defaultRoute: boolean): Promise<void> {
-    const master = await this.bridgeIndex(net);
+    // a kernel bridge takes the port as its master; another switch (src/drivers/ovs.ts) in plugged()
+    const master = this.deviceKind === 'bridge' ? await this.bridgeIndex(net) : undefined;
     const mtu = this.mtu(net);
     // hairpin: a container reaching its own published port through a host address (see rtnl's hairpinOn)
     await this.rtnl.createVeth({ name: ep.hostVeth!, peerName: ep.ifname, peerNetnsPath: netnsPath, peerMac: ep.mac, mtu, master, up: true, hairpin: true });
     try {
+      await this.plugged(net, ep);
       await configureInterface(netnsPath, { ...endpointInterface(ep, defaultRoute, net.internal), mtu });
     } catch (e) {
+      await this.unplug(net, ep).catch(() => {});
       await this.rtnl.deleteLink(ep.hostVeth!).catch(() => {});
       throw e;
     }
   }
 
-  /** Idempotent: deleting the host end removes the pair; a missing device is fine. */
+  // What another kind of switch (src/drivers/ovs.ts) does differently: its device, and its ports.
+  protected readonly deviceKind: string = 'bridge';
+  protected async createDevice(net: NetworkRecord, name: string): Promise<void> {
+    await this.rtnl.createBridge(name, { mtu: this.mtu(net), up: true, mac: randomMac() });
+  }
+  protected async deleteDevice(net: NetworkRecord): Promise<void> {
+    await this.rtnl.deleteLink(net.bridge!);
+  }
+  /** the host end exists (and is up) */
+  protected async plugged(_net: NetworkRecord, _ep: EndpointRecord): Promise<void> {}
+  /** the host end is about to go (idempotent) */
+  protected async unplug(_net: NetworkRecord | undefined, _ep: EndpointRecord): Promise<void> {}
+
   /** Docker's bridge options, and the device name (the option, or br-<id>) free among `others`. */
   async prepare(net: NetworkRecord, others: NetworkRecord[]): Promise<void> {
     validateBridgeOptions(net.options);
@@ -221,6 +236,7 @@ export class BridgeDriver implements NetworkDriver {
 
   async leave(_net: NetworkRecord | undefined, ep: EndpointRecord, opts: { sandboxGoing?: boolean } = {}): Promise<void> {
     if (!ep.hostVeth) return;
+    await this.unplug(_net, ep);
     if (opts.sandboxGoing) this.reapLater(ep.hostVeth);
     else await this.rtnl.deleteLink(ep.hostVeth);
   }
