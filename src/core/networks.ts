@@ -7,6 +7,7 @@ import type { EndpointRecord, IpamConfig, NetworkRecord } from './types.ts';
 import { BridgeDriver, OPT_BRIDGE_NAME } from '../drivers/bridge.ts';
 import type { NetworkDriver } from '../drivers/driver.ts';
 import { isUplinkNetwork, uplinkState } from '../drivers/uplink.ts';
+import { OvsDriver } from '../drivers/ovs.ts';
 import {
   allocate, cidrString, contains, DOCKER_DEFAULT_POOLS, exhausted, firstHost, isStrictIp, macFromIpv4, nextFreePool, overlaps,
   parseCidr, parseCidrStrict, parseIp, ulaPool, type Cidr, type PoolSpec,
@@ -673,6 +674,7 @@ export class Networks {
     // a bridged underlay's uplink is a port of loom's bridge that no endpoint owns (and may be a veth)
     const keep = new Set([...liveVeths, ...this.list().map((n) => uplinkState(n)?.name).filter((u): u is string => !!u)]);
     const gone = await this.driver.sweepOrphans(bridges, keep);
+    for (const d of this.drivers.values()) if (d instanceof OvsDriver) gone.push(...await d.sweepPorts(keep));
     if (gone.length) this.log.info({ links: gone }, 'deleted veths that no endpoint owns');
   }
 }

@@ -181,6 +181,22 @@ export class OvsDriver extends BridgeDriver {
     ]);
   }
 
+  /**
+   * Ports of loom's endpoints that no live endpoint owns (a crash between plugging a port and recording
+   * the endpoint, or while removing it): their rows and host ends go. Returns their names.
+   */
+  async sweepPorts(liveVeths: Set<string>): Promise<string[]> {
+    if (!this.open) return [];
+    const sw = await this.ready();
+    const [ports] = await sw.db.transact([{ op: 'select', table: 'Port', where: [], columns: ['_uuid', 'name', 'external_ids'] }]);
+    const orphans = (ports.rows as { _uuid: unknown; name: string; external_ids: [string, [string, string][]] }[])
+      .filter((p) => p.external_ids[1].some(([k]) => k === 'loom-endpoint') && !liveVeths.has(p.name));
+    if (!orphans.length) return [];
+    await sw.commit([{ op: 'mutate', table: 'Bridge', where: [], mutations: [['ports', 'delete', ovsSet(orphans.map((p) => p._uuid))]] }]);
+    for (const p of orphans) await this.rtnl.deleteLink(p.name);
+    return orphans.map((p) => p.name);
+  }
+
   protected override async unplug(_net: NetworkRecord | undefined, ep: EndpointRecord): Promise<void> {
     const sw = await this.ready();
     const [sel] = await sw.db.transact([{ op: 'select', table: 'Port', where: [['name', '==', ep.hostVeth!]], columns: ['_uuid'] }]);

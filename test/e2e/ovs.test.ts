@@ -83,6 +83,34 @@ test('openvswitch network: ICMP and TCP by name, NAT egress, a published port, i
   assert.doesNotMatch(await ok(sb.hostExec(['ip', '-o', 'link'])), /ovs-[0-9a-f]{11}/, 'no device left');
 });
 
+test('killed with a port plugged (endpoint.joined): the restart removes the orphan port, the run can be repeated', { skip, timeout: 120_000 }, async () => {
+  await loom('network', 'create', '-d', 'openvswitch', '--subnet', '192.168.2.0/24', 'crashnet');
+  const bridge = (await vsctl('list-br')).trim();
+  await sb.stopDaemon('SIGTERM');
+  process.env.LOOM_FAILPOINTS = 'endpoint.joined';
+  try {
+    await sb.startDaemon();
+  } finally {
+    delete process.env.LOOM_FAILPOINTS;
+  }
+  assert.notEqual((await sb.loom('run', '-d', '--net', 'crashnet', '--name', 'victim', 'box', 'sleep', '1d')).code, 0);
+  for (let i = 0; i < 100 && sb.daemon; i++) await new Promise((r) => setTimeout(r, 100));
+  assert.match(sb.daemonLog, /failpoint endpoint\.joined/);
+  await sb.startDaemon();
+  let ports: string[] = ['?'];
+  for (let i = 0; i < 50 && ports.length; i++) {
+    ports = (await vsctl('list-ports', bridge)).split('\n').filter(Boolean);
+    if (ports.length) await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.deepEqual(ports, [], 'the orphan port is gone');
+  await sb.loom('rm', '-f', 'victim');
+  await loom('run', '-d', '--net', 'crashnet', '--name', 'victim', 'box', 'sleep', '1d');
+  assert.equal((await vsctl('list-ports', bridge)).split('\n').filter(Boolean).length, 1);
+  await loom('rm', '-f', 'victim');
+  await loom('network', 'rm', 'crashnet');
+  assert.equal((await vsctl('list-br')).trim(), '');
+});
+
 test('refused: icc=false and an uplink on openvswitch; without --ovs, naming what to do', { skip, timeout: 120_000 }, async () => {
   await fails(sb.loom('network', 'create', '-d', 'openvswitch', '-o', 'com.docker.network.bridge.enable_icc=false', 'x'), /enable_icc=false is not supported by the openvswitch driver/);
   await fails(sb.loom('network', 'create', '-d', 'openvswitch', '-o', 'loom.bridge.uplink=ext0', 'x'), /option of the bridge driver/);
