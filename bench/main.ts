@@ -23,9 +23,10 @@ import * as datapath from './suites/datapath.ts';
 import * as footprint from './suites/footprint.ts';
 import * as volumes from './suites/volumes.ts';
 import * as registry from './suites/registry.ts';
+import * as ovs from './suites/ovs.ts';
 
 interface Suite { name: string; title: string; run(ctx: Ctx, res: SuiteResult): Promise<void> }
-const SUITES: Suite[] = [attach, lifecycle, network, ports, dns, datapath, footprint, volumes, registry];
+const SUITES: Suite[] = [attach, lifecycle, network, ports, dns, datapath, footprint, volumes, registry, ovs];
 
 const USAGE = `usage: bench/run [--quick] [--only NAME[,NAME]] [--json FILE] [--cpu-prof] [--list]
   --quick      small N and short runs (under 3 minutes): for development; figures are rough
