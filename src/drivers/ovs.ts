@@ -18,7 +18,7 @@ import path from 'node:path';
 import { spawn, execFileSync } from 'node:child_process';
 import type { EndpointRecord, NetworkRecord } from '../core/types.ts';
 import { Ovsdb, ovsMap, ovsSet, namedUuid, type OvsdbOp } from '../kernel/ovsdb.ts';
-import { BridgeDriver, OPT_BRIDGE_NAME, OPT_ICC } from './bridge.ts';
+import { BridgeDriver, OPT_BRIDGE_NAME, OPT_ICC, randomMac } from './bridge.ts';
 import { OPT_UPLINK } from './uplink.ts';
 import { invalidParameter, systemError } from '../util/errors.ts';
 import type { Logger } from '../util/log.ts';
@@ -146,10 +146,11 @@ export class OvsDriver extends BridgeDriver {
   protected override async createDevice(net: NetworkRecord, name: string): Promise<void> {
     const sw = await this.ready();
     await this.deleteDevice(net); // a row left without its device (ovs-vswitchd restarted meanwhile)
+    // hwaddr: a fixed MAC, as the bridge driver gives its bridges (the gateway's MAC never changes under ARP caches)
     await sw.commit([
       { op: 'insert', table: 'Interface', row: { name, type: 'internal' }, 'uuid-name': 'iface' },
       { op: 'insert', table: 'Port', row: { name, interfaces: namedUuid('iface') }, 'uuid-name': 'port' },
-      { op: 'insert', table: 'Bridge', row: { name, ports: namedUuid('port'), datapath_type: sw.datapath, external_ids: ovsMap({ 'loom-network': net.id }) }, 'uuid-name': 'br' },
+      { op: 'insert', table: 'Bridge', row: { name, ports: namedUuid('port'), datapath_type: sw.datapath, external_ids: ovsMap({ 'loom-network': net.id }), other_config: ovsMap({ hwaddr: randomMac() }) }, 'uuid-name': 'br' },
       { op: 'mutate', table: 'Open_vSwitch', where: [], mutations: [['bridges', 'insert', ovsSet([namedUuid('br')])]] },
     ]);
     for (let i = 0; i < 500; i++) {
