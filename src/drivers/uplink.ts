@@ -88,7 +88,7 @@ export class Uplinks {
       const sub = parseCidr(c.Subnet);
       const mine = state.addrs.map((a) => readAddr(Buffer.from(a, 'base64'))!).filter((a) => a.family === sub.family && contains(sub, a.address));
       mine.forEach((a, i) => {
-        if (a.address === c.Gateway) throw invalidParameter(`--gateway ${c.Gateway} is ${name}'s own address: the gateway is the segment's router`);
+        if (a.address === c.Gateway) throw invalidParameter(`gateway ${c.Gateway} is ${name}'s own address: give --gateway the segment's router`);
         c.AuxiliaryAddresses = { ...c.AuxiliaryAddresses, [`host-${name}${mine.length > 1 ? `-${i}` : ''}`]: a.address };
       });
     }

@@ -134,7 +134,7 @@ test('refused: a missing uplink, loom\'s own bridge, an enslaved one, --internal
   await fails(sb.loom(...LAN.slice(0, -1), 'loom.bridge.uplink=lo', 'x'), /cannot be the loopback interface lo/);
   await fails(sb.loom(...LAN, '--internal', 'x'), /cannot be --internal/);
   await fails(sb.loom('network', 'create', '-o', 'loom.bridge.uplink=ext0', 'x'), /needs --subnet/);
-  await fails(sb.loom('network', 'create', '--subnet', '198.51.100.0/24', '--gateway', '198.51.100.1', '-o', 'loom.bridge.uplink=ext0', 'x'), /--gateway 198\.51\.100\.1 is ext0's own address/);
+  await fails(sb.loom('network', 'create', '--subnet', '198.51.100.0/24', '--gateway', '198.51.100.1', '-o', 'loom.bridge.uplink=ext0', 'x'), /gateway 198\.51\.100\.1 is ext0's own address: give --gateway the segment's router/);
   assert.deepEqual(await hostNet(), before0);
   await loom(...LAN, 'lan');
   await fails(sb.loom('network', 'create', '--subnet', '203.0.113.0/24', '-o', 'loom.bridge.uplink=ext0', 'lan2'), /ext0 is already a port of mydr0 \(network lan\)/);
