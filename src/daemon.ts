@@ -1,5 +1,6 @@
 // The daemon: wires the store, firewall, networks, images and containers, restores state after a restart,
 // and serves the Docker Engine API on a unix socket.
+import { OvsDriver, OvsSwitch } from './drivers/ovs.ts';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -58,6 +59,8 @@ export interface DaemonOptions {
   cgroupParent?: string;
   /** where legacy plugins are found (unix sockets NAME.sock, spec files NAME.spec / NAME.json) */
   pluginDirs?: string[];
+  /** --ovs: 'managed' or 'unix:PATH' (src/drivers/ovs.ts); unset, -d openvswitch is refused naming it */
+  ovs?: string;
   /** dockerd's --cluster-store (etcd://HOST:PORT), --cluster-advertise (IP[:port] or interface[:port]), --cluster-store-opt */
   clusterStore?: string;
   clusterAdvertise?: string;
@@ -113,6 +116,9 @@ export class Daemon {
     // underlay drivers: ports of a host interface inside the container namespaces
     this.networks.register(new MacvlanDriver(log.child({ driver: 'macvlan' })));
     this.networks.register(new IpvlanDriver(log.child({ driver: 'ipvlan' })));
+    const ovsSpec = opts.ovs;
+    const ovsLog = log.child({ driver: 'openvswitch' });
+    this.networks.register(new OvsDriver(ovsLog, { icc: opts.icc, ipMasq: opts.ipMasq }, ovsSpec ? () => OvsSwitch.open(ovsSpec, path.join(opts.execRoot, 'ovs'), ovsLog) : null));
     // legacy plugins: remote network drivers (-d NAME) and remote IPAM (--ipam-driver NAME)
     const plugins = new Plugins(opts.pluginDirs ?? DEFAULT_PLUGIN_DIRS, log.child({ component: 'plugins' }));
     this.networks.pluginDriver = async (name) => RemoteDriver.load(name, (await plugins.get(name, 'NetworkDriver')).client, log.child({ driver: name }));

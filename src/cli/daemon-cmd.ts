@@ -15,6 +15,7 @@ const specs = [
   f('--cluster-store', 'string'), f('--cluster-advertise', 'string'), f('--cluster-store-opt', 'list'),
   f('--insecure-registry', 'list'), f('--tls', 'bool'), f('--tlsverify', 'bool'), f('--tlscacert', 'string'), f('--tlscert', 'string'), f('--tlskey', 'string'), f('--certs-dir', 'string'),
   f('--ui', 'string'),
+  f('--ovs', 'string'),
 ];
 
 export async function daemonCommand(argv: string[], envHost: string): Promise<number> {
@@ -93,6 +94,8 @@ export async function daemonCommand(argv: string[], envHost: string): Promise<nu
     // legacy plugins: sockets (NAME.sock) and spec files (NAME.spec|json), in Docker's places by default
     pluginDirs: flags['plugins-dir'].length ? flags['plugins-dir'] : DEFAULT_PLUGIN_DIRS,
     networkPluginSocket: flags['network-plugin-socket'],
+    // openvswitch networks: managed (loom's own ovsdb-server/ovs-vswitchd) or unix:PATH (src/drivers/ovs.ts)
+    ovs: flags.ovs,
   });
   return new Promise<number>(() => {}); // runs until a signal
 }

@@ -6,6 +6,8 @@ import type { Store } from '../store/sqlite.ts';
 import type { EndpointRecord, IpamConfig, NetworkRecord } from './types.ts';
 import { BridgeDriver, OPT_BRIDGE_NAME } from '../drivers/bridge.ts';
 import type { NetworkDriver } from '../drivers/driver.ts';
+import { isUplinkNetwork, uplinkState } from '../drivers/uplink.ts';
+import { OvsDriver } from '../drivers/ovs.ts';
 import {
   allocate, cidrString, contains, DOCKER_DEFAULT_POOLS, exhausted, firstHost, isStrictIp, macFromIpv4, nextFreePool, overlaps,
   parseCidr, parseCidrStrict, parseIp, ulaPool, type Cidr, type PoolSpec,
@@ -114,6 +116,8 @@ export class Networks {
 
   /** Whether `-p` and --link apply on this network (bridge-like drivers). */
   publishes(net: NetworkRecord): boolean {
+    // a bridged underlay's containers are machines of the segment: -p is ignored there, as on macvlan
+    if (isUplinkNetwork(net)) return false;
     return this.driverOf(net)?.publishes ?? false;
   }
 
@@ -676,7 +680,10 @@ export class Networks {
   /** After a restart: veths on our bridges that no endpoint owns go. */
   async sweepOrphans(liveVeths: Set<string>): Promise<void> {
     const bridges = this.list().map((n) => n.bridge).filter((b): b is string => !!b);
-    const gone = await this.driver.sweepOrphans(bridges, liveVeths);
+    // a bridged underlay's uplink is a port of loom's bridge that no endpoint owns (and may be a veth)
+    const keep = new Set([...liveVeths, ...this.list().map((n) => uplinkState(n)?.name).filter((u): u is string => !!u)]);
+    const gone = await this.driver.sweepOrphans(bridges, keep);
+    for (const d of this.drivers.values()) if (d instanceof OvsDriver) gone.push(...await d.sweepPorts(keep));
     if (gone.length) this.log.info({ links: gone }, 'deleted veths that no endpoint owns');
   }
 }

@@ -12,6 +12,7 @@ import { conflict, invalidParameter, systemError } from '../util/errors.ts';
 import { endpointInterface, type NetworkDriver } from './driver.ts';
 import net from 'node:net';
 import type { Logger } from '../util/log.ts';
+import { isUplinkNetwork, Uplinks, uplinkState } from './uplink.ts';
 
 export const OPT_BRIDGE_NAME = 'com.docker.network.bridge.name';
 export const OPT_ICC = 'com.docker.network.bridge.enable_icc';
@@ -63,21 +64,25 @@ function writeProcSys(key: string, value: string): void {
 const REAP_AFTER_MS = 2000;
 
 export class BridgeDriver implements NetworkDriver {
-  readonly type = 'bridge';
+  readonly type: string = 'bridge';
   readonly scope = 'local' as const;
   readonly publishes = true;
-  private readonly rtnl: Rtnl;
-  private readonly log: Logger;
+  protected readonly rtnl: Rtnl;
+  protected readonly log: Logger;
   private readonly indexes = new Map<string, number>();
   private forwardingOn = false;
   /** host ends left to the kernel's namespace cleanup, deleted later if still there */
   private readonly reaping = new Set<string>();
   private readonly defaults: { icc: boolean; ipMasq: boolean };
 
+  /** bridged underlay networks (-o loom.bridge.uplink) */
+  private readonly uplinks: Uplinks;
+
   constructor(log: Logger, defaults: { icc: boolean; ipMasq: boolean }) {
     this.rtnl = Rtnl.open();
     this.log = log;
     this.defaults = defaults;
+    this.uplinks = new Uplinks(this.rtnl, log);
   }
 
   close(): void {
@@ -85,7 +90,9 @@ export class BridgeDriver implements NetworkDriver {
   }
 
   /** The firewall's view of a network: plain data. */
-  firewallView(net: NetworkRecord): FwNetwork {
+  firewallView(net: NetworkRecord): FwNetwork | null {
+    // a bridged underlay: containers are machines of the segment (no NAT, no isolation rules)
+    if (isUplinkNetwork(net)) return null;
     const subnets = net.ipam.config.map((c) => c.Subnet);
     return {
       id: net.id,
@@ -109,6 +116,7 @@ export class BridgeDriver implements NetworkDriver {
 
   /** Creates (or adopts, after a restart) the bridge device with its gateway addresses, up. Idempotent. */
   async ensureNetwork(net: NetworkRecord): Promise<void> {
+    if (isUplinkNetwork(net)) return this.ensureUplink(net);
     const name = net.bridge!;
     let link = await this.rtnl.getLink(name);
     let created = false;
@@ -116,13 +124,13 @@ export class BridgeDriver implements NetworkDriver {
       // An explicit MAC (as libnetwork sets one): a bridge without one takes the lowest MAC of its ports,
       // so every container joining or leaving could change the gateway's MAC under the others' ARP caches
       // (seen: a neighbour's pings to the gateway lost for seconds after another container's removal).
-      await this.rtnl.createBridge(name, { mtu: this.mtu(net), up: true, mac: randomMac() });
+      await this.createDevice(net, name);
       created = true;
       link = await this.rtnl.getLink(name);
       if (!link) throw systemError(`bridge ${name} vanished after creation`);
-    } else if (link.kind && link.kind !== 'bridge') {
+    } else if (link.kind && link.kind !== this.deviceKind) {
       throw systemError(`cannot use ${name} for network ${net.name}: it exists and is a ${link.kind} device`);
-    } else if (link.mac) {
+    } else if (link.mac && this.deviceKind === 'bridge') {
       // adopted (a restart, or a bridge made by an older loom): pin the MAC it has now
       await this.rtnl.setLink(link.index, { mac: link.mac });
     }
@@ -134,7 +142,7 @@ export class BridgeDriver implements NetworkDriver {
       }
       if (!link.up) await this.rtnl.setLink(link.index, { up: true });
     } catch (e) {
-      if (created) await this.rtnl.deleteLink(name).catch(() => {});
+      if (created) await this.deleteDevice(net).catch(() => {});
       throw e;
     }
     this.indexes.set(name, link.index);
@@ -146,7 +154,7 @@ export class BridgeDriver implements NetworkDriver {
     writeProcSys(`net/ipv4/conf/${name}/route_localnet`, '1');
     // icc=false is a rule on traffic between two ports of one bridge, which nftables' forward hook sees
     // only when br_netfilter hands bridged packets to it (Docker turns this on for the same reason).
-    if (!this.firewallView(net).icc) {
+    if (!this.firewallView(net)!.icc) {
       for (const f of ['bridge-nf-call-iptables', ...(net.enableIPv6 ? ['bridge-nf-call-ip6tables'] : [])]) {
         try {
           writeProcSys(`net/bridge/${f}`, '1');
@@ -160,8 +168,20 @@ export class BridgeDriver implements NetworkDriver {
     }
   }
 
+  /** A bridged underlay: the move completes, or is undone when it cannot. */
+  private async ensureUplink(net: NetworkRecord): Promise<void> {
+    try {
+      this.indexes.set(net.bridge!, await this.uplinks.ensure(net));
+    } catch (e) {
+      this.indexes.delete(net.bridge!);
+      await this.uplinks.restore(net).catch((r) => this.log.error({ network: net.name, err: String(r) }, 'giving the uplink back failed'));
+      throw e;
+    }
+  }
+
   async deleteNetwork(net: NetworkRecord): Promise<void> {
-    await this.rtnl.deleteLink(net.bridge!);
+    if (uplinkState(net)) await this.uplinks.restore(net);
+    await this.deleteDevice(net);
     this.indexes.delete(net.bridge!);
   }
 
@@ -176,30 +196,47 @@ export class BridgeDriver implements NetworkDriver {
 
   /** Plugs an endpoint into the container namespace. On failure nothing of it is left in the kernel. */
   async join(net: NetworkRecord, ep: EndpointRecord, netnsPath: string, defaultRoute: boolean): Promise<void> {
-    const master = await this.bridgeIndex(net);
+    // a kernel bridge takes the port as its master; another switch (src/drivers/ovs.ts) in plugged()
+    const master = this.deviceKind === 'bridge' ? await this.bridgeIndex(net) : undefined;
     const mtu = this.mtu(net);
     // hairpin: a container reaching its own published port through a host address (see rtnl's hairpinOn)
     await this.rtnl.createVeth({ name: ep.hostVeth!, peerName: ep.ifname, peerNetnsPath: netnsPath, peerMac: ep.mac, mtu, master, up: true, hairpin: true });
     try {
+      await this.plugged(net, ep);
       await configureInterface(netnsPath, { ...endpointInterface(ep, defaultRoute, net.internal), mtu });
     } catch (e) {
+      await this.unplug(net, ep).catch(() => {});
       await this.rtnl.deleteLink(ep.hostVeth!).catch(() => {});
       throw e;
     }
   }
 
-  /** Idempotent: deleting the host end removes the pair; a missing device is fine. */
+  // What another kind of switch (src/drivers/ovs.ts) does differently: its device, and its ports.
+  protected readonly deviceKind: string = 'bridge';
+  protected async createDevice(net: NetworkRecord, name: string): Promise<void> {
+    await this.rtnl.createBridge(name, { mtu: this.mtu(net), up: true, mac: randomMac() });
+  }
+  protected async deleteDevice(net: NetworkRecord): Promise<void> {
+    await this.rtnl.deleteLink(net.bridge!);
+  }
+  /** the host end exists (and is up) */
+  protected async plugged(_net: NetworkRecord, _ep: EndpointRecord): Promise<void> {}
+  /** the host end is about to go (idempotent) */
+  protected async unplug(_net: NetworkRecord | undefined, _ep: EndpointRecord): Promise<void> {}
+
   /** Docker's bridge options, and the device name (the option, or br-<id>) free among `others`. */
-  prepare(net: NetworkRecord, others: NetworkRecord[]): void {
+  async prepare(net: NetworkRecord, others: NetworkRecord[]): Promise<void> {
     validateBridgeOptions(net.options);
     const bridge = net.options[OPT_BRIDGE_NAME] || `br-${net.id.slice(0, 12)}`;
     if (bridge.length > 15) throw invalidParameter(`bridge name ${bridge} is longer than 15 characters`);
     if (others.some((n) => n.bridge === bridge)) throw conflict(`bridge name ${bridge} is in use by another network`);
     net.bridge = bridge;
+    if (isUplinkNetwork(net)) await this.uplinks.prepare(net, others);
   }
 
   async leave(_net: NetworkRecord | undefined, ep: EndpointRecord, opts: { sandboxGoing?: boolean } = {}): Promise<void> {
     if (!ep.hostVeth) return;
+    await this.unplug(_net, ep);
     if (opts.sandboxGoing) this.reapLater(ep.hostVeth);
     else await this.rtnl.deleteLink(ep.hostVeth);
   }

@@ -130,7 +130,7 @@ export class Explainer {
     if (!truthy(opts[OPT_ICC], true)) steps.push({ cmd: 'sysctl -w net.bridge.bridge-nf-call-iptables=1', why: 'icc=false: bridged traffic must meet the forward hook' });
     const fwNet = this.d.networks.driver.firewallView(net);
     const state = this.d.firewall.state();
-    state.networks = [...state.networks, fwNet];
+    if (fwNet) state.networks = [...state.networks, fwNet]; // an underlay network has no rules of its own
     steps.push({ cmd: `nft -f - <<'EOF'\n${renderRuleset(state).trimEnd()}\nEOF`, why: 'loom rewrites its two tables whole, in one transaction, with the new network\'s rules (masquerade, icc, isolation, internal)' });
     return { Operation: `network create ${name}`, Steps: steps, Notes: notes };
   }

@@ -856,6 +856,26 @@ export class Rtnl {
     return out;
   }
 
+  /**
+   * Every address ('addr') or route ('route', all tables) as the kernel dumps it: the message bodies
+   * (ifaddrmsg / rtmsg and attributes), for src/kernel/netmsg.ts, which replays them exactly elsewhere.
+   */
+  async dumpBodies(what: 'addr' | 'route'): Promise<Buffer[]> {
+    const addr = what === 'addr';
+    const parts = await dump(this.c, () => ({ msg: new Msg(addr ? RTM_GETADDR : RTM_GETROUTE, NLM_F_DUMP, addr ? 8 : 12), kind: KIND_DUMP, what: this.w(`list ${what}s`) }));
+    return parts.filter((p) => p.readUInt16LE(4) === (addr ? RTM_NEWADDR : RTM_NEWROUTE)).map((p) => Buffer.from(p.subarray(NLMSG_HDRLEN, p.readUInt32LE(0))));
+  }
+
+  /** Sends one address or route message whose body the caller built (a new one replaces with `replace`). */
+  async sendBody(op: 'newaddr' | 'deladdr' | 'newroute' | 'delroute', body: Buffer, opts: { replace?: boolean } = {}): Promise<void> {
+    const type = { newaddr: RTM_NEWADDR, deladdr: RTM_DELADDR, newroute: RTM_NEWROUTE, delroute: RTM_DELROUTE }[op];
+    const flags = NLM_F_ACK | (op.startsWith('new') ? NLM_F_CREATE | (opts.replace ? NLM_F_REPLACE : NLM_F_EXCL) : 0);
+    const m = new Msg(type, flags, 0);
+    const at = m.bytes(body.length); // first: it may grow m.buf
+    body.copy(m.buf, at);
+    await this.c.one({ msg: m, kind: KIND_ACK, what: this.w(op) });
+  }
+
   // --- neighbours: ARP entries and a vxlan device's forwarding database (overlay peers) ---
 
   /**
