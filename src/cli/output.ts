@@ -126,8 +126,8 @@ export function goTimeString(d: Date): string {
   return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())} ${sign}${p(Math.trunc(Math.abs(off) / 60))}${p(Math.abs(off) % 60)} ${abbr}`;
 }
 
-/** go-units HumanSizeWithPrecision(n, 3), as `docker images` and `ps -s` print sizes. */
-export function humanSize(n: number): string {
+/** go-units HumanSizeWithPrecision: 3 significant digits as `docker images` and `ps -s` print sizes, 4 as `system df`. */
+export function humanSize(n: number, precision = 3): string {
   const units = ['B', 'kB', 'MB', 'GB', 'TB', 'PB'];
   let i = 0;
   let v = n;
@@ -135,7 +135,7 @@ export function humanSize(n: number): string {
     v /= 1000;
     i++;
   }
-  return `${Number(v.toPrecision(3))}${units[i]}`;
+  return `${Number(v.toPrecision(precision))}${units[i]}`;
 }
 
 export interface PortSummary { IP?: string; PrivatePort: number; PublicPort?: number; Type: string }

@@ -16,17 +16,8 @@ function kv(list: string[]): Record<string, string> {
   return out;
 }
 
-/** go-units HumanSize (4 significant digits, decimal units), as `docker system df` prints sizes. */
-export function humanSize4(n: number): string {
-  const units = ['B', 'kB', 'MB', 'GB', 'TB', 'PB'];
-  let i = 0;
-  let v = n;
-  while (v >= 1000 && i < units.length - 1) {
-    v /= 1000;
-    i++;
-  }
-  return `${Number(v.toPrecision(4))}${units[i]}`;
-}
+/** go-units HumanSize (4 significant digits), as `docker system df` prints sizes. */
+const humanSize4 = (n: number) => humanSize(n, 4);
 
 const create: Command = async (cli, argv) => {
   const p = parseFlags(argv, [f('-d,--driver', 'string'), f('-o,--opt', 'list'), f('--label', 'list'), f('--name', 'string')], { interspersed: true });

@@ -5,7 +5,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { createSandbox, runCmd, LOOM, type Sandbox } from '../helpers/sandbox.ts';
+import { createSandbox, runCmd, LOOM, type Sandbox, mountsUnder } from '../helpers/sandbox.ts';
 import { ok } from '../helpers/assert.ts';
 import type { Result } from '../helpers/sandbox.ts';
 
@@ -30,10 +30,6 @@ function project(name: string, files: Record<string, string>): string {
 
 async function containerCount(): Promise<number> {
   return (await ok(sb.loom('ps', '-aq'))).split('\n').filter(Boolean).length;
-}
-
-function mountsUnder(dir: string): string[] {
-  return fs.readFileSync('/proc/mounts', 'utf8').split('\n').map((l) => l.split(' ')[1] ?? '').filter((m) => m.startsWith(dir));
 }
 
 before(async () => {

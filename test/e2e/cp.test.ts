@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
-import { createSandbox, runCmd, LOOM, type Sandbox, type Result } from '../helpers/sandbox.ts';
+import { createSandbox, runCmd, LOOM, type Sandbox, type Result, mountsUnder } from '../helpers/sandbox.ts';
 import { ok } from '../helpers/assert.ts';
 import tarStream from 'tar-stream';
 
@@ -31,10 +31,6 @@ function raw(method: string, p: string, body?: Buffer): Promise<{ status: number
     req.on('error', reject);
     req.end(body);
   });
-}
-
-function mountsUnder(dir: string): string[] {
-  return fs.readFileSync('/proc/mounts', 'utf8').split('\n').map((l) => l.split(' ')[1] ?? '').filter((m) => m.startsWith(dir));
 }
 
 before(async () => {

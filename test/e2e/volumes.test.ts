@@ -5,16 +5,11 @@ import { test, before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { createSandbox, runCmd, type Sandbox } from '../helpers/sandbox.ts';
+import { createSandbox, runCmd, type Sandbox, mountsUnder } from '../helpers/sandbox.ts';
 import { fails, ok } from '../helpers/assert.ts';
 
 let sb: Sandbox;
 const skip = process.getuid?.() !== 0 ? 'needs root (namespaces, mounts, runc)' : false;
-
-/** Mount points below the sandbox's directory (container rootfs overlays, volumes) as the host sees them. */
-function mountsUnder(dir: string): string[] {
-  return fs.readFileSync('/proc/mounts', 'utf8').split('\n').map((l) => l.split(' ')[1] ?? '').filter((m) => m.startsWith(dir));
-}
 
 before(async () => {
   if (skip) return;

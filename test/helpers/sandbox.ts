@@ -27,6 +27,11 @@ export interface SandboxOptions {
   tag?: string;
 }
 
+/** Mount points below `dir` (container rootfs overlays, volumes, build views) as this process sees them. */
+export function mountsUnder(dir: string): string[] {
+  return fs.readFileSync('/proc/mounts', 'utf8').split('\n').map((l) => l.split(' ')[1] ?? '').filter((m) => m.startsWith(dir));
+}
+
 export function requireRoot(): string | false {
   return process.getuid?.() === 0 ? false : 'needs root (network namespaces, nftables, runc)';
 }
