@@ -4,16 +4,17 @@ import { parseFlags, f, UsageError } from './flags.ts';
 import type { TraceResult } from '../trace/tracer.ts';
 import { renderTrace } from '../trace/render.ts';
 
-const USAGE = `Usage:  loom network trace SOURCE DESTINATION [--port N/tcp|udp | --icmp] [--json]
+const USAGE = `Usage:  loom network trace SOURCE DESTINATION [--port N/tcp|udp | --icmp] [--ipv6] [--timeout MS] [--json]
 
 Send a real probe from SOURCE and show its path: routes, interfaces, bridges, every nftables rule it met
 (in Docker's terms) and a verdict (delivered, dropped, refused, no answer, no route).
 
-SOURCE: a container, host, or outside:IP.  DESTINATION: a container, host, an address, or HOSTIP:PORT.
+SOURCE: a container, host, or outside:IP.  DESTINATION: a container, host, an address, or HOSTIP:PORT
+([IPV6]:PORT). --ipv6 traces between the containers' IPv6 addresses (networks made with --ipv6).
 `;
 
 export const traceCommand: Command = async (cli, argv) => {
-  const p = parseFlags(argv, [f('--port', 'string'), f('--icmp'), f('--json'), f('--timeout', 'string'), f('-h,--help')], { interspersed: true });
+  const p = parseFlags(argv, [f('--port', 'string'), f('--icmp'), f('--json'), f('--timeout', 'string'), f('--ipv6'), f('-h,--help')], { interspersed: true });
   if (p.flags.help) {
     cli.out(USAGE);
     return 0;
@@ -27,6 +28,7 @@ export const traceCommand: Command = async (cli, argv) => {
     body.Protocol = m[2] ?? 'tcp';
   } else if (p.flags.icmp) body.Protocol = 'icmp';
   if (p.flags.timeout) body.TimeoutMs = Number(p.flags.timeout);
+  if (p.flags.ipv6) body.IPv6 = true;
   const r = (await cli.client.request('POST', '/loom/trace', body)).body as TraceResult;
   cli.out(p.flags.json ? JSON.stringify(r, null, 2) + '\n' : renderTrace(r));
   return 0;

@@ -4,6 +4,7 @@
 // namespace where the hook runs. This is what `nft monitor trace` prints; here it is parsed into records.
 // The socket only receives, so the `netlink` package's RawNetlinkSocket is enough (as in firewall/watch.ts).
 import { RawNetlinkSocket } from 'netlink';
+import ipaddr from 'ipaddr.js';
 
 const NETLINK_NETFILTER = 12;
 const NFNLGRP_NFTRACE = 9;
@@ -57,15 +58,25 @@ function ipv4(b: Buffer, at: number): string {
   return `${b[at]}.${b[at + 1]}.${b[at + 2]}.${b[at + 3]}`;
 }
 
-/** The IPv4 header and the first bytes of the transport header, as the trace carries them. */
+function ipv6(b: Buffer, at: number): string {
+  return ipaddr.fromByteArray([...b.subarray(at, at + 16)]).toString();
+}
+
+/**
+ * The IPv4 or IPv6 header and the first bytes of the transport header, as the trace carries them (for
+ * IPv6 the next header field names the transport: loom's probes carry no extension headers).
+ */
 export function parsePacket(net: Buffer | undefined, th: Buffer | undefined): TracePacket | undefined {
-  if (!net || net.length < 20 || net[0]! >> 4 !== 4) return undefined;
-  const p: TracePacket = { proto: PROTOS[net[9]!] ?? String(net[9]), saddr: ipv4(net, 12), daddr: ipv4(net, 16) };
+  if (!net || net.length < 20) return undefined;
+  let p: TracePacket;
+  if (net[0]! >> 4 === 6 && net.length >= 40) p = { proto: PROTOS[net[6]!] ?? String(net[6]), saddr: ipv6(net, 8), daddr: ipv6(net, 24) };
+  else if (net[0]! >> 4 === 4) p = { proto: PROTOS[net[9]!] ?? String(net[9]), saddr: ipv4(net, 12), daddr: ipv4(net, 16) };
+  else return undefined;
   if (th && th.length >= 4 && (p.proto === 'tcp' || p.proto === 'udp' || p.proto === 'sctp')) {
     p.sport = th.readUInt16BE(0);
     p.dport = th.readUInt16BE(2);
   }
-  if (th && th.length >= 1 && p.proto === 'icmp') {
+  if (th && th.length >= 1 && (p.proto === 'icmp' || p.proto === 'icmpv6')) {
     p.icmpType = th[0];
     if (th.length >= 6) p.icmpId = th.readUInt16BE(4);
   }

@@ -4,6 +4,7 @@
 // with a namespace file's fd tells which file of `ip netns` has that id. A physical uplink has no such
 // namespace: the outside is another machine, and loom says so instead of faking the probe.
 import fs from 'node:fs';
+import net from 'node:net';
 import { RawNetlinkSocket } from 'netlink';
 import { Rtnl } from '../kernel/rtnl.ts';
 import { invalidParameter } from '../util/errors.ts';
@@ -78,7 +79,7 @@ export async function findPeerNamespace(ip: string, candidates: string[]): Promi
   const rt = Rtnl.open();
   let oif: number | undefined, ifname = '';
   try {
-    const route = routeFor(await rt.listRoutes(4), ip);
+    const route = routeFor(await rt.listRoutes(net.isIP(ip) === 6 ? 6 : 4), ip);
     oif = route?.index;
     if (oif) ifname = (await rt.getLink(oif))?.name ?? String(oif);
   } finally {

@@ -55,17 +55,29 @@ function containerParty(ctx: PartyContext, ref: string): Party {
   return { kind: 'container', label: c.name, container: owner, netns: owner.netnsPath };
 }
 
-function ipv4Endpoints(c: ContainerRecord): EndpointRecord[] {
-  return Object.values(c.endpoints).filter((e) => e.ipv4).sort((a, b) => a.ifname.localeCompare(b.ifname, undefined, { numeric: true }));
+/** A container's endpoints with an address of the family, eth0 first. */
+function endpointsOf(c: ContainerRecord, family: 4 | 6): EndpointRecord[] {
+  return Object.values(c.endpoints).filter((e) => (family === 6 ? e.ipv6 : e.ipv4)).sort((a, b) => a.ifname.localeCompare(b.ifname, undefined, { numeric: true }));
 }
 
-export async function resolveParties(ctx: PartyContext, srcSpec: string, dstSpec: string): Promise<{ src: Party; dst: Party }> {
+/** `[2001:db8::1]:8080` or `198.51.100.1:8080` */
+const HOST_PORT = /^(?:\[([0-9a-fA-F:.]+)\]|(\d+\.\d+\.\d+\.\d+)):(\d+)$/;
+
+/**
+ * The two parties of a trace. The address family is the one of an address named in SRC or DST, else
+ * IPv6 when `ipv6` (containers are then reached at their IPv6 addresses), else IPv4.
+ */
+export async function resolveParties(ctx: PartyContext, srcSpec: string, dstSpec: string, ipv6 = false): Promise<{ src: Party; dst: Party; family: 4 | 6 }> {
   if (!srcSpec || !dstSpec) throw invalidParameter('a trace needs a source and a destination');
+  const named = [srcSpec.replace(/^outside:/, ''), dstSpec.replace(/^outside:/, ''), HOST_PORT.exec(dstSpec)?.[1] ?? ''].map((x) => net.isIP(x)).find((v) => v);
+  const family: 4 | 6 = named === 6 ? 6 : named === 4 ? 4 : ipv6 ? 6 : 4;
+  if (ipv6 && family === 4) throw invalidParameter(`--ipv6 with an IPv4 address in "${srcSpec} ${dstSpec}": name IPv6 addresses, or leave --ipv6 out`);
+  const v = family === 6 ? 'IPv6' : 'IPv4';
   let src: Party;
   if (srcSpec === 'host') src = { kind: 'host', label: 'host' };
   else if (srcSpec.startsWith('outside:')) {
     const ip = srcSpec.slice('outside:'.length);
-    if (net.isIP(ip) !== 4) throw invalidParameter(`invalid outside address ${JSON.stringify(ip)}: an IPv4 address is needed (outside:198.51.100.2)`);
+    if (!net.isIP(ip)) throw invalidParameter(`invalid outside address ${JSON.stringify(ip)}: an IP address is needed (outside:198.51.100.2)`);
     const candidates = fs.existsSync(ctx.netnsDir)
       ? fs.readdirSync(ctx.netnsDir).filter((n) => !n.startsWith(ctx.netnsPrefix)).map((n) => path.join(ctx.netnsDir, n))
       : [];
@@ -84,39 +96,42 @@ export async function resolveParties(ctx: PartyContext, srcSpec: string, dstSpec
   } else src = containerParty(ctx, srcSpec);
 
   let dst: Party;
-  const hostPort = /^(\d+\.\d+\.\d+\.\d+):(\d+)$/.exec(dstSpec);
+  const hostPort = HOST_PORT.exec(dstSpec);
   if (dstSpec === 'host' && src.kind !== 'container') {
     throw invalidParameter(`destination host: from ${src.label}, name the host's address and port instead (HOSTIP:PORT, e.g. 198.51.100.1:8080)`);
   } else if (dstSpec === 'host') {
     // the host as the container sees it: its network's gateway (the bridge's address)
-    const gw = src.container ? ipv4Endpoints(src.container).find((e) => e.gateway4)?.gateway4 : undefined;
-    dst = { kind: 'host', label: 'host', ip: gw ?? '127.0.0.1' };
+    const gw = src.container ? endpointsOf(src.container, family).map((e) => (family === 6 ? e.gateway6 : e.gateway4)).find(Boolean) : undefined;
+    dst = { kind: 'host', label: 'host', ip: gw ?? (family === 6 ? '::1' : '127.0.0.1') };
   } else if (hostPort) {
-    if (net.isIP(hostPort[1]!) !== 4) throw invalidParameter(`invalid destination address ${JSON.stringify(hostPort[1])}`);
-    dst = { kind: 'address', label: dstSpec, ip: hostPort[1]!, port: checkPort(hostPort[2]!) };
+    const ip = hostPort[1] ?? hostPort[2]!;
+    if (!net.isIP(ip)) throw invalidParameter(`invalid destination address ${JSON.stringify(ip)}`);
+    dst = { kind: 'address', label: dstSpec, ip, port: checkPort(hostPort[3]!) };
   } else if (dstSpec.startsWith('outside:')) {
     const ip = dstSpec.slice('outside:'.length);
-    if (net.isIP(ip) !== 4) throw invalidParameter(`invalid outside address ${JSON.stringify(ip)}`);
+    if (!net.isIP(ip)) throw invalidParameter(`invalid outside address ${JSON.stringify(ip)}`);
     dst = { kind: 'outside', label: dstSpec, ip };
-  } else if (net.isIP(dstSpec) === 4) {
+  } else if (net.isIP(dstSpec)) {
     dst = { kind: 'address', label: dstSpec, ip: dstSpec };
   } else {
     const d = containerParty(ctx, dstSpec);
-    const eps = ipv4Endpoints(d.container!);
+    const eps = endpointsOf(d.container!, family);
     if (!d.netns) throw invalidParameter(`container ${d.label} uses the host's network: trace to host or to a host address instead`);
     // the address on a network both share, as one container would reach the other; else its first one
     const shared = src.container ? eps.find((e) => src.container!.endpoints[e.networkName]) : undefined;
     d.endpoint = shared ?? eps[0];
-    if (!d.endpoint) throw invalidParameter(`container ${d.label} has no IPv4 address to trace to`);
-    d.ip = d.endpoint.ipv4;
+    if (!d.endpoint) throw invalidParameter(`container ${d.label} has no ${v} address to trace to${family === 6 ? ' (its networks were not created with --ipv6)' : ''}`);
+    d.ip = family === 6 ? d.endpoint.ipv6 : d.endpoint.ipv4;
     dst = d;
   }
+  if (net.isIP(dst.ip!) !== family || (src.ip && net.isIP(src.ip) !== family)) throw invalidParameter(`a trace is IPv4 or IPv6, not both: ${srcSpec} → ${dstSpec}`);
   if (src.container && src.netns) {
-    const eps = ipv4Endpoints(src.container);
+    const eps = endpointsOf(src.container, family);
     src.endpoint = (dst.endpoint && eps.find((e) => e.networkId === dst.endpoint!.networkId)) ?? eps[0];
-    src.ip = src.endpoint?.ipv4;
+    src.ip = family === 6 ? src.endpoint?.ipv6 : src.endpoint?.ipv4;
+    if (!src.endpoint && family === 6) throw invalidParameter(`container ${src.label} has no IPv6 address (its networks were not created with --ipv6)`);
   }
-  return { src, dst };
+  return { src, dst, family };
 }
 
 export function checkPort(p: string | number): number {

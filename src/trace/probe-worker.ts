@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import dgram from 'node:dgram';
 import koffi from 'koffi';
+import ipaddr from 'ipaddr.js';
 
 export interface ProbeRequest {
   /** the namespace to send from (undefined: the daemon's own) */
@@ -38,7 +39,7 @@ const c_recv = libc.func('long recv(int fd, _Out_ uint8_t *buf, size_t len, int 
 const c_setsockopt = libc.func('int setsockopt(int fd, int level, int name, const uint8_t *val, uint32_t len)');
 const c_bind = libc.func('int bind(int fd, const uint8_t *addr, uint32_t addrlen)');
 const CLONE_NEWNET = 0x40000000;
-const AF_INET = 2, SOCK_RAW = 3, IPPROTO_ICMP = 1, SOL_SOCKET = 1, SO_RCVTIMEO = 20;
+const AF_INET = 2, AF_INET6 = 10, SOCK_RAW = 3, IPPROTO_ICMP = 1, IPPROTO_ICMPV6 = 58, SOL_SOCKET = 1, SO_RCVTIMEO = 20;
 const home = fs.openSync('/proc/thread-self/ns/net', 'r');
 /** [0] = the sequence number of a probe to stop early (a rule already dropped it): set by the tracer */
 const stopFlag: Int32Array = (workerData as { stop?: Int32Array } | undefined)?.stop ?? new Int32Array(1);
@@ -46,7 +47,14 @@ let current = 0;
 const stopped = () => Atomics.load(stopFlag, 0) === current;
 const STOPPED: ProbeResult = { outcome: 'timeout', code: 'stopped', detail: 'no answer: a rule dropped the probe, so loom stopped waiting' };
 
+/** sockaddr_in (16 bytes) or sockaddr_in6 (28 bytes) */
 function sockaddr(ip: string): Buffer {
+  if (net.isIP(ip) === 6) {
+    const b = Buffer.alloc(28);
+    b.writeUInt16LE(AF_INET6, 0);
+    Buffer.from(ipaddr.parse(ip).toByteArray()).copy(b, 8);
+    return b;
+  }
   const b = Buffer.alloc(16);
   b.writeUInt16LE(AF_INET, 0);
   ip.split('.').forEach((o, i) => (b[4 + i] = Number(o)));
@@ -61,20 +69,25 @@ function checksum(b: Buffer): number {
   return ~s & 0xffff;
 }
 
-/** An echo request with our id on a raw socket; blocking receive (this thread has nothing else to do). */
+/**
+ * An echo request with our id on a raw socket (ICMP, or ICMPv6 whose checksum the kernel fills in);
+ * blocking receive (this thread has nothing else to do). An ICMPv6 raw socket receives no IP header.
+ */
 function icmpProbe(r: ProbeRequest): ProbeResult {
-  const fd = c_socket(AF_INET, SOCK_RAW, IPPROTO_ICMP);
+  const v6 = net.isIP(r.dst) === 6;
+  const fd = c_socket(v6 ? AF_INET6 : AF_INET, SOCK_RAW, v6 ? IPPROTO_ICMPV6 : IPPROTO_ICMP);
   if (fd < 0) return { outcome: 'error', detail: `raw ICMP socket: errno ${koffi.errno()}` };
+  const alen = v6 ? 28 : 16;
   try {
-    if (r.src && c_bind(fd, sockaddr(r.src), 16) < 0) return { outcome: 'error', code: 'EADDRNOTAVAIL', detail: `cannot send from ${r.src} (errno ${koffi.errno()})` };
+    if (r.src && c_bind(fd, sockaddr(r.src), alen) < 0) return { outcome: 'error', code: 'EADDRNOTAVAIL', detail: `cannot send from ${r.src} (errno ${koffi.errno()})` };
     const pkt = Buffer.alloc(16);
-    pkt[0] = 8;
+    pkt[0] = v6 ? 128 : 8;
     pkt.writeUInt16BE(r.sport, 4);
     pkt.writeUInt16BE(1, 6);
     pkt.write('loomtrace', 8, 'latin1');
-    pkt.writeUInt16BE(checksum(pkt), 2);
+    if (!v6) pkt.writeUInt16BE(checksum(pkt), 2);
     const end = Date.now() + r.timeoutMs;
-    if (c_sendto(fd, pkt, pkt.length, 0, sockaddr(r.dst), 16) < 0) {
+    if (c_sendto(fd, pkt, pkt.length, 0, sockaddr(r.dst), alen) < 0) {
       const e = koffi.errno();
       return { outcome: e === 101 || e === 113 ? 'unreachable' : 'error', code: e === 101 ? 'ENETUNREACH' : e === 113 ? 'EHOSTUNREACH' : `errno ${e}`, detail: e === 101 ? 'no route to the destination (ENETUNREACH)' : `send failed (errno ${e})` };
     }
@@ -91,6 +104,16 @@ function icmpProbe(r: ProbeRequest): ProbeResult {
       c_setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, tv, 16);
       const n = Number(c_recv(fd, buf, buf.length, 0));
       if (n < 0) continue; // EAGAIN after the timeout: the loop ends on the clock
+      if (v6) {
+        const type = buf[0]!;
+        if (type === 129 && n >= 8 && buf.readUInt16BE(4) === r.sport) return { outcome: 'answered', detail: `echo reply from ${r.dst}`, from: r.dst };
+        // destination unreachable (1) quoting our echo request: 8 + the IPv6 header (40) + its ICMPv6 header
+        if (type === 1 && n >= 8 + 40 + 8 && buf[8 + 6] === IPPROTO_ICMPV6 && buf.readUInt16BE(8 + 40 + 4) === r.sport) {
+          const from = ipaddr.fromByteArray([...buf.subarray(8 + 24, 8 + 40)]).toString();
+          return { outcome: 'unreachable', code: `icmpv6 unreachable code ${buf[1]}`, detail: `destination unreachable (ICMPv6 code ${buf[1]}) for ${from}`, from };
+        }
+        continue;
+      }
       const ihl = (buf[0]! & 0x0f) * 4;
       const from = `${buf[12]}.${buf[13]}.${buf[14]}.${buf[15]}`;
       const type = buf[ihl]!;
@@ -126,7 +149,7 @@ function tcpProbe(r: ProbeRequest): Promise<ProbeResult> {
 
 function udpProbe(r: ProbeRequest): Promise<ProbeResult> {
   return new Promise((resolve) => {
-    const s = dgram.createSocket('udp4');
+    const s = dgram.createSocket(net.isIP(r.dst) === 6 ? 'udp6' : 'udp4');
     const done = (x: ProbeResult) => { clearTimeout(t); clearInterval(poll); try { s.close(); } catch { /* closed */ } resolve(x); };
     const poll = setInterval(() => { if (stopped()) done(STOPPED); }, 20);
     const t = setTimeout(() => done({ outcome: 'timeout', detail: `no UDP answer within ${r.timeoutMs} ms (UDP servers need not answer)` }), r.timeoutMs);

@@ -13,7 +13,13 @@ import { invalidParameter, LoomError } from '../util/errors.ts';
 import { TraceListener, type TraceEvent, type TracePacket } from './nftrace.ts';
 import { meaningOf, type MeaningContext } from './meaning.ts';
 import { resolveParties, checkPort, type Party } from './parties.ts';
-import { linkNames, lookupRoute } from './routes.ts';
+import { linkNames, lookupRoute, type RouteHop } from './routes.ts';
+import { conntrackGet, describeConntrack, listNeighbours, type Neighbour } from './kernelstate.ts';
+import type { EndpointRecord } from '../core/types.ts';
+import ipaddr from 'ipaddr.js';
+import { exchangeOf, markedBy, markingChains, tunnelEventHops, tunnelMatches, type RemoteLeg, type RemoteTraceResult, type TraceExchange } from './remote.ts';
+import type { EndpointClaim } from '../core/cluster.ts';
+import { vniOf, VXLAN_PORT } from '../drivers/overlay.ts';
 import type { ProbeRequest, ProbeResult } from './probe-worker.ts';
 
 export interface TraceRequest {
@@ -24,10 +30,12 @@ export interface TraceRequest {
   Port?: number;
   /** how long to wait for an answer (default 1000 ms) */
   TimeoutMs?: number;
+  /** trace between the containers' IPv6 addresses (implied by an IPv6 address in Source or Destination) */
+  IPv6?: boolean;
 }
 
 export interface TraceHop {
-  /** route, interface, rule, policy, probe */
+  /** route, interface, neighbour, fdb, rule, policy, nat, conntrack, remote, probe */
   kind: string;
   /** the namespace it happened in (a container's name, host, outside) */
   where: string;
@@ -49,7 +57,8 @@ export type Verdict = 'delivered' | 'dropped' | 'refused' | 'no answer' | 'no ro
 
 export interface TraceResult {
   Source: { kind: string; name: string; ip?: string };
-  Destination: { kind: string; name: string; ip?: string };
+  /** host: the remote host's tunnel address, for a container across an overlay network */
+  Destination: { kind: string; name: string; ip?: string; host?: string };
   Protocol: string;
   Port?: number;
   Hops: TraceHop[];
@@ -156,54 +165,173 @@ export class Tracer {
     return out;
   }
 
+  /** "eth0 (addr, mac) ↔ vethX on bridge B (network N)", a macvlan/ipvlan port, or an overlay's. */
+  private interfaceText(ep: EndpointRecord, family: 4 | 6, toward: boolean, label: string): string | undefined {
+    const net = this.d.networks.find(ep.networkId);
+    const addr = `${family === 6 ? ep.ipv6 : ep.ipv4}, ${ep.mac}`;
+    if (net?.driver === 'macvlan' || net?.driver === 'ipvlan') {
+      const mode = net.options[`${net.driver}_mode`] || (net.driver === 'macvlan' ? 'bridge' : 'l2');
+      const port = `${net.driver} port of ${net.options.parent ?? 'a dummy parent'} (mode ${mode}, network ${net.name}): frames go out on the parent's segment, the host's bridges and nftables are not on the way`;
+      return toward ? `${port} → ${ep.ifname} of ${label} (${addr})` : `${ep.ifname} (${addr}): ${port}`;
+    }
+    if (!ep.hostVeth) return undefined;
+    const bridge = net?.driver === 'overlay' ? `br0 of overlay network ${net.name} (namespace ${path.basename(this.overlayNs(net.id))})` : `bridge ${net?.bridge ?? '?'} (network ${ep.networkName})`;
+    return toward ? `${ep.hostVeth} on ${bridge} ↔ ${ep.ifname} of ${label} (${addr})` : `${ep.ifname} (${addr}) ↔ ${ep.hostVeth} on ${bridge}`;
+  }
+
+  private exchange(): TraceExchange | undefined {
+    return exchangeOf(this.d);
+  }
+
+  /** A container on another host of the cluster, by name or id, when no local container has that name. */
+  private remoteContainer(ref: string): EndpointClaim | undefined {
+    if (!this.d.cluster || !exchangeOf(this.d) || this.d.containers.find(ref)) return undefined;
+    for (const net of this.d.networks.list()) {
+      if (net.driver !== 'overlay') continue;
+      const c = this.d.cluster.remoteEndpoints(net.id).find((x) => x.name === ref || x.container === ref || (ref.length >= 4 && x.container?.startsWith(ref)));
+      if (c) return c;
+    }
+    return undefined;
+  }
+
+  /** The probe stays off the host's own namespace: a macvlan/ipvlan port or an overlay network. */
+  private offHost(src: Party, dst: Party): boolean {
+    const drv = (ep?: EndpointRecord) => (ep ? this.d.networks.find(ep.networkId)?.driver : undefined);
+    const off = (x?: string) => x === 'macvlan' || x === 'ipvlan' || x === 'overlay';
+    return off(drv(src.endpoint)) && (!dst.endpoint || off(drv(dst.endpoint)));
+  }
+
+  /**
+   * What the kernel keeps of the probe once it went by: the neighbour entry of the next hop in the
+   * source's namespace (ARP / NDP), the forwarding entry of that MAC on the way (the host's bridge, or
+   * an overlay's br0 and vxlan0, which names the remote tunnel endpoint), and the probe's connection in
+   * the host's conntrack table. Read after the probe (entries outlive it); a failed read is a hop too.
+   */
+  private async kernelHops(src: Party, route: RouteHop, family: 4 | 6, tuple: TracePacket | undefined, sport: number, port: number | undefined): Promise<TraceHop[]> {
+    const hops: TraceHop[] = [];
+    const where = src.kind === 'host' ? 'host' : src.label;
+    const norm = (x: string) => ipaddr.parse(x).toString();
+    let neighbour: Neighbour | undefined;
+    if (route.found && route.dev && route.dev !== 'lo') {
+      const nh = norm(route.gateway ?? tuple?.daddr ?? '');
+      try {
+        const [links, neigh] = await Promise.all([linkNames(src.netns), listNeighbours(src.netns, family)]);
+        neighbour = neigh.find((x) => x.ip && norm(x.ip) === nh && links.get(x.ifindex) === route.dev);
+        const v = family === 6 ? 'NDP' : 'ARP';
+        hops.push({ kind: 'neighbour', where, text: neighbour?.mac && !/failed|incomplete/.test(neighbour.state)
+          ? `neighbour ${nh} is ${neighbour.mac} on ${route.dev} (${neighbour.state})`
+          : `neighbour ${nh} on ${route.dev}: ${neighbour ? neighbour.state : 'no entry'} (nothing answered ${v})` });
+      } catch (e) {
+        hops.push({ kind: 'neighbour', where, text: `neighbour table unreadable: ${(e as Error).message}` });
+      }
+    }
+    const ep = src.endpoint;
+    const net = ep ? this.d.networks.find(ep.networkId) : undefined;
+    const mac = neighbour?.mac;
+    if (net && mac && (net.bridge || net.driver === 'overlay')) {
+      const ns = net.driver === 'overlay' ? this.overlayNs(net.id) : undefined;
+      const brName = net.driver === 'overlay' ? 'br0' : net.bridge!;
+      try {
+        const [links, fdb] = await Promise.all([linkNames(ns), listNeighbours(ns, 'bridge')]);
+        const name = (i: number) => links.get(i) ?? String(i);
+        const entries = fdb.filter((x) => x.mac === mac);
+        const onBridge = entries.find((x) => x.master !== undefined && name(x.master) === brName);
+        const tunnel = entries.find((x) => x.self && x.ip);
+        if (onBridge && name(onBridge.ifindex) === brName) hops.push({ kind: 'fdb', where: 'host', text: `bridge ${brName}: ${mac} is the bridge's own address: up to the ${ns ? 'overlay namespace' : 'host'}'s IP stack` });
+        else if (onBridge) hops.push({ kind: 'fdb', where: ns ? path.basename(ns) : 'host', text: `bridge ${brName}: ${mac} → port ${name(onBridge.ifindex)} (${onBridge.state === 'permanent' ? 'static' : `learned, ${onBridge.state}`})` });
+        else hops.push({ kind: 'fdb', where: ns ? path.basename(ns) : 'host', text: `bridge ${brName}: no forwarding entry for ${mac}: the frame is flooded to every port` });
+        if (tunnel) hops.push({ kind: 'fdb', where: path.basename(ns ?? 'host'), text: `${name(tunnel.ifindex)}: ${mac} → remote tunnel endpoint ${tunnel.ip} (VXLAN, ${tunnel.state}, from the cluster store)` });
+      } catch (e) {
+        hops.push({ kind: 'fdb', where: 'host', text: `forwarding database unreadable: ${(e as Error).message}` });
+      }
+    }
+    if (tuple && !this.offHost(src, { kind: 'address', label: '' })) {
+      const t = { proto: tuple.proto, saddr: tuple.saddr, daddr: tuple.daddr, ...(tuple.proto.startsWith('icmp') ? { icmpId: sport } : { sport, dport: port }) };
+      try {
+        const ct = await conntrackGet(undefined, t);
+        hops.push({ kind: 'conntrack', where: 'host', text: ct ? describeConntrack(ct) : `conntrack: no entry for ${t.proto} ${t.saddr} → ${t.daddr} in the host's table (never confirmed: dropped before, or not through the host)` });
+      } catch (e) {
+        hops.push({ kind: 'conntrack', where: 'host', text: `conntrack unreadable: ${(e as Error).message}` });
+      }
+    }
+    return hops;
+  }
+
+  /** An overlay network's namespace on this host (its br0 and vxlan0; see drivers/overlay.ts). */
+  private overlayNs(netId: string): string {
+    return path.join(this.d.opts.execRoot, 'netns', `1-${netId.slice(0, 10)}`);
+  }
+
   async trace(req: TraceRequest): Promise<TraceResult> {
     const t0 = performance.now();
     const proto = (req.Protocol ?? (req.Port ? 'tcp' : 'icmp')).toLowerCase();
     if (!KEY_PROTOS.includes(proto)) throw invalidParameter(`invalid protocol ${JSON.stringify(req.Protocol)}: use tcp, udp or icmp`);
     const timeoutMs = req.TimeoutMs ?? 1000;
     if (!Number.isInteger(timeoutMs) || timeoutMs < 10 || timeoutMs > 30_000) throw invalidParameter(`invalid timeout ${JSON.stringify(req.TimeoutMs)}: 10 to 30000 ms`);
-    const { src, dst } = await resolveParties({ containers: this.d.containers, netnsDir: this.d.opts.netnsDir, netnsPrefix: this.d.opts.netnsPrefix }, req.Source, req.Destination);
+    if (req.IPv6 !== undefined && typeof req.IPv6 !== 'boolean') throw invalidParameter(`invalid IPv6 ${JSON.stringify(req.IPv6)}: true or false`);
+    // a container of another host on an overlay network: reached at its overlay address, traced on both hosts
+    const remote = this.remoteContainer(req.Destination);
+    const { src, dst, family } = await resolveParties({ containers: this.d.containers, netnsDir: this.d.opts.netnsDir, netnsPrefix: this.d.opts.netnsPrefix }, req.Source, remote ? remote.ipv4 : req.Destination, req.IPv6 === true);
+    if (remote) {
+      const ep = src.container ? Object.values(src.container.endpoints).find((e) => e.networkId === remote.network) : undefined;
+      const netName = this.d.networks.find(remote.network)?.name ?? remote.network.slice(0, 12);
+      if (!ep) throw invalidParameter(`${req.Source} is not on overlay network ${netName}, where ${req.Destination} (on host ${remote.vtep}) is`);
+      Object.assign(dst, { kind: 'container', label: req.Destination });
+      src.endpoint = ep;
+      src.ip = ep.ipv4;
+    }
     let port = req.Port !== undefined ? checkPort(req.Port) : dst.port;
     const p = dst.port && proto === 'icmp' ? 'tcp' : proto;
     if (p !== 'icmp' && port === undefined) throw invalidParameter(`a ${p} trace needs a port (--port N/${p})`);
     if (p === 'icmp') port = undefined;
     const ip = dst.ip!;
+    const nf = family === 6 ? 'ip6' : 'ip';
+    const icmp = family === 6 ? 'icmpv6' : 'icmp';
     // the probe's own source port / echo id: what the trace rule and the event filter match on
     const sport = 33000 + Math.floor(Math.random() * 27000);
 
     const hops: TraceHop[] = [];
     const whereSrc = src.kind === 'container' ? src.label : src.kind === 'outside' ? src.label : 'host';
-    const route = await lookupRoute(src.netns, ip).catch((e: Error) => ({ found: false, text: `route lookup failed: ${e.message}` } as { found: boolean; text: string; dev?: string }));
+    const route = await lookupRoute(src.netns, ip).catch((e: Error) => ({ found: false, text: `route lookup failed: ${e.message}` } as RouteHop));
     hops.push({ kind: 'route', where: whereSrc, text: route.text });
-    if (src.endpoint?.hostVeth) {
-      const net = this.d.networks.find(src.endpoint.networkId);
-      hops.push({ kind: 'interface', where: whereSrc, text: `${src.endpoint.ifname} (${src.endpoint.ipv4}, ${src.endpoint.mac}) ↔ ${src.endpoint.hostVeth} on bridge ${net?.bridge ?? '?'} (network ${src.endpoint.networkName})` });
+    if (src.endpoint) {
+      const text = this.interfaceText(src.endpoint, family, false, src.label);
+      if (text) hops.push({ kind: 'interface', where: whereSrc, text });
     }
 
     const n = ++traceSeq;
     const pre = `trace${n}_pre`, out = `trace${n}_out`;
-    const match = p === 'icmp' ? [`icmp id ${sport}`] : [`meta l4proto ${p} th sport ${sport}`, `meta l4proto ${p} th dport ${sport}`];
-    const rules = (chain: string) => match.map((m) => `add rule ip loom ${chain} ${m} meta nftrace set 1 comment "network trace ${n}"\n`).join('');
-    const add = `add chain ip loom ${pre} { type filter hook prerouting priority -350; policy accept; }\n`
-      + `add chain ip loom ${out} { type filter hook output priority -350; policy accept; }\n${rules(pre)}${rules(out)}`;
-    const remove = `flush chain ip loom ${pre}\ndelete chain ip loom ${pre}\nflush chain ip loom ${out}\ndelete chain ip loom ${out}\n`;
+    const match = p === 'icmp' ? [`${icmp} id ${sport}`] : [`meta l4proto ${p} th sport ${sport}`, `meta l4proto ${p} th dport ${sport}`];
+    const rules = (chain: string) => match.map((m) => `add rule ${nf} loom ${chain} ${m} meta nftrace set 1 comment "network trace ${n}"\n`).join('');
+    const add = `add chain ${nf} loom ${pre} { type filter hook prerouting priority -350; policy accept; }\n`
+      + `add chain ${nf} loom ${out} { type filter hook output priority -350; policy accept; }\n${rules(pre)}${rules(out)}`;
+    const remove = `flush chain ${nf} loom ${pre}\ndelete chain ${nf} loom ${pre}\nflush chain ${nf} loom ${out}\ndelete chain ${nf} loom ${out}\n`;
     const ours = (e: TraceEvent) => !!e.packet && (p === 'icmp'
-      ? e.packet.proto === 'icmp' && e.packet.icmpId === sport
+      ? e.packet.proto === icmp && e.packet.icmpId === sport
       : e.packet.proto === p && (e.packet.sport === sport || e.packet.dport === sport));
     // a drop ends the wait: nothing will answer a probe that a rule threw away
+    const tunnelMarks = remote ? tunnelMatches(p as 'tcp' | 'udp' | 'icmp', sport) : [];
+    const addTunnel = tunnelMarks.length ? markingChains(`trace${n}`, tunnelMarks, `network trace ${n}`).add.split('\n').filter((l) => l.startsWith('add rule')).join('\n') + '\n' : '';
+    const keepEvent = remote ? markedBy(`trace${n}`, ours) : ours;
     const listener = new TraceListener((e) => {
-      const keep = ours(e);
+      const keep = keepEvent(e);
       if (keep && e.verdict === 'drop') this.prober.stopCurrent();
       return keep;
     });
     let probe: ProbeResult;
+    let leg: RemoteLeg | { error: string } | undefined;
+    let remoteResult: RemoteTraceResult | { error: string } | undefined;
     listener.start();
     const key = `trace-${n}`;
     try {
-      this.d.firewall.addExtra(key, add, remove);
+      this.d.firewall.addExtra(key, add + addTunnel, remove);
+      // the remote host arms its own marking rules before the probe goes
+      if (remote) leg = await this.exchange()!.ask(remote.host, { fromVtep: this.exchange()!.advertise, network: remote.network, proto: p as 'tcp' | 'udp' | 'icmp', sport, port, srcIp: src.ip!, dstIp: ip, srcMac: src.endpoint?.mac, timeoutMs });
       if (!route.found) probe = { outcome: 'unreachable', detail: route.text };
       else probe = await this.prober.send({ netns: src.netns, proto: p as ProbeRequest['proto'], src: src.kind === 'outside' ? src.ip : undefined, dst: ip, port, sport, timeoutMs });
-      if (route.found) await listener.settle(25);
+      // a probe that stayed off the host's hooks (macvlan, overlay) has nothing queued: a short wait
+      if (route.found) await listener.settle(25, this.offHost(src, dst) ? 25 : 250);
+      if (leg) remoteResult = 'finish' in leg ? await leg.finish() : leg;
     } finally {
       this.d.firewall.removeExtra(key);
       listener.close();
@@ -225,8 +353,9 @@ export class Tracer {
     let replied = false;
     for (const e of listener.events) {
       if (e.table === 'loom' && /^trace\d+_/.test(e.chain)) continue; // our own marking rule
+      if (!ours(e)) continue; // the tunnel's outer packet: below
       const rule = e.handle !== undefined ? ruleText.get(`${e.family} ${e.table} ${e.chain} ${e.handle}`) ?? `handle ${e.handle}` : `policy ${e.verdict}`;
-      const direction = e.packet && (p === 'icmp' ? e.packet.icmpType === 0 : e.packet.dport === sport) ? 'reply' : 'request';
+      const direction = e.packet && (p === 'icmp' ? e.packet.icmpType === 0 || e.packet.icmpType === 129 : e.packet.dport === sport) ? 'reply' : 'request';
       // after the answer, the client's own ACK or RST: the handshake's end, not the probe
       if (direction === 'reply') replied = true;
       else if (replied) continue;
@@ -251,9 +380,28 @@ export class Tracer {
       const to = `${translated.packet.daddr}${translated.packet.dport ? `:${translated.packet.dport}` : ''}`;
       hops.splice(at >= 0 ? at + 1 : hops.length, 0, { kind: 'nat', where: 'host', text: `DNAT ${ip}:${port} → ${to}`, meaning: `published port ${port}/${p}${target ? ` → ${target}` : ''}: translated (DNAT) to ${to}` });
     }
-    if (dst.endpoint?.hostVeth && !drop && probe.outcome !== 'unreachable') {
-      const net = this.d.networks.find(dst.endpoint.networkId);
-      hops.push({ kind: 'interface', where: dst.label, text: `${dst.endpoint.hostVeth} on bridge ${net?.bridge ?? '?'} ↔ ${dst.endpoint.ifname} of ${dst.label} (${dst.endpoint.ipv4}, ${dst.endpoint.mac})` });
+    // what the kernel remembers of the probe: the next hop's neighbour entry, the bridge's forwarding
+    // entry for that MAC, the connection in the host's conntrack table
+    const seen = listener.events.find((e) => e.packet && e.table === 'loom' && /^trace\d+_/.test(e.chain) && e.packet.daddr === ip);
+    hops.splice(src.endpoint ? 2 : 1, 0, ...await this.kernelHops(src, route, family, seen?.packet ?? (src.ip ? { proto: p === 'icmp' ? icmp : p, saddr: src.ip, daddr: ip } : undefined), sport, port));
+    if (dst.endpoint && !drop && probe.outcome !== 'unreachable') {
+      const text = this.interfaceText(dst.endpoint, family, true, dst.label);
+      if (text) hops.push({ kind: 'interface', where: dst.label, text });
+    }
+    if (remote) {
+      // this host's side of the tunnel, the remote host's report, then the answer's way back here
+      const myVtep = this.exchange()!.advertise;
+      const net = this.d.networks.find(remote.network);
+      const toVtep = await lookupRoute(undefined, remote.vtep).catch((e: Error) => ({ text: `route lookup failed: ${e.message}` }));
+      const outer = tunnelEventHops(listener.events.filter((e) => !ours(e)), `trace${n}`, 'host', ruleText, ctx, myVtep);
+      const back = outer.filter((h) => h.direction === 'reply');
+      const far: TraceHop[] = !remoteResult ? [] : 'error' in remoteResult
+        ? [{ kind: 'remote', where: `host ${remote.vtep}`, text: `host ${remote.vtep}: ${remoteResult.error}` }]
+        : remoteResult.hops;
+      const at = hops.findIndex((h) => h.direction === 'reply');
+      hops.splice(at >= 0 ? at : hops.length, 0,
+        { kind: 'tunnel', where: 'host', text: `VXLAN VNI ${net ? vniOf(net) : '?'}: the frame for ${remote.mac} goes in UDP ${myVtep} → ${remote.vtep}:${VXLAN_PORT}; ${toVtep.text}` },
+        ...outer.filter((h) => h.direction !== 'reply'), ...far, ...back);
     }
     hops.push({ kind: 'probe', where: whereSrc, text: probe.detail });
 
@@ -287,9 +435,10 @@ export class Tracer {
     } else {
       throw new LoomError(500, `trace: the probe failed: ${probe.detail}`);
     }
+    if (verdict === 'no answer' && this.offHost(src, dst) && !listener.events.length) reason += `; it left through ${route.dev ?? 'the source\'s interface'} (no host hook is on that path)`;
     return {
       Source: { kind: src.kind, name: src.label, ...(src.ip ? { ip: src.ip } : {}) },
-      Destination: { kind: dst.kind, name: dst.label, ip },
+      Destination: { kind: dst.kind, name: dst.label, ip, ...(remote ? { host: remote.vtep } : {}) },
       Protocol: p, ...(port !== undefined ? { Port: port } : {}),
       Hops: hops, Verdict: verdict, Reason: reason, ...(drop ? { Rule: drop.text } : {}),
       DurationMs: Math.round(performance.now() - t0),

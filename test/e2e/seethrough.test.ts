@@ -27,6 +27,13 @@ before(async () => {
   await run('--name', 'o1', '--network', 'other', 'box', 'sleep', '1d');
   await run('--name', 's1', '--network', 'sealed', 'box', 'sleep', '1d');
   await run('--name', 'lonely', '--network', 'none', 'box', 'sleep', '1d');
+  // IPv6: a dual-stack user network
+  await ok(sb.loom('network', 'create', '--ipv6', '--subnet', '172.30.13.0/24', '--subnet', 'fd00:13::/64', 'six'));
+  await run('--name', 'v61', '--network', 'six', 'box', 'sleep', '1d');
+  await run('--name', 'v62', '--network', 'six', 'box', ...HTTPD);
+  // macvlan on the host's uplink: its ports are machines of the outside world's segment
+  await ok(sb.loom('network', 'create', '-d', 'macvlan', '--subnet', '198.51.100.0/24', '--gateway', '198.51.100.2', '--ip-range', '198.51.100.128/25', '-o', 'parent=ext0', 'mv'));
+  await run('--name', 'm1', '--network', 'mv', 'box', ...HTTPD);
 }, { timeout: 180_000 });
 
 after(async () => {
@@ -61,9 +68,9 @@ describe('topology', { skip }, () => {
     assert.match(text, /web \[running\] eth0 172\.17\.0\.\d+\/16 02:42:\S+ ↔ veth[0-9a-f]{7}\n.*ports 8080->80\/tcp/);
     const svg = await ok(sb.loom('network', 'graph', '--format', 'svg'));
     assert.equal(XMLValidator.validate(svg), true);
-    assert.equal((svg.match(/class="node container /g) ?? []).length, 8);
+    assert.equal((svg.match(/class="node container /g) ?? []).length, 11);
     assert.match(await ok(sb.loom('network', 'graph', '--format', 'dot')), /^digraph loom \{/);
-    assert.equal(JSON.parse(await ok(sb.loom('network', 'graph', '--format', 'json'))).containers.length, 8);
+    assert.equal(JSON.parse(await ok(sb.loom('network', 'graph', '--format', 'json'))).containers.length, 11);
     await fails(sb.loom('network', 'graph', '--format', 'png'), /invalid --format "png"/);
   });
 });
@@ -85,6 +92,11 @@ describe('trace', { skip }, () => {
     assert.match(meanings(r), /inter-container communication on network bridge \(icc=true\)/);
     assert.ok(r.Hops.some((h: any) => h.kind === 'rule' && h.direction === 'reply'), 'the SYN-ACK is traced too');
     assert.match(r.Hops.at(-1).text, /SYN-ACK/);
+    // what the kernel kept: the neighbour entry, the bridge's forwarding entry, the connection
+    const kind = (k: string) => r.Hops.filter((h: any) => h.kind === k).map((h: any) => h.text).join('\n');
+    assert.match(kind('neighbour'), /^neighbour 172\.17\.0\.\d+ is 02:42:ac:11:00:\w\w on eth0 \((reachable|stale|delay)\)$/);
+    assert.match(kind('fdb'), /^bridge loom0: 02:42:ac:11:00:\w\w → port veth[0-9a-f]{7} \(learned/);
+    assert.match(kind('conntrack'), new RegExp(`^conntrack: tcp ${r.Source.ip}:\\d+ → ${r.Destination.ip}:80, \\w+, SEEN_REPLY`));
     const text = await ok(sb.loom('network', 'trace', 'a1', 'web', '--port', '80/tcp'));
     assert.match(text, /^trace a1 \(172\.17\.0\.\d+\) → web \(172\.17\.0\.\d+\), tcp port 80\n/);
     assert.match(text, /→ ip loom forward: iifname "loom0" oifname "loom0" accept comment "icc in \w+" => accept/);
@@ -115,6 +127,7 @@ describe('trace', { skip }, () => {
     assert.match(r.Reason, /--icc=false on network quiet/);
     assert.match(r.Rule, /no icc in/);
     assert.match(r.Hops.at(-1).text, /a rule dropped the probe, so loom stopped waiting/);
+    assert.match(r.Hops.find((h: any) => h.kind === 'conntrack').text, /no entry .*never confirmed/);
   });
 
   test('--link exception on an icc=false network: delivered', async () => {
@@ -144,6 +157,7 @@ describe('trace', { skip }, () => {
     assert.match(meanings(r), /published port 8080\/tcp → web:80: translated \(DNAT\) to 172\.17\.0\.\d+:80, so it may enter network bridge/);
     assert.match(meanings(r), /the reply leaves network bridge/);
     assert.match(r.Reason, /through a published port/);
+    assert.match(r.Hops.find((h: any) => h.kind === 'conntrack').text, /^conntrack: tcp 198\.51\.100\.2:\d+ → 198\.51\.100\.1:8080, reply from 172\.17\.0\.\d+:80 \(DNAT\)/);
     const local = await trace('host', '127.0.0.1:8080');
     assert.equal(local.Verdict, 'delivered', show(local));
     assert.match(meanings(local), /published port 8080\/tcp → web:80/);
@@ -152,11 +166,43 @@ describe('trace', { skip }, () => {
     assert.match(miss.Reason, /no published port 8081\/tcp on 198\.51\.100\.1/);
   });
 
+  test('IPv6 on a --ipv6 network: route, ip6 rules, NDP, conntrack; delivered', async () => {
+    const r = await trace('v61', 'v62', '--ipv6', '--port', '80/tcp');
+    assert.equal(r.Verdict, 'delivered', show(r));
+    assert.match(r.Destination.ip, /^fd00:13::/);
+    assert.match(r.Hops[0].text, /^route to fd00:13::\w+: fd00:13::\/64 dev eth0$/);
+    assert.match(meanings(r), /inter-container communication on network six \(icc=true\)/);
+    assert.ok(r.Hops.some((h: any) => h.table === 'ip6 loom' && h.direction === 'reply'), show(r));
+    assert.match(r.Hops.find((h: any) => h.kind === 'neighbour').text, /^neighbour fd00:13::\w+ is 02:42:\S+ on eth0/);
+    assert.match(r.Hops.find((h: any) => h.kind === 'conntrack').text, /^conntrack: tcp \[fd00:13::\w+\]:\d+ → \[fd00:13::\w+\]:80/);
+    const ping = await trace('v61', 'v62', '--ipv6');
+    assert.equal(ping.Verdict, 'delivered', show(ping));
+    assert.match(ping.Reason, /echo reply from fd00:13::/);
+    await fails(sb.loom('network', 'trace', 'v61', 'web', '--ipv6'), /container web has no IPv6 address to trace to/);
+    assert.doesNotMatch(await ok(sb.hostExec(['nft', 'list', 'table', 'ip6', 'loom'])), /trace\d+_|nftrace/);
+  });
+
+  test('macvlan: the probe stays on the parent\'s segment; from outside and out', async () => {
+    const r = await trace('outside:198.51.100.2', 'm1', '--port', '80/tcp');
+    assert.equal(r.Verdict, 'delivered', show(r));
+    assert.match(r.Hops.map((h: any) => h.text).join('\n'), /macvlan port of ext0 \(mode bridge, network mv\): frames go out on the parent's segment.* → eth0 of m1 \(198\.51\.100\.1\d\d, 02:42:/);
+    assert.ok(!r.Hops.some((h: any) => h.kind === 'rule'), 'no host hook on the way');
+    const out = await trace('m1', 'outside:198.51.100.2');
+    assert.equal(out.Verdict, 'delivered', show(out));
+    assert.match(out.Hops[0].text, /^route to 198\.51\.100\.2: 198\.51\.100\.0\/24 dev eth0$/);
+    assert.match(out.Hops[1].text, /^eth0 \(198\.51\.100\.1\d\d, 02:42:\S+\): macvlan port of ext0/);
+    assert.match(out.Hops.find((h: any) => h.kind === 'neighbour').text, /^neighbour 198\.51\.100\.2 is [0-9a-f:]{17} on eth0/);
+  });
+
   test('bad input: unknown container, network none, port out of range, no port for tcp', async () => {
     await fails(sb.loom('network', 'trace', 'nope', 'web'), /No such container: nope/);
     await fails(sb.loom('network', 'trace', 'lonely', 'web'), /container lonely has no network path: its network mode is none/);
     await fails(sb.loom('network', 'trace', 'a1', 'lonely'), /container lonely has no network path/);
     await fails(sb.loom('network', 'trace', 'a1', 'web', '--port', '70000/tcp'), /invalid port "70000"/);
+    await fails(sb.loom('network', 'trace', 'a1', 'web', '--port', '0/udp'), /invalid port "0"/);
+    await fails(sb.loom('network', 'trace', 'a1', 'web', '--ipv6'), /container a1 has no IPv6 address|container web has no IPv6 address/);
+    await fails(sb.loom('network', 'trace', 'a1', '172.17.0.9', '--ipv6'), /--ipv6 with an IPv4 address/);
+    await fails(sb.loom('network', 'trace', 'a1', 'web', '--timeout', '5'), /invalid timeout 5: 10 to 30000 ms/);
     await fails(sb.loom('network', 'trace', 'a1', 'web', '--port', '80/sctp'), /invalid protocol "sctp"/);
     await fails(sb.loom('network', 'trace', 'outside:203.0.113.9', 'web'), /outside:203\.0\.113\.9/);
     await fails(sb.loom('network', 'trace', 'outside:198.51.100.2', 'host'), /name the host's address and port instead \(HOSTIP:PORT/);

@@ -1,7 +1,9 @@
 // Pure parts of network trace: NFT_MSG_TRACE parsing, rule listings with handles, meanings in Docker's terms.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseTraceEvents } from '../../src/trace/nftrace.ts';
+import ipaddr from 'ipaddr.js';
+import { parsePacket, parseTraceEvents } from '../../src/trace/nftrace.ts';
+import { markedBy, tunnelMatches } from '../../src/trace/remote.ts';
 import { parseHandles } from '../../src/trace/tracer.ts';
 import { meaningOf, type MeaningContext } from '../../src/trace/meaning.ts';
 import { routeFor } from '../../src/trace/routes.ts';
@@ -67,4 +69,29 @@ test('trace: longest-prefix route', () => {
   assert.equal(routeFor(routes, '172.17.6.9')!.index, 3);
   assert.equal(routeFor(routes, '8.8.8.8')!.dst, 'default');
   assert.equal(routeFor(routes.slice(1), '8.8.8.8'), undefined);
+});
+
+test('trace: IPv6 routes, IPv6 packets, the tunnel matches of an overlay trace', () => {
+  const routes = [
+    { dst: 'fd00:13::/64', index: 2, table: 254, family: 6 as const },
+    { dst: 'default', gateway: 'fd00:13::1', index: 2, table: 254, family: 6 as const },
+    { dst: 'default', index: 3, table: 254, family: 4 as const },
+  ];
+  assert.equal(routeFor(routes, 'fd00:13::5')!.dst, 'fd00:13::/64');
+  assert.equal(routeFor(routes, '2001:db8::1')!.gateway, 'fd00:13::1');
+  assert.equal(routeFor(routes, '10.0.0.1')!.index, 3);
+  const v6 = Buffer.alloc(40);
+  v6[0] = 0x60;
+  v6[6] = 58;
+  Buffer.from(ipaddr.parse('fd00:13::2').toByteArray()).copy(v6, 8);
+  Buffer.from(ipaddr.parse('fd00:13::3').toByteArray()).copy(v6, 24);
+  assert.deepEqual(parsePacket(v6, Buffer.from([128, 0, 0, 0, 0x9c, 0x40, 0, 1])), { proto: 'icmpv6', saddr: 'fd00:13::2', daddr: 'fd00:13::3', icmpType: 128, icmpId: 40000 });
+  assert.deepEqual(tunnelMatches('tcp', 40000), ['udp dport 4789 @th,312,8 6 @th,400,16 40000', 'udp dport 4789 @th,312,8 6 @th,416,16 40000']);
+  assert.deepEqual(tunnelMatches('icmp', 7), ['udp dport 4789 @th,312,8 1 @th,432,16 7']);
+  // events of the packet a marking chain marked are kept by trace id, others not
+  const keep = markedBy('trace3');
+  const outer = { proto: 'udp', saddr: '203.0.113.1', daddr: '203.0.113.2', sport: 5555, dport: 4789 };
+  assert.equal(keep({ id: 9, family: 'ip', table: 'loom', chain: 'trace3_out', type: 'rule', packet: outer }), true);
+  assert.equal(keep({ id: 9, family: 'ip', table: 'loom', chain: 'postrouting', type: 'policy', verdict: 'accept', packet: outer }), true);
+  assert.equal(keep({ id: 10, family: 'ip', table: 'loom', chain: 'postrouting', type: 'policy', verdict: 'accept', packet: outer }), false);
 });

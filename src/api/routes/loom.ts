@@ -47,7 +47,7 @@ const tracers = new WeakMap<Daemon, Tracer>();
 route('POST', '/loom/trace', async (d, ctx) => {
   const body = (await ctx.body()) ?? {};
   if (typeof body !== 'object' || Array.isArray(body)) throw invalidParameter('invalid trace request: a JSON object is needed');
-  const known = ['Source', 'Destination', 'Protocol', 'Port', 'TimeoutMs'];
+  const known = ['Source', 'Destination', 'Protocol', 'Port', 'TimeoutMs', 'IPv6'];
   const unknown = Object.keys(body).filter((k) => !known.includes(k));
   if (unknown.length) throw invalidParameter(`unknown field in trace request: ${unknown.join(', ')}`);
   let t = tracers.get(d);
