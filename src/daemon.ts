@@ -18,6 +18,7 @@ import { RemoteIpam } from './plugins/ipam.ts';
 import { Plugins } from './plugins/registry.ts';
 import { DEFAULT_PLUGIN_DIRS } from './plugins/discovery.ts';
 import { OverlayDriver } from './drivers/overlay.ts';
+import { startTraceExchange, stopTraceExchange } from './trace/remote.ts';
 import { Cluster, parseClusterFlags } from './core/cluster.ts';
 import { EtcdClusterStore } from './store/etcd.ts';
 import { cniOf } from './cni/attachments.ts';
@@ -175,6 +176,8 @@ export class Daemon {
     await cni.init();
     // this host's overlay endpoints, written again under this run's lease
     await d.cluster?.reconcile(d.containers.list().flatMap((c) => Object.values(c.endpoints)));
+    // traces across overlay networks: other hosts' requests come through the cluster store
+    if (d.cluster) await startTraceExchange(d).catch((err) => log.warn({ err: messageOf(err) }, 'traces across hosts unavailable'));
     d.firewall.reconcile({ networks: d.networks.firewallState(), ...d.containers.firewallElements() });
     d.watchFirewall();
     if (opts.networkPluginSocket) {
@@ -276,6 +279,7 @@ export class Daemon {
     await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
     await this.containers.dns?.close();
     this.registry.close();
+    await stopTraceExchange(this);
     await this.cluster?.close().catch(() => {});
     this.networks.close();
     this.store.close();

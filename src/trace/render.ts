@@ -8,7 +8,9 @@ export function renderTrace(r: TraceResult): string {
   for (const h of r.Hops) {
     if (h.kind === 'rule' || h.kind === 'policy') {
       const pk = h.packet ? ` [${h.packet.saddr}${h.packet.sport ? `:${h.packet.sport}` : ''} → ${h.packet.daddr}${h.packet.dport ? `:${h.packet.dport}` : ''}${h.iif ? ` in ${h.iif}` : ''}${h.oif ? ` out ${h.oif}` : ''}]` : '';
-      lines.push(`  ${h.direction === 'reply' ? '←' : '→'} ${h.text} => ${h.verdict}${pk}`);
+      // a rule of another host (a trace across an overlay network) says where
+      const at = h.where !== 'host' ? `[${h.where}] ` : '';
+      lines.push(`  ${h.direction === 'reply' ? '←' : '→'} ${at}${h.text} => ${h.verdict}${pk}`);
       if (h.meaning) lines.push(`      ${h.meaning}`);
     } else {
       lines.push(`  ${h.where}: ${h.text}`);
