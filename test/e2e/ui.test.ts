@@ -56,8 +56,11 @@ describe('web page', { skip }, () => {
   });
 
   test('follows the events: a new container appears, a removed one disappears', async () => {
+    // an update redraws only what changed: q1's box is the very same element afterwards
+    await page.evaluate(() => { (document.querySelector('g[data-kind="container"][data-name="q1"]') as any).keepMe = 1; });
     await ok(sb.loom('run', '-d', '--name', 'newbie', 'box', 'sleep', '1d'));
     await page.waitForSelector('g[data-kind="container"][data-name="newbie"]', { timeout: 15_000 });
+    assert.equal(await page.evaluate(() => (document.querySelector('g[data-kind="container"][data-name="q1"]') as any).keepMe), 1);
     await ok(sb.loom('rm', '-f', 'newbie'));
     await page.waitForSelector('g[data-kind="container"][data-name="newbie"]', { state: 'detached', timeout: 15_000 });
     assert.deepEqual(consoleErrors, []);

@@ -21,19 +21,81 @@ async function getJson(url, opts) {
   return body;
 }
 
+// The SVG's elements by their markup: renderSvg writes one element per line, so an update re-parses and
+// re-lays-out only the lines that changed (a container more is a box and its port), not the whole picture:
+// with 200 containers a full redraw spends most of its time in style and layout of a thousand texts.
+const SVG_NS = 'http://www.w3.org/2000/svg';
+const markup = new WeakMap();
+let svgStyle = null;
+
+function drawSvg(pic, text) {
+  const m = /^(<svg[^>]*>)(<style>[\s\S]*?<\/style>)([\s\S]*)<\/svg>\s*$/.exec(text);
+  const parts = m ? m[3].split('\n') : [];
+  let svg = pic.querySelector('svg');
+  if (m && svg && svgStyle === m[2]) {
+    const head = new DOMParser().parseFromString(`${m[1]}</svg>`, 'image/svg+xml').documentElement;
+    for (const a of ['width', 'height', 'viewBox']) if (svg.getAttribute(a) !== head.getAttribute(a)) svg.setAttribute(a, head.getAttribute(a));
+    const pool = new Map();
+    for (const n of [...svg.children]) {
+      const k = markup.get(n);
+      if (k === undefined) continue;
+      if (!pool.has(k)) pool.set(k, []);
+      pool.get(k).push(n);
+    }
+    const wanted = parts.map((p) => pool.get(p)?.shift() ?? p);
+    // the new lines, parsed at once
+    const fresh = wanted.filter((w) => typeof w === 'string');
+    if (fresh.length) {
+      const g = document.createElementNS(SVG_NS, 'g');
+      g.innerHTML = fresh.join('');
+      if (g.children.length !== fresh.length) return fullDraw(pic, text, m, parts);
+      const made = [...g.children];
+      for (let i = 0, j = 0; i < wanted.length; i++) {
+        if (typeof wanted[i] === 'string') {
+          markup.set(made[j], wanted[i]);
+          wanted[i] = made[j++];
+        }
+      }
+    }
+    for (const rest of pool.values()) for (const n of rest) n.remove();
+    let ref = svg.querySelector(':scope > style').nextSibling;
+    for (const n of wanted) {
+      if (n === ref) ref = ref.nextSibling;
+      else svg.insertBefore(n, ref);
+    }
+    return;
+  }
+  fullDraw(pic, text, m, parts);
+}
+
+function fullDraw(pic, text, m, parts) {
+  pic.innerHTML = text;
+  svgStyle = null;
+  const svg = pic.querySelector('svg');
+  const kids = svg ? [...svg.children].filter((n) => n.localName !== 'style') : [];
+  if (!m || kids.length !== parts.length) return;
+  kids.forEach((n, i) => markup.set(n, parts[i]));
+  svgStyle = m[2];
+}
+
 async function refresh() {
   const [t, svg] = await Promise.all([getJson('/api/topology'), fetch('/api/topology.svg').then((r) => r.text())]);
   topo = t;
   const pic = $('#picture');
-  pic.innerHTML = svg;
+  drawSvg(pic, svg);
   const running = t.containers.filter((c) => c.state === 'running').length;
   $('#summary').textContent = `${t.host.name}: ${t.networks.length} networks, ${running} running containers of ${t.containers.length}`;
-  for (const g of pic.querySelectorAll('g[data-kind="container"]')) g.addEventListener('click', () => select(g.dataset.id));
   if (selected && !t.containers.some((c) => c.id === selected)) selected = null;
   if (selected) select(selected, true);
   if (lastTrace) highlight(lastTrace);
   document.body.dataset.ready = String(Date.now());
 }
+
+// one listener for every container, also those drawn later
+$('#picture').addEventListener('click', (ev) => {
+  const g = ev.target.closest('g[data-kind="container"]');
+  if (g) select(g.dataset.id);
+});
 
 let pending = null;
 function scheduleRefresh() {
