@@ -242,6 +242,8 @@ export class TraceExchange {
     const hops = await this.remoteHops(r, name, listener.events);
     const res: RemoteTraceResult = { host: this.hostLabel(), hops, events: listener.events.length };
     await store.txn([], [{ put: KEY.res(r.id), value: JSON.stringify(res), leased: true }]);
+    // the asking host deletes both once read; should it have gone meanwhile, they go here
+    setTimeout(() => void store.txn([], [{ delete: KEY.ack(r.id) }, { delete: KEY.res(r.id) }]).catch(() => {}), 30_000).unref();
   }
 
   private hostLabel(): string {
