@@ -68,7 +68,7 @@ export function startUi(d: Daemon, address: string): Promise<http.Server> {
         if (!(req.headers['content-type'] ?? '').startsWith('application/json')) throw invalidParameter('Content-Type must be application/json');
         const b = await readJson(req);
         tracer ??= new Tracer(d);
-        const r = await tracer.trace({ Source: String(b.Source ?? ''), Destination: String(b.Destination ?? ''), ...(b.Protocol ? { Protocol: String(b.Protocol) } : {}), ...(b.Port ? { Port: Number(b.Port) } : {}) });
+        const r = await tracer.trace({ Source: String(b.Source ?? ''), Destination: String(b.Destination ?? ''), ...(b.Protocol ? { Protocol: String(b.Protocol) } : {}), ...(b.Port ? { Port: Number(b.Port) } : {}), ...(b.IPv6 === true ? { IPv6: true } : {}) });
         return send(res, 200, 'application/json', JSON.stringify(r));
       }
       send(res, 404, 'application/json', JSON.stringify({ message: 'page not found' }));

@@ -160,13 +160,22 @@ function select(id, keep) {
   const dst = el('select', { name: 'dst', id: 'trace-dst' });
   for (const o of topo.containers.filter((x) => x.id !== id && x.state === 'running')) dst.append(el('option', { value: o.name }, o.name));
   dst.append(el('option', { value: 'host' }, 'host'));
+  // containers of other hosts on this container's overlay networks (the trace crosses the tunnel)
+  for (const e of c.endpoints) {
+    for (const r of netOf(e.networkId)?.tunnel?.remotes ?? []) {
+      for (const x of r.endpoints) if (x.name) dst.append(el('option', { value: x.name }, `${x.name} (host ${r.vtep})`));
+    }
+  }
   const proto = el('select', { name: 'proto', id: 'trace-proto' }, el('option', { value: 'icmp' }, 'icmp echo'), el('option', { value: 'tcp' }, 'tcp'), el('option', { value: 'udp' }, 'udp'));
   const port = el('input', { name: 'port', id: 'trace-port', type: 'number', min: '1', max: '65535', placeholder: 'port' });
+  const v6 = el('input', { name: 'ipv6', id: 'trace-ipv6', type: 'checkbox' });
   const go = el('button', { type: 'submit', id: 'trace-go' }, 'trace');
-  form.append(el('label', { for: 'trace-dst' }, 'to'), dst, el('label', { for: 'trace-proto' }, 'probe'), proto, el('label', { for: 'trace-port' }, 'port'), port, el('span'), go);
+  form.append(el('label', { for: 'trace-dst' }, 'to'), dst, el('label', { for: 'trace-proto' }, 'probe'), proto, el('label', { for: 'trace-port' }, 'port'), port);
+  if (c.endpoints.some((e) => e.ipv6)) form.append(el('label', { for: 'trace-ipv6' }, 'IPv6'), v6);
+  form.append(el('span'), go);
   form.addEventListener('submit', (ev) => {
     ev.preventDefault();
-    runTrace(c.name, dst.value, proto.value, port.value).catch((e) => {
+    runTrace(c.name, dst.value, proto.value, port.value, v6.checked).catch((e) => {
       $('#verdict').className = 'error';
       $('#verdict').textContent = e.message;
     });
@@ -174,18 +183,19 @@ function select(id, keep) {
   d.append(form, el('div', { id: 'verdict' }), el('ol', { id: 'hops' }));
 }
 
-async function runTrace(src, dst, proto, port) {
+async function runTrace(src, dst, proto, port, ipv6) {
   $('#verdict').className = '';
   $('#verdict').textContent = 'tracing…';
   $('#hops').replaceChildren();
-  const body = { Source: src, Destination: dst, Protocol: proto, ...(proto !== 'icmp' && port ? { Port: Number(port) } : {}) };
+  const body = { Source: src, Destination: dst, Protocol: proto, ...(proto !== 'icmp' && port ? { Port: Number(port) } : {}), ...(ipv6 ? { IPv6: true } : {}) };
   const r = await getJson('/api/trace', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
   lastTrace = r;
   const v = $('#verdict');
   v.className = r.Verdict.replace(' ', '-');
   v.textContent = `${r.Verdict}: ${r.Reason}`;
   for (const h of r.Hops) {
-    const li = el('li', {}, h.kind === 'rule' || h.kind === 'policy' ? `${h.direction === 'reply' ? '←' : '→'} ${h.table} ${h.chain}: ${h.verdict}` : `${h.where}: ${h.text}`);
+    const at = h.where !== 'host' ? `[${h.where}] ` : '';
+    const li = el('li', {}, h.kind === 'rule' || h.kind === 'policy' ? `${h.direction === 'reply' ? '←' : '→'} ${at}${h.table} ${h.chain}: ${h.verdict}` : `${h.where}: ${h.text}`);
     if (h.meaning) li.append(el('div', { class: 'meaning' }, h.meaning));
     $('#hops').append(li);
   }
