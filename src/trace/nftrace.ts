@@ -152,6 +152,7 @@ const monitor = new TraceMonitor();
 /** Collects the trace events `keep` accepts, from start() to close(). */
 export class TraceListener {
   readonly events: TraceEvent[] = [];
+  private readonly packets = new Map<number, TracePacket>();
   private waiters: (() => void)[] = [];
   private readonly keep: (e: TraceEvent) => boolean;
 
@@ -164,7 +165,13 @@ export class TraceListener {
   }
 
   deliver(events: TraceEvent[]): void {
-    for (const e of events) if (this.keep(e)) this.events.push(e);
+    for (const e of events) {
+      // the kernel attaches the packet to the first message of a hook only: the later ones (a chain's
+      // policy, say) get it from there, by their trace id
+      if (e.packet) this.packets.set(e.id, e.packet);
+      else if (this.packets.has(e.id)) e.packet = this.packets.get(e.id);
+      if (this.keep(e)) this.events.push(e);
+    }
     for (const w of this.waiters.splice(0)) w();
   }
 

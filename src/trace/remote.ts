@@ -107,7 +107,7 @@ export function tunnelEventHops(events: TraceEvent[], name: string, where: strin
       kind: e.type === 'policy' ? 'policy' : 'rule', where, table: `${e.family} ${e.table}`, chain: e.chain, handle: e.handle,
       verdict: e.verdict + (e.target ? ` ${e.target}` : ''), direction: localVtep && pk.daddr === localVtep ? 'reply' : 'request', packet: pk,
       text: `${e.family} ${e.table} ${e.chain}: ${rule}`,
-      meaning: meaning || `the VXLAN packet carrying the probe (UDP ${pk.saddr} → ${pk.daddr}:${pk.dport}) passes`,
+      meaning: `the VXLAN packet carrying the probe (UDP ${pk.saddr} → ${pk.daddr}:${pk.dport})${meaning ? `: ${meaning}` : ' passes'}`,
     });
   }
   return hops;

@@ -44,7 +44,10 @@ test('a trace across the overlay: this host, the tunnel, the remote host\'s repo
   assert.match(texts(r), /vxlan0: 02:42:0a:00:00:\w\w → remote tunnel endpoint 203\.0\.113\.2 \(VXLAN, permanent, from the cluster store\)/);
   assert.match(texts(r, 'host'), /VXLAN VNI 256: the frame for 02:42:0a:00:00:\w\w goes in UDP 203\.0\.113\.1 → 203\.0\.113\.2:4789; route to 203\.0\.113\.2: 203\.0\.113\.0\/24 dev ul0/);
   // this host's nftables saw the outer packet (marked by its inner source port only)
-  assert.ok(r.Hops.some((h: any) => h.where === 'host' && (h.kind === 'rule' || h.kind === 'policy') && h.packet?.dport === 4789), show(r));
+  for (const dir of ['request', 'reply']) {
+    assert.ok(r.Hops.some((h: any) => h.where === 'host' && h.direction === dir && (h.kind === 'rule' || h.kind === 'policy') && h.packet?.dport === 4789), `${dir}: ${show(r)}`);
+  }
+  assert.match(r.Hops.find((h: any) => h.where === 'host' && h.kind === 'policy').meaning, /^the VXLAN packet carrying the probe \(UDP 203\.0\.113\.\d → 203\.0\.113\.\d:4789\): chain \w+: policy accept/);
   // host B: decapsulation, its own nftables events, the bridge port, the container, the way back
   const far = `host ${ADDR.b}`;
   assert.match(texts(r, far), /VXLAN from 203\.0\.113\.1 arrives \(UDP 4789\), decapsulated by vxlan0 of overlay network ovt/);
