@@ -209,6 +209,8 @@ export class Tracer {
    */
   private async kernelHops(src: Party, route: RouteHop, family: 4 | 6, tuple: TracePacket | undefined, sport: number, port: number | undefined): Promise<TraceHop[]> {
     const hops: TraceHop[] = [];
+    // the conntrack read goes on meanwhile (the FDB read needs the neighbour's MAC first)
+    const conntrack = this.conntrackHop(src, tuple, sport, port);
     const where = src.kind === 'host' ? 'host' : src.label;
     const norm = (x: string) => ipaddr.parse(x).toString();
     let neighbour: Neighbour | undefined;
@@ -245,16 +247,21 @@ export class Tracer {
         hops.push({ kind: 'fdb', where: 'host', text: `forwarding database unreadable: ${(e as Error).message}` });
       }
     }
-    if (tuple && !this.offHost(src, { kind: 'address', label: '' })) {
-      const t = { proto: tuple.proto, saddr: tuple.saddr, daddr: tuple.daddr, ...(tuple.proto.startsWith('icmp') ? { icmpId: sport } : { sport, dport: port }) };
-      try {
-        const ct = await conntrackGet(undefined, t);
-        hops.push({ kind: 'conntrack', where: 'host', text: ct ? describeConntrack(ct) : `conntrack: no entry for ${t.proto} ${t.saddr} → ${t.daddr} in the host's table (never confirmed: dropped before, or not through the host)` });
-      } catch (e) {
-        hops.push({ kind: 'conntrack', where: 'host', text: `conntrack unreadable: ${(e as Error).message}` });
-      }
-    }
+    const ct = await conntrack;
+    if (ct) hops.push(ct);
     return hops;
+  }
+
+  /** The probe's connection in the host's conntrack table, when the probe went through the host. */
+  private async conntrackHop(src: Party, tuple: TracePacket | undefined, sport: number, port: number | undefined): Promise<TraceHop | undefined> {
+    if (!tuple || this.offHost(src, { kind: 'address', label: '' })) return undefined;
+    const t = { proto: tuple.proto, saddr: tuple.saddr, daddr: tuple.daddr, ...(tuple.proto.startsWith('icmp') ? { icmpId: sport } : { sport, dport: port }) };
+    try {
+      const ct = await conntrackGet(undefined, t);
+      return { kind: 'conntrack', where: 'host', text: ct ? describeConntrack(ct) : `conntrack: no entry for ${t.proto} ${t.saddr} → ${t.daddr} in the host's table (never confirmed: dropped before, or not through the host)` };
+    } catch (e) {
+      return { kind: 'conntrack', where: 'host', text: `conntrack unreadable: ${(e as Error).message}` };
+    }
   }
 
   /** An overlay network's namespace on this host (its br0 and vxlan0; see drivers/overlay.ts). */
