@@ -177,7 +177,7 @@ export class Daemon {
     // this host's overlay endpoints, written again under this run's lease
     await d.cluster?.reconcile(d.containers.list().flatMap((c) => Object.values(c.endpoints)));
     // traces across overlay networks: other hosts' requests come through the cluster store
-    if (d.cluster) await startTraceExchange(d).catch((err) => log.warn({ err: messageOf(err) }, 'traces across hosts unavailable'));
+    if (d.cluster) startTraceExchange(d);
     d.firewall.reconcile({ networks: d.networks.firewallState(), ...d.containers.firewallElements() });
     d.watchFirewall();
     if (opts.networkPluginSocket) {

@@ -159,13 +159,21 @@ export class TraceExchange {
     return this.d.cluster!;
   }
 
-  async start(): Promise<void> {
+  /** Watches the trace keys, in the background: a store out of reach is tried again every 2 s. */
+  begin(): void {
+    if (this.closed) return;
+    void this.start().catch(() => { if (!this.closed) setTimeout(() => this.begin(), 2000).unref(); });
+  }
+
+  private async start(): Promise<void> {
     const { revision } = await this.cluster.store.list(TRACE_PREFIX);
-    this.watch = await this.cluster.store.watch(TRACE_PREFIX, revision, (e) => this.onEvent(e), () => {
+    const w = await this.cluster.store.watch(TRACE_PREFIX, revision, (e) => this.onEvent(e), () => {
       // broken (store gone): start again later; a trace asked meanwhile reports the remote side missing
       this.watch = null;
-      if (!this.closed) setTimeout(() => void this.start().catch(() => {}), 1000).unref();
+      if (!this.closed) setTimeout(() => this.begin(), 1000).unref();
     });
+    if (this.closed) await w.cancel();
+    else this.watch = w;
   }
 
   async close(): Promise<void> {
@@ -194,6 +202,7 @@ export class TraceExchange {
 
   /** Asks `host` to watch for the probe; resolves once it is armed (or with an error after 1 s). */
   async ask(host: string, r: Omit<RemoteTraceRequest, 'id' | 'from'>): Promise<RemoteLeg | { error: string }> {
+    if (!this.watch) return { error: 'this host does not watch the cluster store (out of reach?): the remote host cannot be asked' };
     const id = `${this.cluster.hostId.slice(0, 12)}-${process.pid}-${++this.seq}-${crypto.randomBytes(3).toString('hex')}`;
     const req: RemoteTraceRequest = { ...r, id, from: this.cluster.hostId };
     const acked = this.wait(`ack/${id}`, 1000);
@@ -308,12 +317,12 @@ export function exchangeOf(d: Daemon): TraceExchange | undefined {
   return exchanges.get(d);
 }
 
-/** Starts answering other hosts' traces (and asking them); with --cluster-store only. */
-export async function startTraceExchange(d: Daemon): Promise<void> {
+/** Starts answering other hosts' traces (and asking them); with --cluster-store only. Never waits for the store. */
+export function startTraceExchange(d: Daemon): void {
   if (!d.cluster || exchanges.has(d)) return;
   const x = new TraceExchange(d);
-  await x.start();
   exchanges.set(d, x);
+  x.begin();
 }
 
 export async function stopTraceExchange(d: Daemon): Promise<void> {
