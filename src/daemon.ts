@@ -1,5 +1,6 @@
 // The daemon: wires the store, firewall, networks, images and containers, restores state after a restart,
 // and serves the Docker Engine API on a unix socket.
+import { settleBrNetfilter, type BrNetfilterMode } from './drivers/brnetfilter.ts';
 import { OvsDriver, OvsSwitch } from './drivers/ovs.ts';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -74,6 +75,8 @@ export interface DaemonOptions {
   certsDir?: string;
   /** --ui ADDR:PORT: serve the topology page there (src/ui); nothing is opened without it */
   ui?: string;
+  /** --br-netfilter: whether bridged frames go through the IP hooks namespace-wide (src/drivers/brnetfilter.ts) */
+  brNetfilter?: BrNetfilterMode;
 }
 
 export class Daemon {
@@ -161,6 +164,9 @@ export class Daemon {
     // the cluster's networks first: init() then brings their kernel side back with the rest
     await d.cluster?.start();
     await d.networks.init();
+    // after the networks' bridges exist: the ones that are not loom's decide `auto`
+    const brnf = await settleBrNetfilter(opts.brNetfilter ?? 'auto', d.networks.list().flatMap((n) => (n.bridge ? [n.bridge] : [])), log);
+    log.info({ brNetfilter: brnf.state, why: brnf.reason }, 'bridged traffic and the IP hooks');
     // images before containers: a legacy data root's images become layered ones, which containers follow
     await d.images.init((err, id) => log.error({ image: id, err }, 'image of an older data root not migrated'));
     // an image removed with -f while a stopped container used it goes with that container

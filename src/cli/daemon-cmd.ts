@@ -5,6 +5,7 @@ import { checkLogConfig } from '../api/configcheck.ts';
 import { parseUiAddress } from '../ui/address.ts';
 import { DOCKER_DEFAULT_POOLS, parsePoolFlag } from '../ipam/ipam.ts';
 import { DEFAULT_PLUGIN_DIRS } from '../plugins/discovery.ts';
+import { BR_NETFILTER_MODES, type BrNetfilterMode } from '../drivers/brnetfilter.ts';
 
 const specs = [
   f('--data-root', 'string'), f('--exec-root', 'string'), f('-H,--host', 'list'), f('--bip', 'string'),
@@ -15,7 +16,7 @@ const specs = [
   f('--cluster-store', 'string'), f('--cluster-advertise', 'string'), f('--cluster-store-opt', 'list'),
   f('--insecure-registry', 'list'), f('--tls', 'bool'), f('--tlsverify', 'bool'), f('--tlscacert', 'string'), f('--tlscert', 'string'), f('--tlskey', 'string'), f('--certs-dir', 'string'),
   f('--ui', 'string'),
-  f('--ovs', 'string'),
+  f('--ovs', 'string'), f('--br-netfilter', 'string'),
 ];
 
 export async function daemonCommand(argv: string[], envHost: string): Promise<number> {
@@ -66,6 +67,11 @@ export async function daemonCommand(argv: string[], envHost: string): Promise<nu
     logOpts[o.slice(0, i)] = o.slice(i + 1);
   }
   checkLogConfig({ Type: flags['log-driver'] ?? '', Config: logOpts });
+  const brNetfilter = (flags['br-netfilter'] ?? 'auto') as BrNetfilterMode;
+  if (!BR_NETFILTER_MODES.includes(brNetfilter)) {
+    process.stderr.write(`loom daemon: invalid --br-netfilter ${JSON.stringify(brNetfilter)}: expected one of ${BR_NETFILTER_MODES.join(', ')}\n`);
+    return 1;
+  }
   await runDaemon({
     dataRoot: flags['data-root'] ?? '/var/lib/loom',
     execRoot,
@@ -96,6 +102,7 @@ export async function daemonCommand(argv: string[], envHost: string): Promise<nu
     networkPluginSocket: flags['network-plugin-socket'],
     // openvswitch networks: managed (loom's own ovsdb-server/ovs-vswitchd) or unix:PATH (src/drivers/ovs.ts)
     ovs: flags.ovs,
+    brNetfilter,
   });
   return new Promise<number>(() => {}); // runs until a signal
 }

@@ -3,7 +3,8 @@
 // Kernel work goes through one in-process rtnetlink socket in the daemon's namespace; firewall state is
 // handed to the Firewall as plain data.
 import crypto from 'node:crypto';
-import { Rtnl, configureInterface } from '../kernel/rtnl.ts';
+import { Rtnl, bridgeNfCallData, configureInterface } from '../kernel/rtnl.ts';
+import { brNetfilterPresent } from './brnetfilter.ts';
 import fs from 'node:fs';
 import type { EndpointRecord, NetworkRecord } from '../core/types.ts';
 import type { FwNetwork } from '../firewall/model.ts';
@@ -153,14 +154,18 @@ export class BridgeDriver implements NetworkDriver {
     // Published ports are DNATed from 127.0.0.1 too (no userland proxy): the bridge must route 127/8 sources.
     writeProcSys(`net/ipv4/conf/${name}/route_localnet`, '1');
     // icc=false is a rule on traffic between two ports of one bridge, which nftables' forward hook sees
-    // only when br_netfilter hands bridged packets to it (Docker turns this on for the same reason).
-    if (!this.firewallView(net)!.icc) {
-      for (const f of ['bridge-nf-call-iptables', ...(net.enableIPv6 ? ['bridge-nf-call-ip6tables'] : [])]) {
-        try {
-          writeProcSys(`net/bridge/${f}`, '1');
-        } catch (e) {
-          this.log.warn({ network: net.name, err: String(e) }, `cannot set net.bridge.${f}: inter-container communication stays possible on ${name}`);
-        }
+    // only when br_netfilter hands the bridge's frames to it: asked for on this bridge alone, so that the
+    // frames of icc=true bridges skip conntrack and the IP hooks (see brnetfilter.ts). Set both ways: the
+    // default bridge's icc follows the daemon's --icc of each run.
+    if (this.deviceKind === 'bridge') {
+      const icc = this.firewallView(net)!.icc;
+      try {
+        await this.rtnl.setLinkData(link.index, 'bridge', bridgeNfCallData(!icc));
+      } catch (e) {
+        if (!icc) this.log.warn({ network: net.name, err: String(e) }, `cannot hand ${name}'s bridged traffic to nftables: inter-container communication stays possible on it`);
+      }
+      if (!icc && !brNetfilterPresent()) {
+        this.log.warn({ network: net.name }, `br_netfilter is not loaded (modprobe br_netfilter): inter-container communication stays possible on ${name}`);
       }
     }
     if (net.enableIPv6) {

@@ -127,7 +127,7 @@ export class Explainer {
       { cmd: 'sysctl -w net.ipv4.ip_forward=1', why: 'the host routes between the bridge and its uplinks' },
       { cmd: `sysctl -w net.ipv4.conf.${bridge}.route_localnet=1`, why: 'published ports answer on 127.0.0.1 too (DNAT from loopback, no userland proxy)' },
     ];
-    if (!truthy(opts[OPT_ICC], true)) steps.push({ cmd: 'sysctl -w net.bridge.bridge-nf-call-iptables=1', why: 'icc=false: bridged traffic must meet the forward hook' });
+    if (!truthy(opts[OPT_ICC], true)) steps.push({ cmd: `ip link set ${bridge} type bridge nf_call_iptables 1 nf_call_ip6tables 1`, why: 'icc=false: this bridge\'s bridged traffic must meet the forward hook (the namespace-wide net.bridge.bridge-nf-call-iptables is off: see --br-netfilter)' });
     const fwNet = this.d.networks.driver.firewallView(net);
     const state = this.d.firewall.state();
     if (fwNet) state.networks = [...state.networks, fwNet]; // an underlay network has no rules of its own

@@ -319,7 +319,8 @@ function renderFamily(state: FwState, f: Family): string {
   forward.push(`iifname . ${a} saddr . ${a} daddr . meta l4proto . th dport @links accept comment "links: requests"`);
   forward.push(`iifname . ${a} daddr . ${a} saddr . meta l4proto . th sport @links accept comment "links: replies"`);
   // Same-bridge traffic only reaches this hook when br_netfilter hands bridged packets to it (Docker's
-  // model too): icc=false is enforced here, so it needs net.bridge.bridge-nf-call-iptables=1.
+  // model too): icc=false is enforced here, so an icc=false bridge asks for it (nf_call_iptables on the
+  // bridge, src/drivers/brnetfilter.ts); other bridges' frames skip this hook when the namespace's switch is off.
   for (const n of nets) {
     forward.push(n.icc
       ? `iifname ${q(n.bridge)} oifname ${q(n.bridge)} accept comment "icc in ${short(n.id)}"`

@@ -706,6 +706,21 @@ export class Rtnl {
   }
 
   /**
+   * Changes IFLA_INFO_DATA attributes of an existing link of `kind` (e.g. bridgeNfCallData on a bridge):
+   * RTM_NEWLINK without NLM_F_CREATE, as `ip link set DEV type bridge ...` sends.
+   */
+  async setLinkData(index: number, kind: string, data: LinkData[]): Promise<void> {
+    const m = linkMsg(RTM_NEWLINK, NLM_F_ACK, index);
+    const li = m.begin(IFLA_LINKINFO);
+    m.str(IFLA_INFO_KIND, kind);
+    const d = m.begin(IFLA_INFO_DATA);
+    for (const a of data) m.attr(a.type, a.value);
+    m.end(d);
+    m.end(li);
+    await this.c.one({ msg: m, kind: KIND_ACK, what: this.w(`set ${kind} options of link ${index}`) });
+  }
+
+  /**
    * A veth pair whose peer is created directly inside another namespace (IFLA_NET_NS_FD on the peer):
    * moving a link between namespaces afterwards costs ~18 ms here. The host end is enslaved to `master`
    * by the creating request itself.
@@ -912,6 +927,15 @@ function neighMsg(type: number, flags: number, n: { index: number; mac: string; 
   if (dst.family !== 4) throw errnoError(`neighbour ${n.mac}: ${fdb ? n.vtep : n.ip} is not IPv4`, EINVAL);
   m.attr(NDA_DST, dst.bytes);
   return { msg: m, what: fdb ? `fdb entry ${n.mac} dst ${n.vtep} on link ${n.index}` : `neighbour ${n.ip} lladdr ${n.mac} on link ${n.index}` };
+}
+
+/**
+ * IFLA_INFO_DATA of a bridge: whether frames bridged between two of its ports are handed to the IPv4 and
+ * IPv6 netfilter hooks (br_netfilter) even when the namespace's net.bridge.bridge-nf-call-ip(6)tables
+ * is 0 (IFLA_BR_NF_CALL_IPTABLES, IFLA_BR_NF_CALL_IP6TABLES; `ip link set BR type bridge nf_call_iptables 1`).
+ */
+export function bridgeNfCallData(on: boolean): LinkData[] {
+  return [{ type: 36, value: Uint8Array.of(on ? 1 : 0) }, { type: 37, value: Uint8Array.of(on ? 1 : 0) }];
 }
 
 /**
