@@ -4,6 +4,7 @@
 // loom's own table matching the probe's source port / echo id), each explained in Docker's terms, then a
 // verdict. The temporary chains go in through the daemon's own Firewall (so the self-heal watcher knows
 // them as loom's, and a heal replays them), and always come out again, also on error.
+import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
@@ -35,7 +36,7 @@ export interface TraceRequest {
 }
 
 export interface TraceHop {
-  /** route, interface, neighbour, fdb, rule, policy, nat, conntrack, remote, probe */
+  /** route, interface, neighbour, fdb, bridge, rule, policy, nat, conntrack, remote, probe */
   kind: string;
   /** the namespace it happened in (a container's name, host, outside) */
   where: string;
@@ -252,6 +253,23 @@ export class Tracer {
     return hops;
   }
 
+  /**
+   * Source and destination on one icc=true bridge network whose frames skip the IP hooks (the
+   * namespace's bridge-nf-call switch off; an icc=false bridge asks for them itself): its bridge and name.
+   */
+  private bridgedPast(src: Party, dst: Party, family: 4 | 6): { bridge: string; network: string } | undefined {
+    if (!src.endpoint?.hostVeth || !dst.endpoint?.hostVeth || src.endpoint.networkId !== dst.endpoint.networkId) return undefined;
+    const net = this.d.networks.find(src.endpoint.networkId);
+    const view = net && net.driver === 'bridge' ? this.d.networks.driver.firewallView(net) : undefined;
+    if (!net?.bridge || !view?.icc) return undefined;
+    try {
+      if (fs.readFileSync(`/proc/sys/net/bridge/bridge-nf-call-${family === 6 ? 'ip6' : 'ip'}tables`, 'utf8').trim() !== '0') return undefined;
+    } catch {
+      // no br_netfilter at all: bridged frames never meet the IP hooks
+    }
+    return { bridge: net.bridge, network: net.name };
+  }
+
   /** The probe's connection in the host's conntrack table, when the probe went through the host. */
   private async conntrackHop(src: Party, tuple: TracePacket | undefined, sport: number, port: number | undefined): Promise<TraceHop | undefined> {
     if (!tuple || this.offHost(src, { kind: 'address', label: '' })) return undefined;
@@ -391,6 +409,16 @@ export class Tracer {
     // entry for that MAC, the connection in the host's conntrack table
     const seen = listener.events.find((e) => e.packet && e.table === 'loom' && /^trace\d+_/.test(e.chain) && e.packet.daddr === ip);
     hops.splice(src.endpoint ? 2 : 1, 0, ...await this.kernelHops(src, route, family, seen?.packet ?? (src.ip ? { proto: p === 'icmp' ? icmp : p, saddr: src.ip, daddr: ip } : undefined), sport, port));
+    // Between two containers of one icc=true bridge the frame is bridged, and with the namespace's
+    // br_netfilter switch off (src/drivers/brnetfilter.ts) no IP hook sees it: say so, instead of an
+    // empty list of rules and a missing conntrack entry.
+    const bridged = this.bridgedPast(src, dst, family);
+    if (bridged) {
+      const ct = hops.findIndex((h) => h.kind === 'conntrack');
+      const hop: TraceHop = { kind: 'bridge', where: 'host', text: `bridged on ${bridged.bridge} from ${src.endpoint!.hostVeth} to ${dst.endpoint!.hostVeth}: no nftables hook on the way (net.bridge.bridge-nf-call-${family === 6 ? 'ip6' : 'ip'}tables=0, the bridge does not ask for it)`, meaning: `inter-container communication on network ${bridged.network} (icc=true): bridged directly, no rule applies` };
+      if (ct >= 0) hops.splice(ct, 1, hop, { kind: 'conntrack', where: 'host', text: `conntrack: not tracked (bridged frames of ${bridged.bridge} meet no IP hook)` });
+      else hops.push(hop);
+    }
     if (dst.endpoint && !drop && probe.outcome !== 'unreachable') {
       const text = this.interfaceText(dst.endpoint, family, true, dst.label);
       if (text) hops.push({ kind: 'interface', where: dst.label, text });
