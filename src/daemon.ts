@@ -116,6 +116,8 @@ export class Daemon {
     // underlay drivers: ports of a host interface inside the container namespaces
     this.networks.register(new MacvlanDriver(log.child({ driver: 'macvlan' })));
     this.networks.register(new IpvlanDriver(log.child({ driver: 'ipvlan' })));
+    // an uplink that carries the only route to the cluster store is refused (src/drivers/uplink.ts)
+    this.networks.driver.uplinks.clusterStore = opts.clusterStore;
     const ovsSpec = opts.ovs;
     const ovsLog = log.child({ driver: 'openvswitch' });
     this.networks.register(new OvsDriver(ovsLog, { icc: opts.icc, ipMasq: opts.ipMasq }, ovsSpec ? () => OvsSwitch.open(ovsSpec, path.join(opts.execRoot, 'ovs'), ovsLog) : null));
