@@ -18,58 +18,109 @@ import path from 'node:path';
 import { spawn, execFileSync } from 'node:child_process';
 import type { EndpointRecord, NetworkRecord } from '../core/types.ts';
 import { Ovsdb, ovsMap, ovsSet, namedUuid, type OvsdbOp } from '../kernel/ovsdb.ts';
-import { BridgeDriver, OPT_BRIDGE_NAME, OPT_ICC, randomMac } from './bridge.ts';
+import { BridgeDriver, OPT_BRIDGE_NAME, randomMac } from './bridge.ts';
 import { OPT_UPLINK } from './uplink.ts';
 import { invalidParameter, systemError } from '../util/errors.ts';
 import type { Logger } from '../util/log.ts';
 
+/** set by the driver, shown by `network inspect`: the network's OVS bridge and its datapath type */
+export const OPT_OVS_BRIDGE = 'loom.ovs.bridge';
+export const OPT_OVS_DATAPATH = 'loom.ovs.datapath_type';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 export const OVS_HINT = 'install Open vSwitch (Debian: openvswitch-switch) and start the daemon with --ovs=managed (loom runs its own ovsdb-server and ovs-vswitchd) or --ovs=unix:/run/openvswitch/db.sock (the host\'s)';
 const SCHEMA = '/usr/share/openvswitch/vswitch.ovsschema';
-const BIN = { server: '/usr/sbin/ovsdb-server', switchd: '/usr/sbin/ovs-vswitchd', tool: '/usr/bin/ovsdb-tool' };
+const BIN = { server: '/usr/sbin/ovsdb-server', switchd: '/usr/sbin/ovs-vswitchd', tool: '/usr/bin/ovsdb-tool', ofctl: '/usr/bin/ovs-ofctl' };
 
 /** A connection to OVSDB, with ovs-vswitchd applying what it is told. */
 export class OvsSwitch {
-  readonly db: Ovsdb;
+  private conn: Ovsdb;
   readonly datapath: 'netdev' | 'system';
+  /** where ovs-vswitchd keeps each bridge's OpenFlow socket (<bridge>.mgmt), for ovs-ofctl */
+  readonly rundir: string;
+  /** the managed daemons' directory; null with --ovs=unix:PATH (the host supervises its own OVS) */
+  private readonly managed: string | null;
+  private readonly log: Logger;
+  private watch: NodeJS.Timeout | null = null;
+  private restarting: Promise<void> | null = null;
+  /** called after the supervisor started ovs-vswitchd again (its flows and devices need checking) */
+  onRestart: (() => Promise<void>) | null = null;
 
-  private constructor(db: Ovsdb) {
-    this.db = db;
+  private constructor(db: Ovsdb, rundir: string, managed: string | null, log: Logger) {
+    this.conn = db;
+    this.rundir = rundir;
+    this.managed = managed;
+    this.log = log;
     this.datapath = fs.existsSync('/sys/module/openvswitch') ? 'system' : 'netdev';
+  }
+
+  get db(): Ovsdb {
+    return this.conn;
   }
 
   /** `spec`: 'managed' or 'unix:PATH'; `runDir`: the managed daemons' state. */
   static async open(spec: string, runDir: string, log: Logger): Promise<OvsSwitch> {
-    if (spec.startsWith('unix:')) return new OvsSwitch(await Ovsdb.connect(spec.slice(5)));
+    if (spec.startsWith('unix:')) return new OvsSwitch(await Ovsdb.connect(spec.slice(5)), path.dirname(spec.slice(5)), null, log);
     if (spec !== 'managed') throw invalidParameter(`--ovs must be managed or unix:PATH, not ${spec}`);
     const missing = [...Object.values(BIN), SCHEMA].filter((f) => !fs.existsSync(f));
     if (missing.length) throw systemError(`Open vSwitch is not installed (${missing.join(', ')} missing): ${OVS_HINT}`);
     fs.mkdirSync(runDir, { recursive: true });
-    const sock = path.join(runDir, 'db.sock');
-    const p = (n: string) => path.join(runDir, n);
-    let db = await Ovsdb.connect(sock).catch(() => null);
-    if (!db) {
-      if (!fs.existsSync(p('conf.db'))) execFileSync(BIN.tool, ['create', p('conf.db'), SCHEMA]);
-      fs.rmSync(sock, { force: true });
-      startDetached(BIN.server, [p('conf.db'), `--remote=punix:${sock}`, `--pidfile=${p('ovsdb-server.pid')}`, `--unixctl=${p('ovsdb-server.ctl')}`, `--log-file=${p('ovsdb-server.log')}`, '--no-chdir']);
-      for (let i = 0; i < 500 && !db; i++) db = await Ovsdb.connect(sock).catch(async () => (await sleep(10), null));
-      if (!db) throw systemError(`ovsdb-server did not come up (see ${p('ovsdb-server.log')})`);
-      log.info({ dir: runDir }, 'started ovsdb-server');
-    }
-    const sw = new OvsSwitch(db);
-    // the root row, with userspace TSO on before ovs-vswitchd reads its configuration
-    const [rows] = await db.transact([{ op: 'select', table: 'Open_vSwitch', where: [], columns: ['_uuid'] }]);
-    if (!rows.rows.length) {
-      await db.transact([{ op: 'insert', table: 'Open_vSwitch', row: { other_config: ovsMap({ 'userspace-tso-enable': 'true' }) } }]);
-    } else {
-      await db.transact([{ op: 'mutate', table: 'Open_vSwitch', where: [], mutations: [['other_config', 'insert', ovsMap({ 'userspace-tso-enable': 'true' })]] }]);
-    }
-    if (!alive(p('ovs-vswitchd.pid'))) {
-      startDetached(BIN.switchd, [`unix:${sock}`, `--pidfile=${p('ovs-vswitchd.pid')}`, `--unixctl=${p('ovs-vswitchd.ctl')}`, `--log-file=${p('ovs-vswitchd.log')}`, '--no-chdir']);
-      log.info({ dir: runDir }, 'started ovs-vswitchd');
-    }
-    await sw.commit([]); // returns once ovs-vswitchd has applied the configuration: it is up
+    const sw = new OvsSwitch(await startServer(runDir, log), runDir, runDir, log);
+    await sw.startSwitchd();
+    sw.supervise();
     return sw;
+  }
+
+  /** The root row, with userspace TSO on before ovs-vswitchd reads its configuration; then ovs-vswitchd. */
+  private async startSwitchd(): Promise<void> {
+    const dir = this.managed!;
+    const [rows] = await this.db.transact([{ op: 'select', table: 'Open_vSwitch', where: [], columns: ['_uuid'] }]);
+    if (!rows.rows.length) {
+      await this.db.transact([{ op: 'insert', table: 'Open_vSwitch', row: { other_config: ovsMap({ 'userspace-tso-enable': 'true' }) } }]);
+    } else {
+      await this.db.transact([{ op: 'mutate', table: 'Open_vSwitch', where: [], mutations: [['other_config', 'insert', ovsMap({ 'userspace-tso-enable': 'true' })]] }]);
+    }
+    const p = (n: string) => path.join(dir, n);
+    if (!alive(p('ovs-vswitchd.pid'))) {
+      startDetached(BIN.switchd, [`unix:${p('db.sock')}`, `--pidfile=${p('ovs-vswitchd.pid')}`, `--unixctl=${p('ovs-vswitchd.ctl')}`, `--log-file=${p('ovs-vswitchd.log')}`, '--no-chdir'], dir);
+      this.log.info({ dir }, 'started ovs-vswitchd');
+    }
+    await this.commit([]); // returns once ovs-vswitchd has applied the configuration: it is up
+  }
+
+  /**
+   * loom's supervisor of the managed daemons: they run detached (they outlive a daemon restart, and
+   * containers keep their network meanwhile), so their deaths are seen by polling their pid files. A dead
+   * ovsdb-server is started again on its database and reconnected; a dead ovs-vswitchd is started again
+   * and reads its bridges and ports from OVSDB; then onRestart lets the driver restore what OVSDB does
+   * not keep (OpenFlow rules, the gateway device's addresses when its tap went with the process).
+   */
+  private supervise(): void {
+    const tick = () => {
+      if (this.restarting) return;
+      const dir = this.managed!;
+      const serverDead = !alive(path.join(dir, 'ovsdb-server.pid')) || this.db.isClosed;
+      const switchdDead = !alive(path.join(dir, 'ovs-vswitchd.pid'));
+      if (!serverDead && !switchdDead) return;
+      this.restarting = this.restart(serverDead, switchdDead)
+        .catch((e) => this.log.error({ dir, err: String(e) }, 'restarting Open vSwitch failed; trying again'))
+        .finally(() => { this.restarting = null; });
+    };
+    this.watch = setInterval(tick, SUPERVISE_MS);
+    this.watch.unref();
+  }
+
+  private async restart(serverDead: boolean, switchdDead: boolean): Promise<void> {
+    const dir = this.managed!;
+    this.log.warn({ dir, ovsdbServer: serverDead ? 'dead' : 'alive', ovsVswitchd: switchdDead ? 'dead' : 'alive' }, 'Open vSwitch died: starting it again');
+    if (serverDead) {
+      this.conn.close();
+      this.conn = await startServer(dir, this.log);
+    }
+    if (switchdDead) {
+      await this.startSwitchd();
+      await this.onRestart?.();
+    }
+    this.log.info({ dir }, 'Open vSwitch is back');
   }
 
   /** A transaction, then waits until ovs-vswitchd has applied it. */
@@ -87,18 +138,65 @@ export class OvsSwitch {
     }
     throw systemError('ovs-vswitchd did not apply the configuration within 10 s');
   }
+
+  /**
+   * Replaces the OpenFlow rules of a bridge with loom's cookie by `flows` (ovs-ofctl over the bridge's
+   * OpenFlow socket: writing OpenFlow's binary flow_mod encoding by hand is not worth it for the few
+   * rules set when a network is made or ovs-vswitchd restarted, and no npm OpenFlow library is kept up).
+   */
+  async setFlows(bridge: string, flows: string[]): Promise<void> {
+    const lines = [`delete cookie=${FLOW_COOKIE}/-1`, ...flows.map((f) => `add cookie=${FLOW_COOKIE},${f}`)];
+    await run(BIN.ofctl, ['--bundle', 'add-flows', bridge, '-'], lines.join('\n') + '\n', { ...process.env, OVS_RUNDIR: this.rundir });
+  }
+
+  close(): void {
+    if (this.watch) clearInterval(this.watch);
+    this.conn.close();
+  }
 }
 
-function startDetached(bin: string, args: string[]): void {
-  const c = spawn(bin, args, { detached: true, stdio: 'ignore' });
+const SUPERVISE_MS = 500;
+/** loom's OpenFlow rules carry this cookie: replaced as a whole, never touching others' */
+const FLOW_COOKIE = '0x6c6f6f6d';
+
+/** Connects to the managed ovsdb-server, starting it (and its database) first when it does not answer. */
+async function startServer(dir: string, log: Logger): Promise<Ovsdb> {
+  const p = (n: string) => path.join(dir, n);
+  const sock = p('db.sock');
+  let db = await Ovsdb.connect(sock).catch(() => null);
+  if (db) return db;
+  if (!fs.existsSync(p('conf.db'))) execFileSync(BIN.tool, ['create', p('conf.db'), SCHEMA]);
+  fs.rmSync(sock, { force: true });
+  startDetached(BIN.server, [p('conf.db'), `--remote=punix:${sock}`, `--pidfile=${p('ovsdb-server.pid')}`, `--unixctl=${p('ovsdb-server.ctl')}`, `--log-file=${p('ovsdb-server.log')}`, '--no-chdir'], dir);
+  for (let i = 0; i < 500 && !db; i++) db = await Ovsdb.connect(sock).catch(async () => (await sleep(10), null));
+  if (!db) throw systemError(`ovsdb-server did not come up (see ${p('ovsdb-server.log')})`);
+  log.info({ dir }, 'started ovsdb-server');
+  return db;
+}
+
+/** OVS_RUNDIR: the bridges' OpenFlow sockets go in loom's directory, not the host's /run/openvswitch */
+function startDetached(bin: string, args: string[], rundir: string): void {
+  const c = spawn(bin, args, { detached: true, stdio: 'ignore', env: { ...process.env, OVS_RUNDIR: rundir } });
   c.unref();
 }
 
+function run(bin: string, args: string[], input: string, env: NodeJS.ProcessEnv): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const c = spawn(bin, args, { stdio: ['pipe', 'ignore', 'pipe'], env });
+    let err = '';
+    c.stderr!.on('data', (d: Buffer) => { err += d; });
+    c.on('error', reject);
+    c.on('close', (code) => (code === 0 ? resolve() : reject(systemError(`${path.basename(bin)} ${args.join(' ')}: ${err.trim() || `exit ${code}`}`))));
+    c.stdin!.end(input);
+  });
+}
+
+/** A process that exists and is not a zombie (one left by a previous daemon run is nobody's child to reap). */
 function alive(pidfile: string): boolean {
   try {
     const pid = Number(fs.readFileSync(pidfile, 'utf8'));
-    process.kill(pid, 0);
-    return true;
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
   } catch {
     return false;
   }
@@ -109,6 +207,8 @@ export class OvsDriver extends BridgeDriver {
   protected override deviceKind = 'tun';
   private readonly open: (() => Promise<OvsSwitch>) | null;
   private sw: Promise<OvsSwitch> | null = null;
+  /** the networks whose kernel side this run made or adopted: restored when ovs-vswitchd restarts */
+  private readonly nets = new Map<string, NetworkRecord>();
 
   /** `open` is null when the daemon has no --ovs: every create is refused, naming what to do. */
   constructor(log: Logger, defaults: { icc: boolean; ipMasq: boolean }, open: (() => Promise<OvsSwitch>) | null) {
@@ -121,6 +221,7 @@ export class OvsDriver extends BridgeDriver {
     this.sw ??= this.open().then((sw) => {
       // the bridge's own port: a tap with the userspace datapath, an openvswitch device with the kernel's
       this.deviceKind = sw.datapath === 'netdev' ? 'tun' : 'openvswitch';
+      sw.onRestart = () => this.restored();
       return sw;
     }, (e) => {
       this.sw = null;
@@ -129,30 +230,78 @@ export class OvsDriver extends BridgeDriver {
     return this.sw;
   }
 
+  /** ovs-vswitchd started again by the supervisor: each network's device, addresses and rules checked. */
+  private async restored(): Promise<void> {
+    for (const net of this.nets.values()) {
+      await this.ensureNetwork(net).catch((e) => this.log.error({ network: net.name, err: String(e) }, 'cannot restore the network after ovs-vswitchd restarted'));
+    }
+  }
+
   override async prepare(net: NetworkRecord, others: NetworkRecord[]): Promise<void> {
-    await this.ready();
+    const sw = await this.ready();
     if (net.options[OPT_UPLINK]) throw invalidParameter(`${OPT_UPLINK} is an option of the bridge driver, not of openvswitch`);
-    // icc=false is a rule between two ports of one switch, which never reach the kernel's hooks here
-    if (['0', 'f', 'F', 'FALSE', 'false', 'False'].includes(net.options[OPT_ICC] ?? '')) throw invalidParameter(`${OPT_ICC}=false is not supported by the openvswitch driver`);
+    for (const k of Object.keys(net.options)) if (k.startsWith('loom.ovs.')) throw invalidParameter(`${k} is set by loom (it shows the network's OVS bridge), not an option`);
     await super.prepare(net, others);
     if (!net.options[OPT_BRIDGE_NAME]) net.bridge = `ovs-${net.id.slice(0, 11)}`; // not br-: `ip link` tells them apart
+    // shown by `network inspect` (as Docker's overlay driver shows its VXLAN ids in Options)
+    net.options[OPT_OVS_BRIDGE] = net.bridge!;
+    net.options[OPT_OVS_DATAPATH] = sw.datapath;
   }
 
   override async ensureNetwork(net: NetworkRecord): Promise<void> {
-    await this.ready();
-    return super.ensureNetwork(net);
+    const sw = await this.ready();
+    await super.ensureNetwork(net);
+    this.nets.set(net.id, net);
+    const flows = await this.flows(net);
+    if (flows.length) await sw.setFlows(net.bridge!, flows);
+  }
+
+  override close(): void {
+    super.close();
+    this.sw?.then((sw) => sw.close(), () => {});
+  }
+
+  override async deleteNetwork(net: NetworkRecord): Promise<void> {
+    this.nets.delete(net.id);
+    await super.deleteNetwork(net);
+  }
+
+  /**
+   * The OpenFlow rules of a network: none but OVS's own NORMAL (a learning switch) with icc on. With
+   * enable_icc=false, frames between two containers' ports are switched inside ovs-vswitchd and never meet
+   * the host's IP stack or nftables (the userspace datapath reads the ports with AF_PACKET, before any
+   * netdev hook could drop them), so the switch itself refuses them: a container's frames go to the
+   * gateway port only (unicast to its MAC through NORMAL, which so learns where containers are;
+   * broadcast and multicast — ARP, IPv6 ND — to it alone), the gateway's frames anywhere, the rest
+   * dropped. Routed through the gateway, container to container is nftables' icc rule, as on a bridge.
+   */
+  private async flows(net: NetworkRecord): Promise<string[]> {
+    if (this.firewallView(net)!.icc) return [];
+    const gw = await this.rtnl.getLink(net.bridge!);
+    if (!gw?.mac) throw systemError(`the gateway port ${net.bridge} of network ${net.name} has no MAC`);
+    return [
+      'priority=100,in_port=LOCAL,actions=NORMAL',
+      `priority=90,dl_dst=${gw.mac},actions=NORMAL`,
+      'priority=80,dl_dst=01:00:00:00:00:00/01:00:00:00:00:00,actions=LOCAL',
+      'priority=70,actions=drop',
+    ];
   }
 
   protected override async createDevice(net: NetworkRecord, name: string): Promise<void> {
     const sw = await this.ready();
-    await this.deleteDevice(net); // a row left without its device (ovs-vswitchd restarted meanwhile)
-    // hwaddr: a fixed MAC, as the bridge driver gives its bridges (the gateway's MAC never changes under ARP caches)
-    await sw.commit([
-      { op: 'insert', table: 'Interface', row: { name, type: 'internal' }, 'uuid-name': 'iface' },
-      { op: 'insert', table: 'Port', row: { name, interfaces: namedUuid('iface') }, 'uuid-name': 'port' },
-      { op: 'insert', table: 'Bridge', row: { name, ports: namedUuid('port'), datapath_type: sw.datapath, external_ids: ovsMap({ 'loom-network': net.id }), other_config: ovsMap({ hwaddr: randomMac() }) }, 'uuid-name': 'br' },
-      { op: 'mutate', table: 'Open_vSwitch', where: [], mutations: [['bridges', 'insert', ovsSet([namedUuid('br')])]] },
-    ]);
+    const [sel] = await sw.db.transact([{ op: 'select', table: 'Bridge', where: [['name', '==', name]], columns: ['_uuid'] }]);
+    // a bridge whose device is not there (yet): ovs-vswitchd makes it again from its row, ports included
+    // (removing the row would drop the ports of the running containers)
+    if (sel.rows.length) await sw.commit([]);
+    else {
+      // hwaddr: a fixed MAC, as the bridge driver gives its bridges (the gateway's MAC never changes under ARP caches)
+      await sw.commit([
+        { op: 'insert', table: 'Interface', row: { name, type: 'internal' }, 'uuid-name': 'iface' },
+        { op: 'insert', table: 'Port', row: { name, interfaces: namedUuid('iface') }, 'uuid-name': 'port' },
+        { op: 'insert', table: 'Bridge', row: { name, ports: namedUuid('port'), datapath_type: sw.datapath, external_ids: ovsMap({ 'loom-network': net.id }), other_config: ovsMap({ hwaddr: randomMac() }) }, 'uuid-name': 'br' },
+        { op: 'mutate', table: 'Open_vSwitch', where: [], mutations: [['bridges', 'insert', ovsSet([namedUuid('br')])]] },
+      ]);
+    }
     for (let i = 0; i < 500; i++) {
       const link = await this.rtnl.getLink(name);
       if (link) {
