@@ -5,6 +5,10 @@
 // and removed by transactions, waited for until ovs-vswitchd has applied them (next_cfg / cur_cfg, as
 // ovs-vsctl waits).
 //
+// Beyond the bridge driver: enable_icc=false as OpenFlow rules (flows()), a supervisor restarting the
+// managed OVS daemons (OvsSwitch.supervise), and with a cluster store global networks joined across hosts
+// by a VXLAN port on each host's bridge (ensureTunnel, peers from src/core/cluster.ts).
+//
 // Where the switch comes from (daemon flag --ovs):
 //   --ovs=managed         loom runs its own ovsdb-server and ovs-vswitchd in its namespace, state under
 //                         <exec-root>/ovs, kept across daemon restarts (they run detached, reused when alive)
@@ -20,8 +24,15 @@ import type { EndpointRecord, NetworkRecord } from '../core/types.ts';
 import { Ovsdb, ovsMap, ovsSet, namedUuid, type OvsdbOp } from '../kernel/ovsdb.ts';
 import { BridgeDriver, OPT_BRIDGE_NAME, randomMac } from './bridge.ts';
 import { OPT_UPLINK } from './uplink.ts';
+import { VXLAN_PORT, vniOf, type Peer } from './overlay.ts';
+import { vxlanData } from '../kernel/rtnl.ts';
 import { invalidParameter, systemError } from '../util/errors.ts';
 import type { Logger } from '../util/log.ts';
+
+/** a global network's vxlan device: ovx-<first 11 of the id> (15 characters, the kernel's limit) */
+const tunnelName = (net: NetworkRecord) => `ovx-${net.id.slice(0, 11)}`;
+/** outer IPv4 + UDP + VXLAN + inner Ethernet headers */
+const VXLAN_ENCAP = 50;
 
 /** set by the driver, shown by `network inspect`: the network's OVS bridge and its datapath type */
 export const OPT_OVS_BRIDGE = 'loom.ovs.bridge';
@@ -209,11 +220,41 @@ export class OvsDriver extends BridgeDriver {
   private sw: Promise<OvsSwitch> | null = null;
   /** the networks whose kernel side this run made or adopted: restored when ovs-vswitchd restarts */
   private readonly nets = new Map<string, NetworkRecord>();
+  private readonly queues = new Map<string, Promise<unknown>>();
+
+  /** the address other hosts reach this one at (--cluster-advertise): the local end of every tunnel */
+  private readonly advertise: string | undefined;
+  /** remote endpoints of global networks (from the cluster store), by network and address */
+  private readonly peers = new Map<string, Map<string, Peer>>();
 
   /** `open` is null when the daemon has no --ovs: every create is refused, naming what to do. */
-  constructor(log: Logger, defaults: { icc: boolean; ipMasq: boolean }, open: (() => Promise<OvsSwitch>) | null) {
+  constructor(log: Logger, defaults: { icc: boolean; ipMasq: boolean }, open: (() => Promise<OvsSwitch>) | null, advertise?: string) {
     super(log, defaults);
     this.open = open;
+    this.advertise = advertise;
+  }
+
+  /**
+   * A global network's record comes from the cluster store, written before this driver's prepare() ran
+   * on the host that made it: its device name is derived from its id on every host alike.
+   */
+  private fill(net: NetworkRecord): NetworkRecord {
+    if (!net.bridge) net.bridge = `ovs-${net.id.slice(0, 11)}`;
+    return net;
+  }
+
+  override mtu(net: NetworkRecord): number | undefined {
+    // a global network's frames cross hosts in VXLAN: its endpoints' MTU leaves room for the encapsulation
+    if (net.scope === 'global') return (super.mtu(net) ?? 1500) - VXLAN_ENCAP;
+    return super.mtu(net);
+  }
+
+  override firewallView(net: NetworkRecord) {
+    return super.firewallView(this.fill(net));
+  }
+
+  override join(net: NetworkRecord, ep: EndpointRecord, netnsPath: string, defaultRoute: boolean): Promise<void> {
+    return super.join(this.fill(net), ep, netnsPath, defaultRoute);
   }
 
   private async ready(): Promise<OvsSwitch> {
@@ -241,29 +282,142 @@ export class OvsDriver extends BridgeDriver {
     const sw = await this.ready();
     if (net.options[OPT_UPLINK]) throw invalidParameter(`${OPT_UPLINK} is an option of the bridge driver, not of openvswitch`);
     for (const k of Object.keys(net.options)) if (k.startsWith('loom.ovs.')) throw invalidParameter(`${k} is set by loom (it shows the network's OVS bridge), not an option`);
+    if (net.scope === 'global') {
+      // the record went to the cluster store already: nothing may be added to it here that other hosts need
+      if (net.options[OPT_BRIDGE_NAME]) throw invalidParameter(`${OPT_BRIDGE_NAME} is not taken by a global openvswitch network: its bridge has one name on every host`);
+      if (!this.advertise) throw systemError(`openvswitch network ${net.name}: this daemon has no --cluster-advertise address for its tunnel endpoint`);
+      if (net.ipam.config.some((c) => c.Subnet.includes(':')) || net.enableIPv6) throw invalidParameter('IPv6 is not supported on global openvswitch networks by loom');
+    }
     await super.prepare(net, others);
     if (!net.options[OPT_BRIDGE_NAME]) net.bridge = `ovs-${net.id.slice(0, 11)}`; // not br-: `ip link` tells them apart
+    if (net.scope === 'global') return;
     // shown by `network inspect` (as Docker's overlay driver shows its VXLAN ids in Options)
     net.options[OPT_OVS_BRIDGE] = net.bridge!;
     net.options[OPT_OVS_DATAPATH] = sw.datapath;
   }
 
-  override async ensureNetwork(net: NetworkRecord): Promise<void> {
-    const sw = await this.ready();
-    await super.ensureNetwork(net);
-    this.nets.set(net.id, net);
-    const flows = await this.flows(net);
-    if (flows.length) await sw.setFlows(net.bridge!, flows);
-  }
 
   override close(): void {
     super.close();
     this.sw?.then((sw) => sw.close(), () => {});
   }
 
-  override async deleteNetwork(net: NetworkRecord): Promise<void> {
+  /**
+   * One network's ensure/delete at a time: a global network's record reaches this host from the cluster
+   * store's watch while its create is still making it here.
+   */
+  private serial<T>(netId: string, fn: () => Promise<T>): Promise<T> {
+    const run = (this.queues.get(netId) ?? Promise.resolve()).then(fn, fn);
+    const tail = run.catch(() => undefined);
+    this.queues.set(netId, tail);
+    void tail.then(() => { if (this.queues.get(netId) === tail) this.queues.delete(netId); });
+    return run;
+  }
+
+  override ensureNetwork(net: NetworkRecord): Promise<void> {
+    return this.serial(net.id, () => this.ensureNow(net));
+  }
+
+  private async ensureNow(net: NetworkRecord): Promise<void> {
+    const sw = await this.ready();
+    this.fill(net);
+    await super.ensureNetwork(net);
+    this.nets.set(net.id, net);
+    if (net.scope === 'global') await this.ensureTunnel(sw, net);
+    const flows = await this.flows(net);
+    if (flows.length) await sw.setFlows(net.bridge!, flows);
+  }
+
+  override deleteNetwork(net: NetworkRecord): Promise<void> {
+    return this.serial(net.id, () => this.deleteNow(net));
+  }
+
+  private async deleteNow(net: NetworkRecord): Promise<void> {
+    this.fill(net);
     this.nets.delete(net.id);
     await super.deleteNetwork(net);
+    if (net.scope === 'global') {
+      await this.rtnl.deleteLink(tunnelName(net));
+      this.peers.delete(net.id);
+    }
+  }
+
+  override leave(net: NetworkRecord | undefined, ep: EndpointRecord, opts: { sandboxGoing?: boolean } = {}): Promise<void> {
+    return super.leave(net && this.fill(net), ep, opts);
+  }
+
+  // ------------------------------------------------------------------ global networks (a cluster store)
+  //
+  // Hosts are joined by a VXLAN port on each network's OVS bridge: a kernel vxlan device (VNI from the
+  // cluster store, local address --cluster-advertise, UDP 4789, no learning, proxy ARP), made a port of
+  // the bridge. Not OVS's own tunnel port (type=vxlan, options:remote_ip=flow, key): with the userspace
+  // datapath its packets are routed by ovs-vswitchd itself and must leave through an OVS bridge holding
+  // the underlay address (the host's NIC moved into OVS), which loom will not do to a host; the kernel's
+  // device sends them through the host's own routes, with either datapath. Remote endpoints come from the
+  // cluster store as the overlay driver's do (src/core/cluster.ts calls addPeer/removePeer): an ARP entry
+  // and a forwarding entry each on the vxlan device, so ARP is answered on this host and frames go
+  // unicast to the right one; nothing floods between hosts. The gateway is each host's own (the same
+  // address on every host's bridge, never seen across: ARP for it is answered locally), so egress and
+  // published ports stay on the host of the container, as on a bridge network.
+
+  /** The vxlan device and its port on the bridge, made or adopted; known peers programmed. */
+  private async ensureTunnel(sw: OvsSwitch, net: NetworkRecord): Promise<void> {
+    const name = tunnelName(net);
+    const vni = vniOf(net);
+    if (!vni) throw systemError(`openvswitch network ${net.name} has no vxlan id`);
+    if (!this.advertise) throw systemError(`openvswitch network ${net.name}: this daemon has no --cluster-advertise address for its tunnel endpoint`);
+    let link = await this.rtnl.getLink(name);
+    if (!link) {
+      try {
+        await this.rtnl.createLink({ name, kind: 'vxlan', mtu: this.mtu(net), up: true, data: vxlanData({ vni, local: this.advertise, port: VXLAN_PORT, learning: false, proxy: true }) });
+      } catch (e) {
+        if ((e as { code?: string }).code === 'EEXIST') throw systemError(`openvswitch network ${net.name}: vxlan id ${vni} is in use by another device on this host`);
+        throw e;
+      }
+      link = await this.rtnl.getLink(name);
+      if (!link) throw systemError(`openvswitch network ${net.name}: ${name} vanished after creation`);
+    }
+    const [sel] = await sw.db.transact([{ op: 'select', table: 'Port', where: [['name', '==', name]], columns: ['_uuid'] }]);
+    if (!sel.rows.length) {
+      await sw.commit([
+        { op: 'insert', table: 'Interface', row: { name }, 'uuid-name': 'iface' },
+        { op: 'insert', table: 'Port', row: { name, interfaces: namedUuid('iface'), external_ids: ovsMap({ 'loom-tunnel': net.id }) }, 'uuid-name': 'port' },
+        { op: 'mutate', table: 'Bridge', where: [['name', '==', net.bridge!]], mutations: [['ports', 'insert', ovsSet([namedUuid('port')])]] },
+      ]);
+    }
+    for (const p of this.peers.get(net.id)?.values() ?? []) await this.program(link.index, p);
+  }
+
+  /** A remote endpoint appeared (or moved): programmed at once if this host has the network. */
+  async addPeer(netId: string, p: Peer): Promise<void> {
+    let m = this.peers.get(netId);
+    if (!m) this.peers.set(netId, (m = new Map()));
+    const old = m.get(p.ip);
+    m.set(p.ip, p);
+    const net = this.nets.get(netId);
+    const link = net && await this.rtnl.getLink(tunnelName(net));
+    if (!link) return;
+    if (old && old.mac !== p.mac) await this.unprogram(link.index, old);
+    await this.program(link.index, p);
+  }
+
+  async removePeer(netId: string, ip: string): Promise<void> {
+    const old = this.peers.get(netId)?.get(ip);
+    if (!old) return;
+    this.peers.get(netId)!.delete(ip);
+    const net = this.nets.get(netId);
+    const link = net && await this.rtnl.getLink(tunnelName(net));
+    if (link) await this.unprogram(link.index, old);
+  }
+
+  private async program(index: number, p: Peer): Promise<void> {
+    await this.rtnl.addNeighbor({ index, ip: p.ip, mac: p.mac });
+    await this.rtnl.addNeighbor({ index, mac: p.mac, vtep: p.vtep });
+  }
+
+  private async unprogram(index: number, p: Peer): Promise<void> {
+    await this.rtnl.delNeighbor({ index, ip: p.ip, mac: p.mac });
+    await this.rtnl.delNeighbor({ index, mac: p.mac, vtep: p.vtep });
   }
 
   /**
