@@ -311,6 +311,22 @@ test('with a cluster store an openvswitch network is global: containers on two h
   await ok(a.loom('exec', 'oa', 'dd', 'if=/dev/zero', 'of=/www/big', 'bs=1024', 'count=2048'));
   assert.equal(await ok(b.loom('exec', 'ob', 'sh', '-c', `wget -qO- http://${ipA}/big | wc -c`)), '2097152');
   assert.match(await ok(b.loom('exec', 'ob', 'ip', '-o', 'link', 'show', 'eth0')), /mtu 1450/);
+  // a restart of A's daemon (its record comes back from the store): the tunnel still carries both ways
+  await a.stopDaemon('SIGTERM');
+  await a.startDaemon(daemonArgs('a'));
+  assert.equal((await eventually(() => b.loom('exec', 'ob', 'wget', '-qO-', `http://${ipA}/`), (r) => r.code === 0, 15_000)).code, 0, 'ob fetches from oa after A restarted');
+  await ok(a.loom('exec', 'oa', 'ping', '-c1', '-W2', ipB), 'oa pings ob after A restarted');
+  // enable_icc=false holds across hosts too (the OpenFlow rules drop what comes out of the tunnel port)
+  await ok(a.loom('network', 'create', '-d', 'openvswitch', '--subnet', '10.78.0.0/24', '-o', 'com.docker.network.bridge.enable_icc=false', 'ovsq'), 'create ovsq');
+  await eventually(() => b.loom('network', 'inspect', 'ovsq'), (r) => r.code === 0, 15_000);
+  await ok(a.loom('run', '-d', '--net', 'ovsq', '--name', 'qa', 'box', 'httpd', '-f', '-p', '80', '-h', '/www'));
+  await ok(b.loom('run', '-d', '--net', 'ovsq', '--name', 'qb', 'box', 'sleep', '1d'));
+  const qa = await ipOf(a, 'qa');
+  await ok(b.loom('exec', 'qb', 'ping', '-c1', '-W2', '10.78.0.1'), 'qb reaches its own gateway');
+  assert.notEqual((await b.loom('exec', 'qb', 'wget', '-T2', '-qO-', `http://${qa}/`)).code, 0, 'icc=false: qb does not reach qa across hosts');
+  await ok(a.loom('rm', '-f', 'qa'));
+  await ok(b.loom('rm', '-f', 'qb'));
+  await ok(a.loom('network', 'rm', 'ovsq'));
   await ok(a.loom('rm', '-f', 'oa'));
   await ok(b.loom('rm', '-f', 'ob'));
   await ok(b.loom('network', 'rm', 'ovsg'), 'rm ovsg on B');
