@@ -56,6 +56,10 @@ export class OvsSwitch {
   /** called after the supervisor started ovs-vswitchd again (its flows and devices need checking) */
   onRestart: (() => Promise<void>) | null = null;
 
+  /** ovs-vswitchd's cur_cfg as the monitor last told, and the commits waiting for it */
+  private curCfg = 0;
+  private waiters: { cfg: number; resolve(): void }[] = [];
+
   private constructor(db: Ovsdb, rundir: string, managed: string | null, log: Logger) {
     this.conn = db;
     this.rundir = rundir;
@@ -70,12 +74,17 @@ export class OvsSwitch {
 
   /** `spec`: 'managed' or 'unix:PATH'; `runDir`: the managed daemons' state. */
   static async open(spec: string, runDir: string, log: Logger): Promise<OvsSwitch> {
-    if (spec.startsWith('unix:')) return new OvsSwitch(await Ovsdb.connect(spec.slice(5)), path.dirname(spec.slice(5)), null, log);
+    if (spec.startsWith('unix:')) {
+      const sw = new OvsSwitch(await Ovsdb.connect(spec.slice(5)), path.dirname(spec.slice(5)), null, log);
+      await sw.watchCfg();
+      return sw;
+    }
     if (spec !== 'managed') throw invalidParameter(`--ovs must be managed or unix:PATH, not ${spec}`);
     const missing = [...Object.values(BIN), SCHEMA].filter((f) => !fs.existsSync(f));
     if (missing.length) throw systemError(`Open vSwitch is not installed (${missing.join(', ')} missing): ${OVS_HINT}`);
     fs.mkdirSync(runDir, { recursive: true });
     const sw = new OvsSwitch(await startServer(runDir, log), runDir, runDir, log);
+    await sw.watchCfg();
     await sw.startSwitchd();
     sw.supervise();
     return sw;
@@ -126,12 +135,27 @@ export class OvsSwitch {
     if (serverDead) {
       this.conn.close();
       this.conn = await startServer(dir, this.log);
+      await this.watchCfg();
     }
     if (switchdDead) {
       await this.startSwitchd();
       await this.onRestart?.();
     }
     this.log.info({ dir }, 'Open vSwitch is back');
+  }
+
+  /** Follows ovs-vswitchd's cur_cfg through an OVSDB monitor (as ovs-vsctl waits), not by polling. */
+  private async watchCfg(): Promise<void> {
+    const db = this.conn;
+    const take = (u: Record<string, Record<string, { new?: Record<string, unknown> }>>) => {
+      for (const row of Object.values(u.Open_vSwitch ?? {})) {
+        const cfg = row.new?.cur_cfg;
+        if (typeof cfg === 'number') this.curCfg = cfg;
+      }
+      this.waiters = this.waiters.filter((w) => (w.cfg <= this.curCfg ? (w.resolve(), false) : true));
+    };
+    db.onUpdate = take;
+    take(await db.monitor({ Open_vSwitch: ['cur_cfg'] }));
   }
 
   /** A transaction, then waits until ovs-vswitchd has applied it. */
@@ -142,12 +166,19 @@ export class OvsSwitch {
       { op: 'select', table: 'Open_vSwitch', where: [], columns: ['next_cfg'] },
     ]);
     const next = res[res.length - 1].rows[0].next_cfg as number;
-    for (let i = 0; i < 1000; i++) {
-      const [cur] = await this.db.transact([{ op: 'select', table: 'Open_vSwitch', where: [], columns: ['cur_cfg'] }]);
-      if (cur.rows[0].cur_cfg >= next) return res;
-      await sleep(10);
-    }
-    throw systemError('ovs-vswitchd did not apply the configuration within 10 s');
+    if (this.curCfg >= next) return res;
+    let timer: NodeJS.Timeout | undefined;
+    const applied = await new Promise<boolean>((resolve) => {
+      const w = { cfg: next, resolve: () => resolve(true) };
+      this.waiters.push(w);
+      timer = setTimeout(() => {
+        this.waiters = this.waiters.filter((x) => x !== w);
+        resolve(false);
+      }, 10_000);
+    });
+    clearTimeout(timer);
+    if (!applied) throw systemError('ovs-vswitchd did not apply the configuration within 10 s');
+    return res;
   }
 
   /**
