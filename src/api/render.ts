@@ -1,4 +1,5 @@
 // Docker-shaped JSON for containers, images and networks (keys and casing as the Engine API has them).
+import { OPT_OVS_BRIDGE, ovsBridgeOf } from '../drivers/ovs.ts';
 import { createHash } from 'node:crypto';
 import type { ContainerRecord, EndpointRecord, ImageRecord, NetworkRecord } from '../core/types.ts';
 import { ZERO_TIME } from '../core/names.ts';
@@ -239,7 +240,8 @@ export function inspectNetwork(n: NetworkRecord, members: ContainerRecord[], ver
     ConfigFrom: { Network: '' },
     ConfigOnly: false,
     Containers: containers,
-    Options: sortedKeys(n.options),
+    // a global openvswitch network's record comes from the cluster store without the bridge's name
+    Options: sortedKeys(n.driver === 'openvswitch' && !n.options[OPT_OVS_BRIDGE] ? { ...n.options, [OPT_OVS_BRIDGE]: ovsBridgeOf(n) } : n.options),
     Labels: sortedKeys(n.labels),
   };
 }

@@ -29,6 +29,8 @@ import { vxlanData } from '../kernel/rtnl.ts';
 import { invalidParameter, systemError } from '../util/errors.ts';
 import type { Logger } from '../util/log.ts';
 
+/** A network's OVS bridge: its record's (set by prepare, or a custom name), else the one derived from its id. */
+export const ovsBridgeOf = (net: NetworkRecord) => net.bridge ?? `ovs-${net.id.slice(0, 11)}`;
 /** a global network's vxlan device: ovx-<first 11 of the id> (15 characters, the kernel's limit) */
 const tunnelName = (net: NetworkRecord) => `ovx-${net.id.slice(0, 11)}`;
 /** outer IPv4 + UDP + VXLAN + inner Ethernet headers */
@@ -270,7 +272,7 @@ export class OvsDriver extends BridgeDriver {
    * on the host that made it: its device name is derived from its id on every host alike.
    */
   private fill(net: NetworkRecord): NetworkRecord {
-    if (!net.bridge) net.bridge = `ovs-${net.id.slice(0, 11)}`;
+    if (!net.bridge) net.bridge = ovsBridgeOf(net);
     return net;
   }
 

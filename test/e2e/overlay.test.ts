@@ -295,6 +295,12 @@ test('with a cluster store an openvswitch network is global: containers on two h
   await ok(b.loom('run', '-d', '--net', 'ovsg', '--name', 'ob', 'box', 'httpd', '-f', '-p', '80', '-h', '/www'), 'run ob');
   const [ipA, ipB] = [await ipOf(a, 'oa'), await ipOf(b, 'ob')];
   assert.notEqual(ipA, ipB);
+  // inspect on either host: the bridge (the same name everywhere) and each local endpoint's port
+  const [insA, insB] = [JSON.parse(await ok(a.loom('network', 'inspect', 'ovsg')))[0], JSON.parse(await ok(b.loom('network', 'inspect', 'ovsg')))[0]];
+  assert.equal(insB.Scope, 'global');
+  assert.match(insA.Options['loom.ovs.bridge'], /^ovs-[0-9a-f]{11}$/);
+  assert.equal(insB.Options['loom.ovs.bridge'], insA.Options['loom.ovs.bridge']);
+  assert.match(Object.values(insB.Containers).map((c: any) => c.OvsPort).join(), /^veth/);
   // each host: the OVS bridge with a VXLAN port (a kernel vxlan device: VNI from the store, local = advertise)
   const vsctl = (sb: Sandbox, ...x: string[]) => ok(sb.hostExec(['ovs-vsctl', `--db=unix:${path.join(sb.dir, 'run', 'ovs', 'db.sock')}`, ...x]));
   for (const [sb, addr] of [[a, ADDR.a], [b, ADDR.b]] as const) {
