@@ -120,9 +120,13 @@ export class Daemon {
     // underlay drivers: ports of a host interface inside the container namespaces
     this.networks.register(new MacvlanDriver(log.child({ driver: 'macvlan' })));
     this.networks.register(new IpvlanDriver(log.child({ driver: 'ipvlan' })));
+    // an uplink that carries the only route to the cluster store is refused (src/drivers/uplink.ts)
+    this.networks.driver.uplinks.clusterStore = opts.clusterStore;
     const ovsSpec = opts.ovs;
     const ovsLog = log.child({ driver: 'openvswitch' });
-    this.networks.register(new OvsDriver(ovsLog, { icc: opts.icc, ipMasq: opts.ipMasq }, ovsSpec ? () => OvsSwitch.open(ovsSpec, path.join(opts.execRoot, 'ovs'), ovsLog) : null));
+    const cl = parseClusterFlags(opts.clusterStore, opts.clusterAdvertise, opts.clusterStoreOpts ?? []);
+    const ovs = new OvsDriver(ovsLog, { icc: opts.icc, ipMasq: opts.ipMasq }, ovsSpec ? () => OvsSwitch.open(ovsSpec, path.join(opts.execRoot, 'ovs'), ovsLog) : null, cl?.advertise);
+    this.networks.register(ovs);
     // legacy plugins: remote network drivers (-d NAME) and remote IPAM (--ipam-driver NAME)
     const plugins = new Plugins(opts.pluginDirs ?? DEFAULT_PLUGIN_DIRS, log.child({ component: 'plugins' }));
     this.networks.pluginDriver = async (name) => RemoteDriver.load(name, (await plugins.get(name, 'NetworkDriver')).client, log.child({ driver: name }));
@@ -142,12 +146,13 @@ export class Daemon {
     // One resolver for every container on a user-defined network; it answers from the controller's names.
     this.containers.dns = new EmbeddedDns(this.containers.dnsNames, log.child({ component: 'dns' }));
     // overlay: the driver always (without a cluster store `-d overlay` gets Docker's refusal), the cluster with one
-    const cl = parseClusterFlags(opts.clusterStore, opts.clusterAdvertise, opts.clusterStoreOpts ?? []);
     const overlay = new OverlayDriver(log.child({ driver: 'overlay' }), { sandboxDir: path.join(opts.execRoot, 'netns'), advertise: cl?.advertise });
     this.networks.register(overlay);
     if (cl) {
       this.cluster = new Cluster(new EtcdClusterStore(opts.clusterStore!, cl.connection), { hostId: id, ...cl, log: log.child({ component: 'cluster' }) });
-      this.cluster.attach(this.networks, overlay, this.containers.dnsNames);
+      // remote endpoints of a global network go to its driver: overlay, or openvswitch
+      const byNet = (id: string) => (this.networks.list().find((n) => n.id === id)?.driver === 'openvswitch' ? ovs : overlay);
+      this.cluster.attach(this.networks, { addPeer: (id, p) => byNet(id).addPeer(id, p), removePeer: (id, ip) => byNet(id).removePeer(id, ip) }, this.containers.dnsNames);
       this.networks.cluster = this.cluster;
       this.containers.dnsNames.onAdd = (e, netName) => this.cluster!.updateNames(e, netName);
     }

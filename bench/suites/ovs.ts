@@ -45,6 +45,22 @@ export async function run(ctx: Ctx, res: SuiteResult): Promise<void> {
       }
     }
     for (const [drv] of NETS) rows.push(row('run -d (create, attach, start)', `loom, ${drv} network`, 'ms', times.get(drv)!, { loom: drv === 'openvswitch' }));
+    // the attach alone: network connect / disconnect of a running container (of a third network)
+    await d.api.ok('POST', '/networks/create', { Name: 'net-base', IPAM: { Config: [{ Subnet: '10.93.0.0/24' }] } });
+    const lone = await d.api.run({ Image: 'box', Cmd: ['sleep', '600'], HostConfig: { NetworkMode: 'net-base' } }, 'lone');
+    const conn = new Map<string, number[]>(), disc = new Map<string, number[]>();
+    for (let i = 0; i < n; i++) {
+      for (const [drv] of NETS) {
+        let t0 = performance.now();
+        await d.api.ok('POST', `/networks/net-${drv}/connect`, { Container: lone });
+        conn.set(drv, [...(conn.get(drv) ?? []), performance.now() - t0]);
+        t0 = performance.now();
+        await d.api.ok('POST', `/networks/net-${drv}/disconnect`, { Container: lone });
+        disc.set(drv, [...(disc.get(drv) ?? []), performance.now() - t0]);
+      }
+    }
+    for (const [drv] of NETS) rows.push(row('network connect (attach a running container)', `loom, ${drv} network`, 'ms', conn.get(drv)!, { loom: drv === 'openvswitch' }));
+    for (const [drv] of NETS) rows.push(row('network disconnect', `loom, ${drv} network`, 'ms', disc.get(drv)!, { loom: drv === 'openvswitch' }));
     const have = available();
     if (!have.iperf3) res.notes.push('iperf3 not installed: no throughput measured');
     else {

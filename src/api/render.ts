@@ -1,4 +1,5 @@
 // Docker-shaped JSON for containers, images and networks (keys and casing as the Engine API has them).
+import { OPT_OVS_BRIDGE, ovsBridgeOf } from '../drivers/ovs.ts';
 import { createHash } from 'node:crypto';
 import type { ContainerRecord, EndpointRecord, ImageRecord, NetworkRecord } from '../core/types.ts';
 import { ZERO_TIME } from '../core/names.ts';
@@ -200,7 +201,7 @@ export function listContainer(c: ContainerRecord, img: ImageRecord | undefined, 
 }
 
 export function inspectNetwork(n: NetworkRecord, members: ContainerRecord[], verbose = false) {
-  const containers: Record<string, { Name: string; EndpointID: string; MacAddress: string; IPv4Address: string; IPv6Address: string }> = {};
+  const containers: Record<string, { Name: string; EndpointID: string; MacAddress: string; IPv4Address: string; IPv6Address: string; OvsPort?: string }> = {};
   // Go encodes maps with their keys sorted: Containers by id, Options and Labels by key.
   for (const c of [...members].sort((a, b) => (a.id < b.id ? -1 : 1))) {
     const ep = c.endpoints[n.name];
@@ -218,6 +219,8 @@ export function inspectNetwork(n: NetworkRecord, members: ContainerRecord[], ver
       MacAddress: ep.mac,
       IPv4Address: ep.ipv4 ? `${ep.ipv4}/${ep.prefix4}` : '',
       IPv6Address: ep.ipv6 ? `${ep.ipv6}/${ep.prefix6}` : '',
+      // loom's: the endpoint's port on the network's OVS bridge (Options' loom.ovs.bridge)
+      ...(n.driver === 'openvswitch' && ep.hostVeth ? { OvsPort: ep.hostVeth } : {}),
     };
   }
   void verbose;
@@ -237,7 +240,8 @@ export function inspectNetwork(n: NetworkRecord, members: ContainerRecord[], ver
     ConfigFrom: { Network: '' },
     ConfigOnly: false,
     Containers: containers,
-    Options: sortedKeys(n.options),
+    // a global openvswitch network's record comes from the cluster store without the bridge's name
+    Options: sortedKeys(n.driver === 'openvswitch' && !n.options[OPT_OVS_BRIDGE] ? { ...n.options, [OPT_OVS_BRIDGE]: ovsBridgeOf(n) } : n.options),
     Labels: sortedKeys(n.labels),
   };
 }

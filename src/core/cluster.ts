@@ -413,7 +413,7 @@ export class Cluster {
       let vni = wanted[0];
       if (vni !== undefined) {
         if (idx.vnis[vni]) throw new LoomError(403, `failed to reserve vxlan id ${vni}: requested bit is already allocated`);
-      } else if (n.driver === 'overlay') {
+      } else if (n.driver === 'overlay' || n.driver === 'openvswitch') {
         for (let v = VNI_START; v <= VNI_END; v++) if (!idx.vnis[v]) { vni = v; break; }
         if (vni === undefined) throw systemError('failed to allocate vxlan id: no bit available');
       }

@@ -278,7 +278,8 @@ export class Networks {
     if (this.list().some((n) => n.name === name)) throw conflict(`network with name ${name} already exists`);
     const driver = spec.Driver || 'bridge';
     const drv = await this.driverNamed(driver);
-    if (driver === 'overlay') return this.createGlobal(spec, drv);
+    // overlay networks, and openvswitch ones when the daemon has a cluster store (src/drivers/ovs.ts), are global
+    if (driver === 'overlay' || (driver === 'openvswitch' && this.cluster)) return this.createGlobal(spec, drv);
     const ipamDriver = spec.IPAM?.Driver || 'default';
     const remoteIpam = ipamDriver === 'default' ? null : this.pluginIpam ? await this.pluginIpam(ipamDriver) : null;
     if (ipamDriver !== 'default' && !remoteIpam) throw notFound(`plugin "${ipamDriver}" not found`);
@@ -455,7 +456,7 @@ export class Networks {
       throw new LoomError(403, `error while removing network: network ${net.name} has active endpoints (${eps.join(', ')})`);
     }
     // other hosts' endpoints count too (refused there, before anything here changes)
-    if (net.driver === 'overlay' && this.cluster) await this.cluster.removeNetwork(net);
+    if (inCluster(net) && this.cluster) await this.cluster.removeNetwork(net);
     const drv = await this.loadedDriverOf(net);
     const fwView = drv?.firewallView(net);
     if (fwView) this.fw.apply({ removeNetworks: [fwView] });
@@ -502,13 +503,21 @@ export class Networks {
     }
     const cur = all.find((n) => n.id === net.id);
     this.put({ ...net, ...(cur?.lastAllocated ? { lastAllocated: cur.lastAllocated } : {}) });
-    if (!cur) await this.drivers.get(net.driver)?.ensureNetwork(net);
+    if (!cur) {
+      const drv = this.drivers.get(net.driver);
+      await drv?.ensureNetwork(net);
+      // a global network with loom's firewall (openvswitch): its NAT and isolation rules on this host too
+      const fwView = drv?.firewallView(net);
+      if (fwView) this.fw.apply({ addNetworks: [fwView] });
+    }
   }
 
   /** A global network removed from the cluster: this host's copy and kernel side go. */
   async dropGlobal(id: string): Promise<void> {
     const net = this.records().find((n) => n.id === id);
     if (!net || net.scope !== 'global') return;
+    const fwView = this.drivers.get(net.driver)?.firewallView(net);
+    if (fwView) this.fw.apply({ removeNetworks: [fwView] });
     await this.drivers.get(net.driver)?.deleteNetwork(net).catch((e) => this.log.warn({ network: net.name, err: String(e) }, 'removing a global network\'s kernel side failed'));
     this.cached = null;
     this.store.delete('networks', id);
@@ -659,7 +668,7 @@ export class Networks {
       await remote.allocateEndpoint(net, ep);
       if (!ep.mac) ep.mac = ep.ipv4 ? macFromIpv4(ep.ipv4) : randomMac();
     }
-    if (net.driver === 'overlay' && this.cluster) await this.claimGlobal(net, ep);
+    if (inCluster(net) && this.cluster) await this.claimGlobal(net, ep);
     try {
       await drv.join(net, ep, netnsPath, defaultRoute);
     } catch (e) {
@@ -702,6 +711,9 @@ export function matchLabels(values: string[], labels: Record<string, string>): b
     return labels[v.slice(0, i)] === v.slice(i + 1);
   });
 }
+
+/** A network kept in the cluster store: overlay, and openvswitch created with a cluster store (global). */
+const inCluster = (n: NetworkRecord) => n.driver === 'overlay' || (n.driver === 'openvswitch' && n.scope === 'global');
 
 /**
  * GET /networks filters as Docker applies them (api/server/router/network/filter.go): driver and scope

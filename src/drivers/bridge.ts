@@ -77,7 +77,7 @@ export class BridgeDriver implements NetworkDriver {
   private readonly defaults: { icc: boolean; ipMasq: boolean };
 
   /** bridged underlay networks (-o loom.bridge.uplink) */
-  private readonly uplinks: Uplinks;
+  readonly uplinks: Uplinks;
 
   constructor(log: Logger, defaults: { icc: boolean; ipMasq: boolean }) {
     this.rtnl = Rtnl.open();

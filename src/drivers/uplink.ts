@@ -22,6 +22,9 @@ import { conflict, invalidParameter, systemError } from '../util/errors.ts';
 import { failpoint } from '../util/failpoint.ts';
 import { contains, parseCidr } from '../ipam/ipam.ts';
 import type { Logger } from '../util/log.ts';
+import { lookup } from 'node:dns/promises';
+import { isIP } from 'node:net';
+import { parseEtcdUrl } from '../store/etcd.ts';
 
 export const OPT_UPLINK = 'loom.bridge.uplink';
 const STATE_KEY = 'uplink';
@@ -51,6 +54,8 @@ const ignore = (...codes: number[]) => (e: ErrnoError) => {
 export class Uplinks {
   private readonly rtnl: Rtnl;
   private readonly log: Logger;
+  /** the daemon's --cluster-store (etcd://HOST:PORT,...): an uplink that is its only way there is refused */
+  clusterStore: string | undefined;
 
   constructor(rtnl: Rtnl, log: Logger) {
     this.rtnl = rtnl;
@@ -79,6 +84,7 @@ export class Uplinks {
       const user = others.find((n) => n.bridge === m?.name);
       throw conflict(`${OPT_UPLINK} ${name} is already a port of ${m?.name ?? `link ${link.master}`}${user ? ` (network ${user.name})` : ''}`);
     }
+    await this.refuseStoreRoute(name, link.index);
     const state = await this.snapshot(link);
     if (!state.routes.some((r) => readRoute(Buffer.from(r, 'base64'))!.dst === 'default')) {
       this.log.info({ network: net.name, uplink: name }, 'the uplink carries no default route');
@@ -93,6 +99,32 @@ export class Uplinks {
       });
     }
     net.driverData = { ...net.driverData, [STATE_KEY]: JSON.stringify(state) };
+  }
+
+  /**
+   * Refuses an uplink that carries the only routes (main table) towards the cluster store: while it moves,
+   * the daemon's lease in the store (its overlay and global networks) hangs on it, and a failure half-way
+   * would cut the daemon off from the store it must tell. A store with an endpoint reached through another
+   * interface (a less specific route elsewhere included) is not the uplink's alone.
+   */
+  private async refuseStoreRoute(name: string, index: number): Promise<void> {
+    if (!this.clusterStore) return;
+    const routes = await this.rtnl.listRoutes();
+    // the host's own addresses and loopback are reached through lo (the local table), never an uplink
+    const own = new Set((await this.rtnl.dumpBodies('addr')).map((b) => readAddr(b)?.address));
+    let carried: string | null = null;
+    for (const url of parseEtcdUrl(this.clusterStore)) {
+      const host = new URL(url).hostname.replace(/^\[|\]$/g, '');
+      const ips = isIP(host) ? [host] : (await lookup(host, { all: true }).catch(() => [])).map((a) => a.address);
+      for (const ip of ips) {
+        const fam = isIP(ip) === 6 ? 6 : 4;
+        if (own.has(ip) || ip === '::1' || ip.startsWith('127.')) return;
+        const via = routes.filter((r) => r.family === fam && r.index !== undefined && (r.dst === 'default' || contains(parseCidr(r.dst), ip)));
+        if (via.some((r) => r.index !== index)) return; // the store stays in reach through another interface
+        if (via.length) carried ??= host === ip ? ip : `${host} (${ip})`;
+      }
+    }
+    if (carried) throw invalidParameter(`${OPT_UPLINK} cannot be ${name}: it carries the daemon's only route to its cluster store ${carried} (--cluster-store ${this.clusterStore})`);
   }
 
   private async snapshot(link: LinkInfo): Promise<UplinkState> {

@@ -74,11 +74,29 @@ export class Ovsdb {
       this.sock.write(JSON.stringify({ id: m.id, result: m.params, error: null }));
       return;
     }
+    if (m.method === 'update') {
+      // a monitor's notification: [monitor id, {table: {uuid: {old?, new?}}}]
+      const [, updates] = m.params as [unknown, Record<string, Record<string, { new?: Record<string, unknown> }>>];
+      this.onUpdate?.(updates);
+      return;
+    }
     const p = typeof m.id === 'number' ? this.pending.get(m.id) : undefined;
     if (!p) return;
     this.pending.delete(m.id as number);
     if (m.error) p.reject(new OvsdbError(`ovsdb-server: ${JSON.stringify(m.error)}`));
     else p.resolve(m.result);
+  }
+
+  /** called with the table updates of every monitor notification (see monitor()) */
+  onUpdate: ((updates: Record<string, Record<string, { new?: Record<string, unknown> }>>) => void) | null = null;
+
+  /**
+   * Monitors columns of tables (RFC 7047 4.1.5): returns their current rows; later changes arrive as
+   * onUpdate. Cheaper than polling a value a daemon sets, such as ovs-vswitchd's cur_cfg.
+   */
+  async monitor(tables: Record<string, string[]>): Promise<Record<string, Record<string, { new?: Record<string, unknown> }>>> {
+    const req = Object.fromEntries(Object.entries(tables).map(([t, columns]) => [t, { columns }]));
+    return (await this.request('monitor', ['Open_vSwitch', null, req])) as Record<string, Record<string, { new?: Record<string, unknown> }>>;
   }
 
   request(method: string, params: unknown[]): Promise<unknown> {

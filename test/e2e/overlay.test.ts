@@ -43,7 +43,15 @@ function plugIntoUnderlay(ns: string, addr: string, port: string): void {
 }
 
 // B's lease lives 3 s (dockerd's --cluster-store-opt discovery.ttl), so its death shows within the test
-const daemonArgs = (host: 'a' | 'b') => ['--cluster-store', STORE, '--cluster-advertise', ADDR[host], ...(host === 'b' ? ['--cluster-store-opt', 'discovery.ttl=3'] : [])];
+// --ovs=managed: OVS starts only with the first openvswitch network (the last test's), nothing before
+const daemonArgs = (host: 'a' | 'b') => ['--cluster-store', STORE, '--cluster-advertise', ADDR[host], ...(host === 'b' ? ['--cluster-store-opt', 'discovery.ttl=3'] : []), ...(haveOvs ? ['--ovs=managed'] : [])];
+const haveOvs = fs.existsSync('/usr/sbin/ovs-vswitchd');
+/** The managed OVS daemons run detached (they outlive a loom restart): ended by the test. */
+function killOvs(sb: Sandbox | undefined): void {
+  for (const f of ['ovs-vswitchd.pid', 'ovsdb-server.pid']) {
+    try { if (sb) process.kill(Number(fs.readFileSync(path.join(sb.dir, 'run', 'ovs', f), 'utf8')), 'SIGKILL'); } catch { /* not started */ }
+  }
+}
 
 /** The forwarding entries of host A's tunnel device (the only overlay network's namespace there). */
 function fdbOfA(): Promise<Result> {
@@ -93,6 +101,10 @@ before(async () => {
 after(async () => {
   if (skip) return;
   if (process.env.OV_LOGS) for (const s of [a, b]) fs.writeFileSync(path.join(process.env.OV_LOGS, `${s.tag}.log`), s.daemonLog);
+  for (const s of [a, b]) {
+    await s?.stopDaemon('SIGKILL').catch(() => {});
+    killOvs(s);
+  }
   await Promise.all([a, b, c].filter(Boolean).map((s) => s.cleanup()));
   if (etcd?.pid) {
     etcd.kill('SIGKILL');
@@ -273,4 +285,60 @@ test('removing the containers, then the network, leaves nothing on either host',
   const cfg = JSON.parse(await ok(Promise.resolve(seen), 'inspect ov1 on A'))[0];
   assert.equal(cfg.IPAM.Config[0].Subnet, '10.0.0.0/24');
   await ok(a.loom('network', 'rm', 'ov1'));
+});
+
+test('with a cluster store an openvswitch network is global: containers on two hosts ping and fetch over HTTP through the VXLAN port', { skip: skip || (haveOvs ? false : 'Open vSwitch is not installed (openvswitch-switch)') }, async () => {
+  await ok(a.loom('network', 'create', '-d', 'openvswitch', '--subnet', '10.77.0.0/24', 'ovsg'), 'create ovsg');
+  const seen = await eventually(() => b.loom('network', 'ls', '--filter', 'name=ovsg', '--format', '{{.Driver}} {{.Scope}}'), (r) => r.stdout.trim() === 'openvswitch global', 15_000);
+  assert.equal(seen.stdout.trim(), 'openvswitch global');
+  await ok(a.loom('run', '-d', '--net', 'ovsg', '--name', 'oa', 'box', 'httpd', '-f', '-p', '80', '-h', '/www'), 'run oa');
+  await ok(b.loom('run', '-d', '--net', 'ovsg', '--name', 'ob', 'box', 'httpd', '-f', '-p', '80', '-h', '/www'), 'run ob');
+  const [ipA, ipB] = [await ipOf(a, 'oa'), await ipOf(b, 'ob')];
+  assert.notEqual(ipA, ipB);
+  // inspect on either host: the bridge (the same name everywhere) and each local endpoint's port
+  const [insA, insB] = [JSON.parse(await ok(a.loom('network', 'inspect', 'ovsg')))[0], JSON.parse(await ok(b.loom('network', 'inspect', 'ovsg')))[0]];
+  assert.equal(insB.Scope, 'global');
+  assert.match(insA.Options['loom.ovs.bridge'], /^ovs-[0-9a-f]{11}$/);
+  assert.equal(insB.Options['loom.ovs.bridge'], insA.Options['loom.ovs.bridge']);
+  assert.match(Object.values(insB.Containers).map((c: any) => c.OvsPort).join(), /^veth/);
+  // each host: the OVS bridge with a VXLAN port (a kernel vxlan device: VNI from the store, local = advertise)
+  const vsctl = (sb: Sandbox, ...x: string[]) => ok(sb.hostExec(['ovs-vsctl', `--db=unix:${path.join(sb.dir, 'run', 'ovs', 'db.sock')}`, ...x]));
+  for (const [sb, addr] of [[a, ADDR.a], [b, ADDR.b]] as const) {
+    const br = (await vsctl(sb, 'list-br')).trim();
+    assert.match(await vsctl(sb, 'list-ports', br), /^ovx-[0-9a-f]{11}$/m);
+    assert.match(await ok(sb.hostExec(['ip', '-d', 'link', 'show', 'type', 'vxlan'])), new RegExp(`ovx-.*vxlan id \\d+ local ${addr.replace(/\./g, '\\.')} .*dstport 4789 nolearning proxy`, 's'));
+  }
+  // across the tunnel: ICMP by address and name, TCP (HTTP) both ways
+  assert.equal((await eventually(() => b.loom('exec', 'ob', 'ping', '-c1', '-W2', ipA), (r) => r.code === 0, 15_000)).code, 0, 'ob pings oa');
+  await ok(a.loom('exec', 'oa', 'ping', '-c1', '-W2', 'ob'), 'oa pings ob by name');
+  assert.match(await ok(b.loom('exec', 'ob', 'wget', '-qO-', 'http://oa/'), 'ob fetches from oa'), /./);
+  assert.match(await ok(a.loom('exec', 'oa', 'wget', '-qO-', `http://${ipB}/`), 'oa fetches from ob'), /./);
+  // 2 MiB: full-size segments through the userspace datapath and the tunnel (MTU 1450 inside)
+  await ok(a.loom('exec', 'oa', 'dd', 'if=/dev/zero', 'of=/www/big', 'bs=1024', 'count=2048'));
+  assert.equal(await ok(b.loom('exec', 'ob', 'sh', '-c', `wget -qO- http://${ipA}/big | wc -c`)), '2097152');
+  assert.match(await ok(b.loom('exec', 'ob', 'ip', '-o', 'link', 'show', 'eth0')), /mtu 1450/);
+  // a restart of A's daemon (its record comes back from the store): the tunnel still carries both ways
+  await a.stopDaemon('SIGTERM');
+  await a.startDaemon(daemonArgs('a'));
+  assert.equal((await eventually(() => b.loom('exec', 'ob', 'wget', '-qO-', `http://${ipA}/`), (r) => r.code === 0, 15_000)).code, 0, 'ob fetches from oa after A restarted');
+  await ok(a.loom('exec', 'oa', 'ping', '-c1', '-W2', ipB), 'oa pings ob after A restarted');
+  // enable_icc=false holds across hosts too (the OpenFlow rules drop what comes out of the tunnel port)
+  await ok(a.loom('network', 'create', '-d', 'openvswitch', '--subnet', '10.78.0.0/24', '-o', 'com.docker.network.bridge.enable_icc=false', 'ovsq'), 'create ovsq');
+  await eventually(() => b.loom('network', 'inspect', 'ovsq'), (r) => r.code === 0, 15_000);
+  await ok(a.loom('run', '-d', '--net', 'ovsq', '--name', 'qa', 'box', 'httpd', '-f', '-p', '80', '-h', '/www'));
+  await ok(b.loom('run', '-d', '--net', 'ovsq', '--name', 'qb', 'box', 'sleep', '1d'));
+  const qa = await ipOf(a, 'qa');
+  await ok(b.loom('exec', 'qb', 'ping', '-c1', '-W2', '10.78.0.1'), 'qb reaches its own gateway');
+  assert.notEqual((await b.loom('exec', 'qb', 'wget', '-T2', '-qO-', `http://${qa}/`)).code, 0, 'icc=false: qb does not reach qa across hosts');
+  await ok(a.loom('rm', '-f', 'qa'));
+  await ok(b.loom('rm', '-f', 'qb'));
+  await ok(a.loom('network', 'rm', 'ovsq'));
+  await ok(a.loom('rm', '-f', 'oa'));
+  await ok(b.loom('rm', '-f', 'ob'));
+  await ok(b.loom('network', 'rm', 'ovsg'), 'rm ovsg on B');
+  await eventually(() => a.loom('network', 'ls', '-q', '--filter', 'name=ovsg'), (r) => r.stdout.trim() === '', 15_000);
+  for (const sb of [a, b]) {
+    assert.equal(await eventually(async () => (await vsctl(sb, 'list-br')).trim(), ''), '', `no OVS bridge left on ${sb.tag}`);
+    assert.equal(await eventually(async () => (await ok(sb.hostExec(['ip', '-o', 'link', 'show', 'type', 'vxlan']))).trim(), ''), '', `no vxlan device left on ${sb.tag}`);
+  }
 });

@@ -2,12 +2,15 @@
 // and ovs-vswitchd (Debian's openvswitch-switch) inside the sandbox's host namespace, userspace datapath.
 // Two containers on an openvswitch network talk by name over ICMP and TCP, go out masqueraded, publish a
 // port, are isolated from a bridge network; `ovs-vsctl show` sees the bridge and its ports, and nothing of
-// either is left after removal. Without --ovs, -d openvswitch is refused naming what to do.
+// either is left after removal; `network inspect` shows the bridge and each endpoint's port. ovs-vswitchd
+// and ovsdb-server killed while the daemon runs are started again by loom's supervisor, and the existing
+// containers talk again (ICMP and TCP). enable_icc=false (OpenFlow rules) keeps two containers apart but
+// not from their gateway. Without --ovs, -d openvswitch is refused naming what to do.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { createSandbox, type Sandbox } from '../helpers/sandbox.ts';
+import { createSandbox, eventually, type Sandbox } from '../helpers/sandbox.ts';
 import { ok, fails } from '../helpers/assert.ts';
 
 const BINS = ['/usr/sbin/ovsdb-server', '/usr/sbin/ovs-vswitchd', '/usr/bin/ovsdb-tool', '/usr/bin/ovs-vsctl'];
@@ -57,6 +60,11 @@ test('openvswitch network: ICMP and TCP by name, NAT egress, a published port, i
   const ports = (await vsctl('list-ports', bridge)).split('\n').filter(Boolean);
   assert.equal(ports.length, 2, show);
   assert.match(show, /datapath_type: (netdev|system)/);
+  // network inspect: the bridge in Options, each endpoint's port in Containers
+  const insp = JSON.parse(await loom('network', 'inspect', 'foo'))[0];
+  assert.equal(insp.Options['loom.ovs.bridge'], bridge);
+  assert.match(insp.Options['loom.ovs.datapath_type'], /^(netdev|system)$/);
+  assert.deepEqual(Object.values(insp.Containers).map((c: any) => c.OvsPort).sort(), [...ports].sort());
 
   await loom('exec', 'busybox', 'ping', '-c1', '-W2', 'web');
   // TCP through the userspace datapath (fails silently without userspace TSO)
@@ -75,6 +83,27 @@ test('openvswitch network: ICMP and TCP by name, NAT egress, a published port, i
   await sb.stopDaemon('SIGTERM');
   await sb.startDaemon();
   assert.match(await loom('exec', 'busybox', 'wget', '-qO-', 'http://web/'), /./);
+
+  // ovs-vswitchd, then ovsdb-server, killed under the running daemon: its supervisor starts them again
+  for (const which of ['ovs-vswitchd', 'ovsdb-server']) {
+    const pidFile = path.join(ovsDir(), `${which}.pid`);
+    const old = Number(fs.readFileSync(pidFile, 'utf8'));
+    process.kill(old, 'SIGKILL');
+    let pid = old;
+    for (let i = 0; i < 100 && (pid === old || !fs.existsSync(`/proc/${pid}`)); i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      try { pid = Number(fs.readFileSync(pidFile, 'utf8')); } catch { /* being written */ }
+    }
+    assert.notEqual(pid, old, `${which} started again`);
+    assert.equal(await eventually(async () => (await sb.loom('exec', 'busybox', 'ping', '-c1', '-W1', 'web')).code, 0, 15_000), 0, `ping after ${which} restarted`);
+    // TCP between the existing endpoints, a new one joining, published port and egress
+    assert.match(await loom('exec', 'busybox', 'wget', '-qO-', 'http://web/'), /./, `TCP after ${which} restarted`);
+    await loom('run', '-d', '--net=foo', '--name', 'late', 'box', 'sleep', '1d');
+    assert.match(await loom('exec', 'late', 'wget', '-qO-', 'http://web/'), /./);
+    assert.match(await ok(sb.extExec(['busybox', 'wget', '-qO-', 'http://198.51.100.1:8088/'])), /./);
+    await loom('rm', '-f', 'late');
+  }
+  assert.match(sb.daemonLog, /Open vSwitch died: starting it again/);
 
   await loom('rm', '-f', 'web', 'busybox', 'stranger');
   assert.deepEqual((await vsctl('list-ports', bridge)).split('\n').filter(Boolean), [], 'no port left');
@@ -111,8 +140,35 @@ test('killed with a port plugged (endpoint.joined): the restart removes the orph
   assert.equal((await vsctl('list-br')).trim(), '');
 });
 
-test('refused: icc=false and an uplink on openvswitch; without --ovs, naming what to do', { skip, timeout: 120_000 }, async () => {
-  await fails(sb.loom('network', 'create', '-d', 'openvswitch', '-o', 'com.docker.network.bridge.enable_icc=false', 'x'), /enable_icc=false is not supported by the openvswitch driver/);
+test('enable_icc=false: containers reach their gateway, the outside and their published ports, not each other; other networks stay apart', { skip, timeout: 180_000 }, async () => {
+  await loom('network', 'create', '-d', 'openvswitch', '--subnet', '192.168.3.0/24', '-o', 'com.docker.network.bridge.enable_icc=false', 'noicc');
+  await loom('network', 'create', '-d', 'openvswitch', '--subnet', '192.168.4.0/24', 'other');
+  await loom('run', '-d', '--net=noicc', '--name', 'a', '-p', '8089:80', 'box', 'httpd', '-f', '-p', '80', '-h', '/www');
+  await loom('run', '-d', '--net=noicc', '--name', 'b', 'box', 'httpd', '-f', '-p', '80', '-h', '/www');
+  await loom('run', '-d', '--net=other', '--name', 'c', 'box', 'httpd', '-f', '-p', '80', '-h', '/www');
+  const ip = (n: string, net: string) => loom('inspect', '-f', `{{.NetworkSettings.Networks.${net}.IPAddress}}`, n);
+  const [aIp, bIp, cIp] = [await ip('a', 'noicc'), await ip('b', 'noicc'), await ip('c', 'other')];
+  const bridge = JSON.parse(await loom('network', 'inspect', 'noicc'))[0].Options['loom.ovs.bridge'];
+  assert.match(await vsctl('--', 'get', 'Bridge', bridge, 'name'), new RegExp(bridge));
+  const dump = await ok(sb.hostExec(['env', `OVS_RUNDIR=${ovsDir()}`, 'ovs-ofctl', 'dump-flows', bridge]));
+  assert.match(dump, /priority=70 actions=drop/, dump);
+  // not each other, neither by ICMP nor TCP
+  assert.notEqual((await sb.loom('exec', 'a', 'ping', '-c1', '-W1', bIp)).code, 0, 'icc=false: a does not reach b');
+  assert.notEqual((await sb.loom('exec', 'b', 'wget', '-T2', '-qO-', `http://${aIp}/`)).code, 0, 'icc=false: b does not reach a over TCP');
+  // the gateway, the outside world (masqueraded), a published port from outside
+  assert.equal((await sb.loom('exec', 'a', 'ping', '-c1', '-W2', '192.168.3.1')).code, 0);
+  assert.match(await loom('exec', 'b', 'wget', '-qO-', 'http://198.51.100.2:9000/'), /peer=198\.51\.100\.1\b/);
+  assert.match(await ok(sb.extExec(['busybox', 'wget', '-qO-', 'http://198.51.100.1:8089/'])), /./);
+  // another openvswitch network does not reach this one, nor this one it
+  assert.notEqual((await sb.loom('exec', 'c', 'wget', '-T2', '-qO-', `http://${aIp}/`)).code, 0, 'other does not reach noicc');
+  assert.notEqual((await sb.loom('exec', 'a', 'wget', '-T2', '-qO-', `http://${cIp}/`)).code, 0, 'noicc does not reach other');
+  await loom('rm', '-f', 'a', 'b', 'c');
+  await loom('network', 'rm', 'noicc', 'other');
+  assert.equal((await vsctl('list-br')).trim(), '');
+});
+
+test('refused: loom.ovs.* and an uplink on openvswitch; without --ovs, naming what to do', { skip, timeout: 120_000 }, async () => {
+  await fails(sb.loom('network', 'create', '-d', 'openvswitch', '-o', 'loom.ovs.bridge=mine', 'x'), /loom\.ovs\.bridge is set by loom/);
   await fails(sb.loom('network', 'create', '-d', 'openvswitch', '-o', 'loom.bridge.uplink=ext0', 'x'), /option of the bridge driver/);
   await sb.stopDaemon('SIGTERM');
   await sb.startDaemon(['--ovs=']);

@@ -145,6 +145,29 @@ test('refused: a missing uplink, loom\'s own bridge, an enslaved one, --internal
   assert.equal((await sb.loom('network', 'ls', '-q', '--filter', 'name=^x$')).stdout.trim(), '');
 });
 
+test('refused: an uplink that carries the only route to the cluster store; a store reached otherwise is no reason', { skip, timeout: 120_000 }, async () => {
+  // a store on the segment (unreachable: the daemon starts without it and retries), reached through ext0 alone
+  await restartDaemon();
+  await sb.stopDaemon('SIGTERM');
+  await sb.startDaemon(['--cluster-store', 'etcd://198.51.100.7:2379', '--cluster-advertise', '198.51.100.1']);
+  try {
+    await fails(sb.loom(...LAN, 'lan'), /loom\.bridge\.uplink cannot be ext0: it carries the daemon's only route to its cluster store 198\.51\.100\.7 \(--cluster-store etcd:\/\/198\.51\.100\.7:2379\)/);
+    assert.deepEqual(await hostNet(), before0);
+  } finally {
+    await sb.stopDaemon('SIGTERM');
+  }
+  // one of its endpoints on loopback: the store stays in reach whatever ext0 does
+  await sb.startDaemon(['--cluster-store', 'etcd://127.0.0.1:2,198.51.100.7:2379', '--cluster-advertise', '198.51.100.1']);
+  try {
+    await loom(...LAN, 'lan');
+    await loom('network', 'rm', 'lan');
+    assert.deepEqual(await hostNet(), before0);
+  } finally {
+    await sb.stopDaemon('SIGTERM');
+  }
+  await sb.startDaemon();
+});
+
 describe('a failure at each step is undone by the daemon itself', { skip }, () => {
   for (const fp of UPLINK_FAILPOINTS.filter((f) => f !== 'uplink.restore')) {
     test(`${fp} fails: the create fails and the host is as before`, { timeout: 60_000 }, async () => {
