@@ -260,6 +260,65 @@ test('a host that dies takes its endpoints along when its lease runs out, and pu
   await ok(a.loom('exec', 'ca', 'ping', '-c1', '-W3', 'cb'), 'ca pings cb once B is back');
 });
 
+test('a dual-stack overlay with several subnets, an ip-range and an aux address: IPv4 and IPv6 across hosts, AAAA answers, NDP entries', { skip }, async () => {
+  const noV6 = await a.loom('network', 'create', '-d', 'overlay', '--ipv6', 'ov6x');
+  assert.equal(noV6.code, 1);
+  assert.match(noV6.stderr, /IPv6 address pool.*needs an IPv6 --subnet/);
+  const notEnabled = await a.loom('network', 'create', '-d', 'overlay', '--subnet', 'fd00:9::/64', 'ov6x');
+  assert.equal(notEnabled.code, 1);
+  assert.match(notEnabled.stderr, /invalid subnet fd00:9::\/64: IPv6 has not been enabled for this network/);
+  const id = await ok(a.loom('network', 'create', '-d', 'overlay', '--ipv6', '--subnet', '10.0.9.0/24', '--ip-range', '10.0.9.128/25',
+    '--aux-address', 'router=10.0.9.129', '--subnet', 'fd00:9::/64', '--subnet', '10.0.10.0/24', 'ov6'), 'create ov6');
+  const insp = JSON.parse(await ok(eventually(() => b.loom('network', 'inspect', 'ov6'), (r) => r.code === 0), 'inspect ov6 on B'))[0];
+  assert.equal(insp.EnableIPv6, true);
+  assert.deepEqual(insp.IPAM.Config, [
+    { Subnet: '10.0.9.0/24', IPRange: '10.0.9.128/25', Gateway: '10.0.9.1', AuxiliaryAddresses: { router: '10.0.9.129' } },
+    { Subnet: '10.0.10.0/24', Gateway: '10.0.10.1' },
+    { Subnet: 'fd00:9::/64', Gateway: 'fd00:9::1' },
+  ]);
+  // the subnets are the cluster's: another overlay cannot take the IPv6 one
+  const over = await b.loom('network', 'create', '-d', 'overlay', '--ipv6', '--subnet', 'fd00:9::/80', 'ov6y');
+  assert.equal(over.code, 1);
+  assert.match(over.stderr, /Pool overlaps/);
+
+  await ok(a.loom('run', '-d', '--name', 'x6a', '--network', 'ov6', 'box', 'sleep', '600'), 'run x6a');
+  await ok(b.loom('run', '-d', '--name', 'x6b', '--network', 'ov6', 'box', 'sleep', '600'), 'run x6b');
+  const addrs = (sb: Sandbox, n: string) => ok(sb.loom('inspect', '-f', '{{range .NetworkSettings.Networks}}{{.IPAddress}} {{.GlobalIPv6Address}}{{end}}', n));
+  const [v4a, v6a] = (await addrs(a, 'x6a')).split(' ');
+  const [v4b, v6b] = (await addrs(b, 'x6b')).split(' ');
+  // from the ip-range, past the aux address; IPv6 from the IPv6 subnet, B taking the next of each
+  assert.deepEqual([v4a, v6a, v4b, v6b], ['10.0.9.128', 'fd00:9::2', '10.0.9.130', 'fd00:9::3']);
+  const eth0 = await ok(b.loom('exec', 'x6b', 'ip', '-o', 'addr', 'show', 'eth0'));
+  assert.match(eth0, /inet6 fd00:9::3\/64/);
+
+  await ok(a.loom('exec', 'x6a', 'ping', '-c1', '-W3', v4b), 'x6a pings x6b over IPv4');
+  await ok(a.loom('exec', 'x6a', 'ping', '-c1', '-W3', v6b), 'x6a pings x6b over IPv6');
+  await ok(b.loom('exec', 'x6b', 'ping', '-c1', '-W3', v6a), 'x6b pings x6a over IPv6');
+  // names across hosts: A and AAAA records
+  const aaaa = await ok(a.loom('exec', 'x6a', 'nslookup', '-type=AAAA', 'x6b'), 'x6a resolves x6b AAAA');
+  assert.match(aaaa, /fd00:9::3/);
+  const a4 = await ok(b.loom('exec', 'x6b', 'nslookup', '-type=A', 'x6a'), 'x6b resolves x6a A');
+  assert.match(a4, /10\.0\.9\.128/);
+  // TCP over IPv6 by name: B's container serves, A's fetches by AAAA
+  await ok(b.loom('exec', '-d', 'x6b', 'httpd', '-p', '8080', '-h', '/www'), 'httpd in x6b');
+  const body = await eventually(() => a.loom('exec', 'x6a', 'wget', '-qO-', `http://[${v6b}]:8080/`), (r) => r.code === 0);
+  assert.equal(body.stdout.trim(), 'hello from loom');
+  // the NDP entries on A's tunnel device, as the ARP ones: B's two addresses to B's MAC, the MAC to B
+  const sbox = path.join(a.dir, 'run', 'netns', `1-${id.slice(0, 10)}`);
+  const macB = await ok(b.loom('inspect', '-f', '{{range .NetworkSettings.Networks}}{{.MacAddress}}{{end}}', 'x6b'));
+  const neigh = await ok(a.hostExec(['nsenter', `--net=${sbox}`, 'ip', 'neigh', 'show', 'dev', 'vxlan0']));
+  assert.match(neigh, new RegExp(`${v4b} lladdr ${macB} PERMANENT`));
+  assert.match(neigh, new RegExp(`fd00:9::3 lladdr ${macB} PERMANENT`));
+  assert.match(await ok(a.hostExec(['nsenter', `--net=${sbox}`, 'bridge', 'fdb', 'show', 'dev', 'vxlan0'])), new RegExp(`${macB} dst ${ADDR.b}`));
+  // B's container goes: both of its entries go on A
+  await ok(b.loom('rm', '-f', 'x6b'));
+  const after = await eventually(() => a.hostExec(['nsenter', `--net=${sbox}`, 'ip', 'neigh', 'show', 'dev', 'vxlan0']), (r) => !r.stdout.includes(macB));
+  assert.doesNotMatch(after.stdout, new RegExp(macB));
+  await ok(a.loom('rm', '-f', 'x6a'));
+  await ok(b.loom('network', 'rm', 'ov6'), 'rm ov6');
+  assert.equal((await eventually(() => a.loom('network', 'ls', '-q', '--filter', 'name=ov6'), (r) => r.stdout.trim() === '')).stdout.trim(), '');
+});
+
 test('removing the containers, then the network, leaves nothing on either host', { skip }, async () => {
   await ok(a.loom('rm', '-f', 'ca'));
   await ok(b.loom('rm', '-f', 'cb'));
