@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import type { Daemon } from '../daemon.ts';
 import type { EndpointRecord, NetworkRecord } from '../core/types.ts';
+import { parseResolvConf } from '../core/etcfiles.ts';
 import { conflict, invalidParameter, LoomError, messageOf, notFound } from '../util/errors.ts';
 
 export interface CniRequest {
@@ -43,6 +44,8 @@ export interface CniResult {
 }
 
 const keyOf = (containerId: string, ifname: string) => `${containerId}/${ifname}`;
+/** An attachment's identity in the embedded DNS: one per runtime container (all its interfaces). */
+const dnsId = (a: { containerId: string }) => `cni:${a.containerId}`;
 const DNS_LABEL = /^[a-z0-9]([a-z0-9_-]{0,61}[a-z0-9])?$/;
 
 export class CniAttachments {
@@ -64,7 +67,10 @@ export class CniAttachments {
   async init(): Promise<void> {
     for (const a of [...this.byKey.values()]) {
       if (!fs.existsSync(a.netns) || !this.d.networks.find(a.networkId)) await this.drop(a).catch(() => {});
-      else this.registerNames(a);
+      else {
+        this.registerNames(a);
+        await this.startDns(a);
+      }
     }
   }
 
@@ -114,8 +120,9 @@ export class CniAttachments {
     ep.phase = 'ready';
     this.d.store.put('endpoints', a);
     this.registerNames(a);
+    const dns = await this.startDns(a);
     this.d.events.publish('network', 'connect', net.id, { container: req.containerId, name: net.name, type: net.driver });
-    return this.result(a, net);
+    return this.result(a, net, dns);
   }
 
   /** DEL: succeeds when the attachment (or its network, or namespace) is already gone. */
@@ -170,7 +177,15 @@ export class CniAttachments {
 
   private async drop(a: Attachment): Promise<void> {
     const net = this.d.networks.find(a.networkId);
-    this.d.containers.dnsNames.remove(`cni:${a.name}`, a.networkId);
+    const names = this.d.containers.dnsNames;
+    names.remove(dnsId(a), a.networkId);
+    const others = [...this.byKey.values()].filter((o) => o !== a && o.containerId === a.containerId);
+    // another interface of the container on the same network keeps the names
+    for (const o of others) if (o.networkId === a.networkId) this.registerNames(o);
+    if (!others.length) {
+      names.removeContainer(dnsId(a));
+      await this.d.containers.dns?.detach(dnsId(a)).catch((e) => this.d.log.warn({ attachment: a.name, err: messageOf(e) }, 'dns detach failed'));
+    }
     await this.d.networks.leave(a.ep).catch((e) => this.d.log.warn({ attachment: a.name, err: messageOf(e) }, 'cannot unplug a CNI attachment'));
     this.d.store.tx(() => {
       this.d.networks.releaseEndpoint(a.ep);
@@ -182,11 +197,39 @@ export class CniAttachments {
 
   private registerNames(a: Attachment): void {
     const net = this.d.networks.find(a.networkId);
-    if (!net || net.isDefault || !a.names.length) return;
-    this.d.containers.dnsNames.add({ containerId: `cni:${a.name}`, networkId: net.id, names: a.names, ipv4: a.ep.ipv4, ipv6: a.ep.ipv6, ptrName: `${a.names[0]}.${net.name}` }, net.name);
+    // also without names: the attachment's own questions are answered from this network's names
+    if (!net || net.isDefault) return;
+    this.d.containers.dnsNames.add({ containerId: dnsId(a), networkId: net.id, names: a.names, ipv4: a.ep.ipv4, ipv6: a.ep.ipv6, ptrName: `${a.names[0] ?? a.containerId}.${net.name}` }, net.name);
   }
 
-  private result(a: Attachment, net: NetworkRecord): CniResult {
+  /**
+   * The embedded DNS in the attachment's namespace, as a loom container on a user-defined network has it
+   * (127.0.0.11:53; names of the container's networks, the rest forwarded to the host's resolvers, none
+   * for internal networks). Returns its address for the result's `dns`, or null: the default bridge has
+   * no embedded DNS in Docker, and a namespace whose 127.0.0.11:53 is taken (another resolver of the
+   * runtime's) keeps it.
+   */
+  private async startDns(a: Attachment): Promise<string | null> {
+    const dns = this.d.containers.dns;
+    const net = this.d.networks.find(a.networkId);
+    if (!dns || !net || net.isDefault) return null;
+    const id = dnsId(a);
+    const mine = [...this.byKey.values()].filter((o) => o.containerId === a.containerId).map((o) => this.d.networks.find(o.networkId));
+    let host = { nameservers: [] as string[], search: [] as string[] };
+    try { host = parseResolvConf(fs.readFileSync(this.d.opts.resolvConf, 'utf8')); } catch { /* none */ }
+    const names = this.d.containers.dnsNames;
+    names.setUpstreams(id, mine.every((n) => n?.internal) ? [] : host.nameservers);
+    names.setSearch(id, host.search);
+    try {
+      await dns.attach(id, a.netns);
+      return dns.address;
+    } catch (e) {
+      this.d.log.warn({ attachment: a.name, netns: a.netns, err: messageOf(e) }, 'no embedded DNS in a CNI namespace');
+      return null;
+    }
+  }
+
+  private result(a: Attachment, net: NetworkRecord, dns: string | null): CniResult {
     const ep = a.ep;
     const ips: CniResult['ips'] = [];
     const routes: CniResult['routes'] = [];
@@ -194,7 +237,7 @@ export class CniAttachments {
     if (ep.ipv6) ips.push({ address: `${ep.ipv6}/${ep.prefix6}`, ...(ep.gateway6 ? { gateway: ep.gateway6 } : {}), interface: 0 });
     if (!net.internal && ep.gateway4) routes.push({ dst: '0.0.0.0/0', gw: ep.gateway4 });
     if (!net.internal && ep.gateway6) routes.push({ dst: '::/0', gw: ep.gateway6 });
-    return { interfaces: [{ name: a.ifname, mac: ep.mac, sandbox: a.netns }], ips, routes, dns: {} };
+    return { interfaces: [{ name: a.ifname, mac: ep.mac, sandbox: a.netns }], ips, routes, dns: dns ? { nameservers: [dns] } : {} };
   }
 
   /** What `network inspect` lists of an attachment, keyed by the runtime's container id. */

@@ -1,6 +1,8 @@
-// loom as a CNI plugin, against the spec directly: bin/loom-cni run as a runtime runs it (CNI_* in the
+// loom as a CNI plugin, against the spec directly: the plugin run as a runtime runs it (CNI_* in the
 // environment, the network config on stdin) on a namespace the test made, attached to a loom network by
-// the daemon in a sandbox. The namespace reaches loom's containers and they reach it by name.
+// the daemon in a sandbox. The namespace reaches loom's containers and they reach it by name. The plugin
+// is the C client scripts/setup builds (.cache/bin/loom-cni) when there is one, else bin/loom-cni (Node);
+// both only pass the invocation to the daemon, and one test runs the Node client too.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
@@ -11,7 +13,9 @@ import { createSandbox, eventually, requireRoot, runCmd, type Sandbox } from '..
 import { ok } from '../helpers/assert.ts';
 
 const skip = requireRoot();
-const PLUGIN = path.resolve(import.meta.dirname, '../../bin/loom-cni');
+const NODE_PLUGIN = path.resolve(import.meta.dirname, '../../bin/loom-cni');
+const C_PLUGIN = path.resolve(import.meta.dirname, '../../.cache/bin/loom-cni');
+const PLUGIN = fs.existsSync(C_PLUGIN) ? C_PLUGIN : NODE_PLUGIN;
 const podNs = `loomt-cni-${process.pid}`;
 const podNs2 = `loomt-cni2-${process.pid}`;
 const NETNS = `/run/netns/${podNs}`;
@@ -20,8 +24,8 @@ let sb: Sandbox;
 interface Out { code: number; json: any; raw: string }
 
 /** One plugin run: the spec's environment and stdin, stdout parsed. */
-function cni(command: string, conf: Record<string, unknown>, env: Record<string, string> = {}): Out {
-  const r = spawnSync(PLUGIN, [], {
+function cni(command: string, conf: Record<string, unknown>, env: Record<string, string> = {}, plugin = PLUGIN): Out {
+  const r = spawnSync(plugin, [], {
     encoding: 'utf8',
     input: JSON.stringify({ cniVersion: '1.1.0', name: 'app', type: 'loom', network: 'app', socket: sb.socket, ...conf }),
     env: { PATH: process.env.PATH, CNI_COMMAND: command, CNI_PATH: path.dirname(PLUGIN), ...env },
@@ -70,6 +74,11 @@ test('VERSION, and errors shaped by the spec for bad versions, configs and envir
   assert.equal(JSON.parse(garbage.stdout).code, 6);
   const noDaemon = cni('ADD', { socket: '/nonexistent/loom.sock' }, pod('x'));
   assert.equal(noDaemon.json.code, 11);
+  for (const plugin of [NODE_PLUGIN, C_PLUGIN].filter((p) => fs.existsSync(p))) {
+    assert.deepEqual(cni('VERSION', { cniVersion: '0.4.0' }, {}, plugin).json, { cniVersion: '0.4.0', supportedVersions: ['0.3.0', '0.3.1', '0.4.0', '1.0.0', '1.1.0'] });
+    assert.deepEqual(cni('ADD', { socket: '/nonexistent/loom.sock' }, pod('x'), plugin).json,
+      { cniVersion: '1.1.0', code: 11, msg: 'the loom daemon at /nonexistent/loom.sock is not answering', details: plugin === NODE_PLUGIN ? 'connect ENOENT /nonexistent/loom.sock' : 'No such file or directory' });
+  }
   const st = cni('STATUS', {});
   assert.equal(st.code, 0, st.raw);
   assert.equal(cni('STATUS', { network: 'nosuch' }).json.code, 50);
@@ -83,12 +92,16 @@ test('ADD attaches a foreign namespace with loom\'s IPAM; it and loom\'s contain
   assert.match(r.json.interfaces[0].mac, /^([0-9a-f]{2}:){5}[0-9a-f]{2}$/);
   assert.deepEqual(r.json.ips, [{ address: '10.77.0.3/24', gateway: '10.77.0.1', interface: 0 }]);
   assert.deepEqual(r.json.routes, [{ dst: '0.0.0.0/0', gw: '10.77.0.1' }]);
+  // loom's embedded DNS serves the namespace, as it serves loom's containers
+  assert.deepEqual(r.json.dns, { nameservers: ['127.0.0.11'] });
   const addr = inPod(['ip', '-o', 'addr', 'show', 'dev', 'eth0']);
   assert.match(addr.stdout, /inet 10\.77\.0\.3\/24/);
   // the namespace reaches loom's container, and loom's container resolves it by pod name and by id
   const webIp = await ok(sb.loom('inspect', '-f', '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}', 'web'));
   const wget = inPod(['busybox', 'wget', '-qO-', `http://${webIp}:8080/`]);
   assert.equal(wget.stdout.trim(), 'hello from loom', wget.stderr);
+  const byName = inPod(['busybox', 'nslookup', 'web', '127.0.0.11']);
+  assert.match(byName.stdout, new RegExp(`Address:\\s+${webIp.replace(/\./g, '\\.')}`), byName.stdout + byName.stderr);
   assert.match(await ok(sb.loom('exec', 'web', 'nslookup', 'frontend')), /Address:\s+10\.77\.0\.3/);
   await ok(sb.loom('exec', 'web', 'ping', '-c1', '-W3', 'podone'), 'web pings podone by name');
   // network inspect lists it under the runtime's container id
@@ -152,10 +165,11 @@ test('an attachment survives a daemon restart; GC removes those the runtime no l
   const insp = JSON.parse(await ok(sb.loom('network', 'inspect', 'app')))[0];
   assert.deepEqual(Object.values(insp.Containers).map((c: any) => c.Name), ['web']);
   assert.notEqual(inPod(['ip', 'link', 'show', 'eth0']).status, 0);
-  // the container id can be attached again after its DEL
-  const re = cni('ADD', {}, pod('podone'));
+  // the container id can be attached again after its DEL (here through the Node client: the same answers)
+  const re = cni('ADD', {}, pod('podone'), NODE_PLUGIN);
   assert.equal(re.code, 0, re.raw);
-  assert.equal(cni('DEL', {}, pod('podone')).code, 0);
+  assert.deepEqual(re.json.dns, { nameservers: ['127.0.0.11'] });
+  assert.equal(cni('DEL', {}, pod('podone'), NODE_PLUGIN).code, 0);
   const re3 = cni('ADD', {}, pod('podthree'));
   assert.equal(re3.code, 0, re3.raw);
   assert.equal(cni('DEL', {}, pod('podthree')).code, 0);
