@@ -67,6 +67,8 @@ export interface DaemonOptions {
   clusterStoreOpts?: string[];
   /** serve loom as a Docker network plugin (legacy protocol) on this unix socket, e.g. /run/docker/plugins/loom.sock */
   networkPluginSocket?: string;
+  /** the dockerd whose plugin loom is (unix:///PATH): asked for its containers' names, for loom's DNS */
+  networkPluginDockerHost?: string;
   /** dockerd's --insecure-registry (HOST[:PORT] or CIDR, repeatable) */
   insecureRegistries?: string[];
   /** Docker's certs.d layout for registry CAs and client certificates (default /etc/loom/certs.d) */
@@ -178,7 +180,7 @@ export class Daemon {
     d.firewall.reconcile({ networks: d.networks.firewallState(), ...d.containers.firewallElements() });
     d.watchFirewall();
     if (opts.networkPluginSocket) {
-      d.networkPlugin = new NetworkPluginServer(d, opts.networkPluginSocket);
+      d.networkPlugin = new NetworkPluginServer(d, opts.networkPluginSocket, opts.networkPluginDockerHost);
       await d.networkPlugin.listen();
     }
     await d.listen();

@@ -532,6 +532,11 @@ export class Cluster {
     throw systemError(`attach to network ${n.name}: the cluster store kept changing; try again`);
   }
 
+  /** Whether this host holds the endpoint's addresses (claimed and not released). */
+  holds(epId: string): boolean {
+    return this.mine.has(epId);
+  }
+
   /** This host's record of an endpoint (before its names are known: those come with updateNames). */
   private claimOf(netId: string, ep: EndpointRecord): EndpointClaim {
     return {

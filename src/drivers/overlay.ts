@@ -158,6 +158,23 @@ export class OverlayDriver implements NetworkDriver {
     });
   }
 
+  /**
+   * An endpoint for another engine (dockerd through loom's network plugin): the veth's network end on br0
+   * as join() makes it, its other end (`peerName`, unconfigured, MTU set) in the daemon's own namespace,
+   * where the engine takes it, moves it into its container and sets the addresses itself. leave() undoes it.
+   */
+  joinDetached(net: NetworkRecord, ep: EndpointRecord, peerName: string): Promise<void> {
+    return this.serial(net.id, async () => {
+      const sb = await this.sandbox(net);
+      try {
+        await sb.rt.createVeth({ name: ep.hostVeth!, peerName, peerNetnsPath: '/proc/self/ns/net', peerMac: ep.mac, mtu: overlayMtu(net), master: sb.br, up: true });
+      } catch (e) {
+        await this.destroyIfUnused(net.id, sb).catch(() => {});
+        throw e;
+      }
+    });
+  }
+
   /** Deletes the endpoint's veth (its peer goes with it), then the namespace if it was the last one. */
   leave(net: NetworkRecord | undefined, ep: EndpointRecord): Promise<void> {
     const netId = net?.id ?? ep.networkId;

@@ -226,3 +226,58 @@ test('containerd 1.6 `ctr run --cni` attaches its container through loom\'s plug
   await ok(sb.loom('rm', '-f', 'web2'));
   await ok(sb.loom('network', 'rm', 'ctrnet'));
 });
+
+const hardLimit = (flag: string) => Number(spawnSync('sh', ['-c', `ulimit -H${flag}`], { encoding: 'utf8' }).stdout.trim()) || 1024;
+const HARD = { nofile: hardLimit('n'), nproc: hardLimit('u') };
+const podmanBin = fs.existsSync('/usr/bin/podman') ? '/usr/bin/podman' : '';
+
+test('Podman 4.3 with its CNI backend attaches through loom\'s plugin: its container and loom\'s reach each other by name', { skip: skip || (podmanBin ? false : 'podman is not installed (Debian package podman)') }, async () => {
+  await ok(sb.loom('network', 'create', '--subnet', '10.79.0.0/24', 'podnet'), 'create podnet');
+  await ok(sb.loom('run', '-d', '--name', 'web3', '--network', 'podnet', 'box', 'httpd', '-f', '-p', '8080', '-h', '/www'), 'run web3');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'loomt-podman-'));
+  // the image library's blob-info cache has a fixed place (/var/lib/containers/cache): removed again after, when the test made it
+  const libDirExisted = fs.existsSync('/var/lib/containers');
+  // everything of Podman's in this directory: storage, state, its CNI config and plugin dirs, its temp files
+  for (const d of ['cni', 'bin', 'tmp']) fs.mkdirSync(path.join(dir, d));
+  fs.symlinkSync(PLUGIN, path.join(dir, 'bin', 'loom'));
+  fs.writeFileSync(path.join(dir, 'cni', 'podnet.conflist'), JSON.stringify({
+    cniVersion: '1.0.0', name: 'podnet', plugins: [{ type: 'loom', network: 'podnet', socket: sb.socket }],
+  }));
+  fs.writeFileSync(path.join(dir, 'containers.conf'), [
+    '[network]', 'network_backend = "cni"', `cni_plugin_dirs = ["${dir}/bin"]`, `network_config_dir = "${dir}/cni"`,
+    '[engine]', 'cgroup_manager = "cgroupfs"', 'events_logger = "file"', `events_logfile_path = "${dir}/events.log"`, 'runtime = "runc"',
+    `tmp_dir = "${dir}/tmp"`, `static_dir = "${dir}/libpod"`, `volume_path = "${dir}/volumes"`,
+    // Podman raises nofile/nproc to the kernel's maximum by default, above this machine's hard limits
+    '[containers]', `default_ulimits = ["nofile=${HARD.nofile}:${HARD.nofile}", "nproc=${HARD.nproc}:${HARD.nproc}"]`, '',
+  ].join('\n'));
+  fs.writeFileSync(path.join(dir, 'storage.conf'), `[storage]\ndriver = "vfs"\nrunroot = "${dir}/run"\ngraphroot = "${dir}/graph"\n`);
+  const env = { ...process.env, CONTAINERS_CONF: path.join(dir, 'containers.conf'), CONTAINERS_STORAGE_CONF: path.join(dir, 'storage.conf') };
+  const podman = (...args: string[]) => runCmd(['nsenter', `--net=/run/netns/${sb.hostNs}`, '--', podmanBin, ...args], { env, timeoutMs: 120_000 });
+  try {
+    const tar = path.join(dir, 'box.tar');
+    await ok(sb.loom('save', '-o', tar, 'box'), 'loom save box');
+    await ok(podman('load', '-i', tar), 'podman load');
+    const info = await ok(podman('info', '--format', '{{.Host.NetworkBackend}}'), 'podman info');
+    assert.equal(info, 'cni');
+    // a Podman container reaches loom's by name (loom's DNS through the CNI result) and serves on its own
+    await ok(podman('run', '-d', '--name', 'pc1', '--network', 'podnet', 'box', 'httpd', '-f', '-p', '8080', '-h', '/www'), 'podman run pc1');
+    const resolv = await ok(podman('exec', 'pc1', 'cat', '/etc/resolv.conf'));
+    assert.match(resolv, /^nameserver 127\.0\.0\.11$/m);
+    const got = await ok(podman('exec', 'pc1', 'wget', '-qO-', 'http://web3:8080/'), 'pc1 fetches from web3 by name');
+    assert.equal(got, 'hello from loom');
+    // and loom's container reaches Podman's by its name (K8S_POD_NAME, which Podman sets to the container's name)
+    const back = await ok(sb.loom('exec', 'web3', 'wget', '-qO-', 'http://pc1:8080/'), 'web3 fetches from pc1 by name');
+    assert.equal(back, 'hello from loom');
+    const insp = JSON.parse(await ok(sb.loom('network', 'inspect', 'podnet')))[0];
+    assert.deepEqual(Object.values(insp.Containers).map((c: any) => c.Name).sort(), ['pc1', 'web3']);
+    await ok(podman('rm', '-f', 'pc1'), 'podman rm pc1');
+    const after = JSON.parse(await ok(sb.loom('network', 'inspect', 'podnet')))[0];
+    assert.deepEqual(Object.values(after.Containers).map((c: any) => c.Name), ['web3'], 'Podman\'s DEL took the attachment');
+  } finally {
+    await podman('rm', '-af');
+    fs.rmSync(dir, { recursive: true, force: true });
+    if (!libDirExisted) fs.rmSync('/var/lib/containers', { recursive: true, force: true });
+  }
+  await ok(sb.loom('rm', '-f', 'web3'));
+  await ok(sb.loom('network', 'rm', 'podnet'));
+});
