@@ -13,7 +13,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { createSandbox, eventually, requireRoot, type Result, type Sandbox } from '../helpers/sandbox.ts';
+import { busyboxTar, createSandbox, eventually, requireRoot, runCmd, type Result, type Sandbox } from '../helpers/sandbox.ts';
 import { ok } from '../helpers/assert.ts';
 
 const etcdBin = spawnSync('sh', ['-c', 'command -v etcd'], { encoding: 'utf8' }).stdout.trim();
@@ -42,8 +42,17 @@ function plugIntoUnderlay(ns: string, addr: string, port: string): void {
   sh('ip', '-n', ulNs, 'link', 'set', 'dev', port, 'master', 'br0', 'up');
 }
 
-// B's lease lives 3 s (dockerd's --cluster-store-opt discovery.ttl), so its death shows within the test
-const daemonArgs = (host: 'a' | 'b') => ['--cluster-store', STORE, '--cluster-advertise', ADDR[host], ...(host === 'b' ? ['--cluster-store-opt', 'discovery.ttl=3'] : [])];
+// B's lease lives 3 s (dockerd's --cluster-store-opt discovery.ttl), so its death shows within the test;
+// A also serves a real dockerd (Debian's 20.10, in A's namespace) as its network plugin
+const daemonArgs = (host: 'a' | 'b') => ['--cluster-store', STORE, '--cluster-advertise', ADDR[host], ...(host === 'b' ? ['--cluster-store-opt', 'discovery.ttl=3'] : [])
+  , ...(host === 'a' && dockerd ? ['--network-plugin-socket', path.join(a.dir, 'plugins', 'loom.sock'), '--network-plugin-docker-host', `unix://${ddSock()}`] : [])];
+
+const dockerd = fs.existsSync('/usr/sbin/dockerd') ? '/usr/sbin/dockerd' : '';
+const RUN_DOCKER_EXISTED = fs.existsSync('/run/docker');
+let dd: ChildProcess | null = null;
+let ddLog = '';
+const ddSock = () => path.join(a.dir, 'dd', 'docker.sock');
+const dk = (...args: string[]) => runCmd(['docker', '-H', `unix://${ddSock()}`, ...args], { timeoutMs: 60_000 });
 
 /** The forwarding entries of host A's tunnel device (the only overlay network's namespace there). */
 function fdbOfA(): Promise<Result> {
@@ -92,6 +101,14 @@ before(async () => {
 
 after(async () => {
   if (skip) return;
+  if (dd) {
+    await dk('rm', '-f', 'dd1').catch(() => {});
+    dd.kill('SIGTERM');
+    await Promise.race([new Promise((r) => (dd!.exitCode !== null || dd!.signalCode ? r(null) : dd!.once('exit', r))), new Promise((r) => setTimeout(r, 20_000))]);
+    if (dd.exitCode === null && !dd.signalCode) dd.kill('SIGKILL');
+    const ctdPid = path.join(a.dir, 'dd', 'x', 'containerd', 'containerd.pid');
+    if (fs.existsSync(ctdPid)) try { process.kill(Number(fs.readFileSync(ctdPid, 'utf8').trim()), 'SIGKILL'); } catch { /* gone */ }
+  }
   if (process.env.OV_LOGS) for (const s of [a, b]) fs.writeFileSync(path.join(process.env.OV_LOGS, `${s.tag}.log`), s.daemonLog);
   await Promise.all([a, b, c].filter(Boolean).map((s) => s.cleanup()));
   if (etcd?.pid) {
@@ -100,6 +117,7 @@ after(async () => {
   }
   for (const ns of [ulNs, etcdNs]) spawnSync('ip', ['netns', 'del', ns], { stdio: 'ignore' });
   if (etcdDir) fs.rmSync(etcdDir, { recursive: true, force: true });
+  if (dockerd && !RUN_DOCKER_EXISTED) for (const d of ['/run/docker/plugins', '/run/docker']) try { fs.rmdirSync(d); } catch { /* not empty, or gone */ }
 });
 
 test('without --cluster-store an overlay network is refused with Docker\'s message', { skip }, async () => {
@@ -317,6 +335,46 @@ test('a dual-stack overlay with several subnets, an ip-range and an aux address:
   await ok(a.loom('rm', '-f', 'x6a'));
   await ok(b.loom('network', 'rm', 'ov6'), 'rm ov6');
   assert.equal((await eventually(() => a.loom('network', 'ls', '-q', '--filter', 'name=ov6'), (r) => r.stdout.trim() === '')).stdout.trim(), '');
+});
+
+test('real dockerd on host A joins a loom overlay through loom\'s plugin: its container and host B\'s loom container reach each other, by name from B', { skip: skip || (dockerd ? false : 'dockerd is not installed (Debian package docker.io)') }, async () => {
+  const ddDir = path.join(a.dir, 'dd');
+  fs.mkdirSync(ddDir, { recursive: true });
+  fs.mkdirSync('/run/docker/plugins', { recursive: true });
+  // its own mount namespace: /run/docker/plugins (where dockerd looks, not configurable) shows A's plugin socket
+  const script = `mount --bind ${path.join(a.dir, 'plugins')} /run/docker/plugins && exec ${dockerd} --data-root ${ddDir}/data --exec-root ${ddDir}/x `
+    + `--pidfile ${ddDir}/docker.pid -H unix://${ddSock()} --iptables=false --ip6tables=false --bridge=none --userland-proxy=false --storage-driver=vfs`;
+  dd = spawn('nsenter', [`--net=/run/netns/${a.hostNs}`, '--', 'unshare', '-m', '--propagation', 'private', 'sh', '-c', script], { stdio: ['ignore', 'ignore', 'pipe'] });
+  dd.stderr!.on('data', (d: Buffer) => (ddLog += d.toString()));
+  const up = await eventually(() => dk('version', '--format', '{{.Server.Version}}'), (r) => r.code === 0, 60_000);
+  assert.equal(up.code, 0, `dockerd did not come up: ${ddLog.slice(-3000)}`);
+  await ok(dk('import', busyboxTar(a.dir), 'box'), 'docker import box');
+
+  await ok(a.loom('network', 'create', '-d', 'overlay', '--subnet', '10.0.20.0/24', 'ovd'), 'create ovd');
+  await eventually(() => b.loom('network', 'inspect', 'ovd'), (r) => r.code === 0);
+  await ok(b.loom('run', '-d', '--name', 'lb', '--network', 'ovd', 'box', 'httpd', '-f', '-p', '8080', '-h', '/www'), 'run lb on B');
+  const lbIp = await ipOf(b, 'lb');
+  // dockerd's own IPAM would not know other hosts' addresses: refused by name
+  const noIpam = await dk('network', 'create', '-d', 'loom', '-o', 'loom.name=ovd', '--subnet', '10.0.20.0/24', 'viaovd');
+  assert.equal(noIpam.code, 1);
+  assert.match(noIpam.stderr, /ovd is an overlay network: create the docker network with --ipam-driver loom --ipam-opt loom\.name=ovd/);
+  await ok(dk('network', 'create', '-d', 'loom', '-o', 'loom.name=ovd', '--ipam-driver', 'loom', '--ipam-opt', 'loom.name=ovd', '--subnet', '10.0.20.0/24', 'viaovd'), `docker network create: ${ddLog.slice(-2000)}`);
+  await ok(dk('run', '-d', '--name', 'dd1', '--network', 'viaovd', 'box', 'httpd', '-f', '-p', '8080', '-h', '/www'), `docker run: ${ddLog.slice(-2000)}`);
+  const ddIp = await ok(dk('inspect', '-f', '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}', 'dd1'));
+  assert.equal(ddIp, '10.0.20.3', 'B\'s container holds .2 cluster-wide');
+  // across hosts: dockerd's container (on A) fetches from B's loom container, and B's reaches it by name
+  const there = await eventually(() => dk('exec', 'dd1', 'wget', '-qO-', `http://${lbIp}:8080/`), (r) => r.code === 0);
+  assert.equal(there.stdout.trim(), 'hello from loom');
+  const back = await eventually(() => b.loom('exec', 'lb', 'wget', '-qO-', 'http://dd1:8080/'), (r) => r.code === 0, 20_000);
+  assert.equal(back.stdout.trim(), 'hello from loom', back.stderr);
+  // its address is the cluster's: network rm on B names it among the active endpoints
+  const busy = await b.loom('network', 'rm', 'ovd');
+  assert.equal(busy.code, 1);
+  assert.match(busy.stderr, /has active endpoints/);
+  await ok(dk('rm', '-f', 'dd1'));
+  await ok(dk('network', 'rm', 'viaovd'), 'docker network rm');
+  await ok(b.loom('rm', '-f', 'lb'));
+  await ok(a.loom('network', 'rm', 'ovd'), 'rm ovd once nothing is on it');
 });
 
 test('removing the containers, then the network, leaves nothing on either host', { skip }, async () => {
