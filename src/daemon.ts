@@ -275,6 +275,7 @@ export class Daemon {
     this.ui?.closeAllConnections();
     this.ui?.close();
     await this.networkPlugin?.close();
+    await cniOf(this).settle(); // CNI DELs still unplugging finish (else the next start does)
     await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
     await this.containers.dns?.close();
     this.registry.close();
