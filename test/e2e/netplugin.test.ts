@@ -12,9 +12,7 @@ import { ok } from '../helpers/assert.ts';
 
 const dockerd = fs.existsSync('/usr/sbin/dockerd') ? '/usr/sbin/dockerd' : '';
 const skip = requireRoot() || (dockerd ? false : 'dockerd is not installed (Debian package docker.io)');
-// dockerd makes /run/docker/plugins whatever its exec root (and the test mounts over it): removed again
-// after, when it was not there before (rmdir: only while empty)
-const RUN_DOCKER_EXISTED = fs.existsSync('/run/docker');
+
 let sb: Sandbox;
 let dd: ChildProcess | null = null;
 let ddLog = '';
@@ -30,12 +28,12 @@ before(async () => {
   ddDir = path.join(sb.dir, 'dd');
   fs.mkdirSync(ddDir);
   ddSock = path.join(ddDir, 'docker.sock');
-  fs.mkdirSync('/run/docker/plugins', { recursive: true });
   // loom asks dockerd for its containers' names (for loom's DNS)
   await sb.startDaemon(['--network-plugin-socket', path.join(pluginDir, 'loom.sock'), '--network-plugin-docker-host', `unix://${ddSock}`]);
   await sb.image('box');
-  // its own mount namespace: /run/docker/plugins (where dockerd looks, not configurable) shows loom's socket
-  const script = `mount --bind ${pluginDir} /run/docker/plugins && exec ${dockerd} --data-root ${ddDir}/data --exec-root ${ddDir}/x `
+  // its own mount namespace, with a /run of its own: /run/docker/plugins (where dockerd looks, not
+  // configurable, and which it makes whatever its exec root) shows loom's socket; nothing of it on the machine
+  const script = `mount -t tmpfs tmpfs /run && mkdir -p /run/docker/plugins && mount --bind ${pluginDir} /run/docker/plugins && exec ${dockerd} --data-root ${ddDir}/data --exec-root ${ddDir}/x `
     + `--pidfile ${ddDir}/docker.pid -H unix://${ddSock} --iptables=false --ip6tables=false --bridge=none --userland-proxy=false --storage-driver=vfs`;
   dd = spawn('nsenter', [`--net=/run/netns/${sb.hostNs}`, '--', 'unshare', '-m', '--propagation', 'private', 'sh', '-c', script], { stdio: ['ignore', 'ignore', 'pipe'] });
   dd.stderr!.on('data', (d: Buffer) => (ddLog += d.toString()));
@@ -55,7 +53,6 @@ after(async () => {
   if (process.env.OV_LOGS) fs.writeFileSync(path.join(process.env.OV_LOGS, 'dockerd.log'), ddLog);
   if (process.env.OV_LOGS && sb) fs.writeFileSync(path.join(process.env.OV_LOGS, 'dnp.log'), sb.daemonLog);
   await sb?.cleanup();
-  if (!RUN_DOCKER_EXISTED) for (const d of ['/run/docker/plugins', '/run/docker']) try { fs.rmdirSync(d); } catch { /* not empty, or gone */ }
   // dockerd's own containerd, by its pid file, if dockerd died without stopping it
   const ctdPid = path.join(ddDir, 'x', 'containerd', 'containerd.pid');
   if (ddDir && fs.existsSync(ctdPid)) try { process.kill(Number(fs.readFileSync(ctdPid, 'utf8').trim()), 'SIGKILL'); } catch { /* gone */ }

@@ -48,7 +48,6 @@ const daemonArgs = (host: 'a' | 'b') => ['--cluster-store', STORE, '--cluster-ad
   , ...(host === 'a' && dockerd ? ['--network-plugin-socket', path.join(a.dir, 'plugins', 'loom.sock'), '--network-plugin-docker-host', `unix://${ddSock()}`] : [])];
 
 const dockerd = fs.existsSync('/usr/sbin/dockerd') ? '/usr/sbin/dockerd' : '';
-const RUN_DOCKER_EXISTED = fs.existsSync('/run/docker');
 let dd: ChildProcess | null = null;
 let ddLog = '';
 const ddSock = () => path.join(a.dir, 'dd', 'docker.sock');
@@ -117,7 +116,6 @@ after(async () => {
   }
   for (const ns of [ulNs, etcdNs]) spawnSync('ip', ['netns', 'del', ns], { stdio: 'ignore' });
   if (etcdDir) fs.rmSync(etcdDir, { recursive: true, force: true });
-  if (dockerd && !RUN_DOCKER_EXISTED) for (const d of ['/run/docker/plugins', '/run/docker']) try { fs.rmdirSync(d); } catch { /* not empty, or gone */ }
 });
 
 test('without --cluster-store an overlay network is refused with Docker\'s message', { skip }, async () => {
@@ -340,9 +338,8 @@ test('a dual-stack overlay with several subnets, an ip-range and an aux address:
 test('real dockerd on host A joins a loom overlay through loom\'s plugin: its container and host B\'s loom container reach each other, by name from B', { skip: skip || (dockerd ? false : 'dockerd is not installed (Debian package docker.io)') }, async () => {
   const ddDir = path.join(a.dir, 'dd');
   fs.mkdirSync(ddDir, { recursive: true });
-  fs.mkdirSync('/run/docker/plugins', { recursive: true });
-  // its own mount namespace: /run/docker/plugins (where dockerd looks, not configurable) shows A's plugin socket
-  const script = `mount --bind ${path.join(a.dir, 'plugins')} /run/docker/plugins && exec ${dockerd} --data-root ${ddDir}/data --exec-root ${ddDir}/x `
+  // its own mount namespace with a /run of its own: /run/docker/plugins (where dockerd looks) shows A's plugin socket
+  const script = `mount -t tmpfs tmpfs /run && mkdir -p /run/docker/plugins && mount --bind ${path.join(a.dir, 'plugins')} /run/docker/plugins && exec ${dockerd} --data-root ${ddDir}/data --exec-root ${ddDir}/x `
     + `--pidfile ${ddDir}/docker.pid -H unix://${ddSock()} --iptables=false --ip6tables=false --bridge=none --userland-proxy=false --storage-driver=vfs`;
   dd = spawn('nsenter', [`--net=/run/netns/${a.hostNs}`, '--', 'unshare', '-m', '--propagation', 'private', 'sh', '-c', script], { stdio: ['ignore', 'ignore', 'pipe'] });
   dd.stderr!.on('data', (d: Buffer) => (ddLog += d.toString()));
