@@ -25,9 +25,11 @@ import * as volumes from './suites/volumes.ts';
 import * as registry from './suites/registry.ts';
 import * as build from './suites/build.ts';
 import * as ovs from './suites/ovs.ts';
+import * as cni from './suites/cni.ts';
+import * as nodes from './suites/nodes.ts';
 
 interface Suite { name: string; title: string; run(ctx: Ctx, res: SuiteResult): Promise<void> }
-const SUITES: Suite[] = [attach, lifecycle, network, ports, dns, datapath, footprint, volumes, registry, build, ovs];
+const SUITES: Suite[] = [attach, lifecycle, network, ports, dns, datapath, footprint, volumes, registry, build, ovs, cni, nodes];
 
 const USAGE = `usage: bench/run [--quick] [--only NAME[,NAME]] [--json FILE] [--cpu-prof] [--list]
   --quick      small N and short runs (under 3 minutes): for development; figures are rough

@@ -69,6 +69,8 @@ export interface DaemonOptions {
   clusterStoreOpts?: string[];
   /** serve loom as a Docker network plugin (legacy protocol) on this unix socket, e.g. /run/docker/plugins/loom.sock */
   networkPluginSocket?: string;
+  /** the dockerd whose plugin loom is (unix:///PATH): asked for its containers' names, for loom's DNS */
+  networkPluginDockerHost?: string;
   /** dockerd's --insecure-registry (HOST[:PORT] or CIDR, repeatable) */
   insecureRegistries?: string[];
   /** Docker's certs.d layout for registry CAs and client certificates (default /etc/loom/certs.d) */
@@ -192,7 +194,7 @@ export class Daemon {
     d.firewall.reconcile({ networks: d.networks.firewallState(), ...d.containers.firewallElements() });
     d.watchFirewall();
     if (opts.networkPluginSocket) {
-      d.networkPlugin = new NetworkPluginServer(d, opts.networkPluginSocket);
+      d.networkPlugin = new NetworkPluginServer(d, opts.networkPluginSocket, opts.networkPluginDockerHost);
       await d.networkPlugin.listen();
     }
     await d.listen();
@@ -287,6 +289,7 @@ export class Daemon {
     this.ui?.closeAllConnections();
     this.ui?.close();
     await this.networkPlugin?.close();
+    await cniOf(this).settle(); // CNI DELs still unplugging finish (else the next start does)
     await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
     await this.containers.dns?.close();
     this.registry.close();

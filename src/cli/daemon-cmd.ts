@@ -12,7 +12,7 @@ const specs = [
   f('--icc', 'bool'), f('--ip-masq', 'bool'), f('--log-level', 'string'), f('-D,--debug', 'bool'),
   f('--default-address-pool', 'list'), f('--netns-dir', 'string'), f('--netns-prefix', 'string'),
   f('-b,--bridge-name', 'string'), f('--resolv-conf', 'string'), f('--hosts-file', 'string'), f('--cgroup-parent', 'string'),
-  f('--plugins-dir', 'list'), f('-G,--group', 'string'), f('--log-opt', 'list'), f('--log-driver', 'string'), f('--network-plugin-socket', 'string'),
+  f('--plugins-dir', 'list'), f('-G,--group', 'string'), f('--log-opt', 'list'), f('--log-driver', 'string'), f('--network-plugin-socket', 'string'), f('--network-plugin-docker-host', 'string'),
   f('--cluster-store', 'string'), f('--cluster-advertise', 'string'), f('--cluster-store-opt', 'list'),
   f('--insecure-registry', 'list'), f('--tls', 'bool'), f('--tlsverify', 'bool'), f('--tlscacert', 'string'), f('--tlscert', 'string'), f('--tlskey', 'string'), f('--certs-dir', 'string'),
   f('--ui', 'string'),
@@ -100,6 +100,7 @@ export async function daemonCommand(argv: string[], envHost: string): Promise<nu
     // legacy plugins: sockets (NAME.sock) and spec files (NAME.spec|json), in Docker's places by default
     pluginDirs: flags['plugins-dir'].length ? flags['plugins-dir'] : DEFAULT_PLUGIN_DIRS,
     networkPluginSocket: flags['network-plugin-socket'],
+    networkPluginDockerHost: flags['network-plugin-docker-host'],
     // openvswitch networks: managed (loom's own ovsdb-server/ovs-vswitchd) or unix:PATH (src/drivers/ovs.ts)
     ovs: flags.ovs,
     brNetfilter,

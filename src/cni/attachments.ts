@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import type { Daemon } from '../daemon.ts';
 import type { EndpointRecord, NetworkRecord } from '../core/types.ts';
+import { parseResolvConf } from '../core/etcfiles.ts';
 import { conflict, invalidParameter, LoomError, messageOf, notFound } from '../util/errors.ts';
 
 export interface CniRequest {
@@ -31,6 +32,8 @@ export interface Attachment {
   names: string[];
   ep: EndpointRecord;
   created: string;
+  /** DEL answered, its veth still being deleted (in the background; its address stays reserved until then) */
+  going?: boolean;
 }
 
 /** The CNI result (spec 1.x "Success"): interfaces, ips, routes, dns. */
@@ -43,18 +46,24 @@ export interface CniResult {
 }
 
 const keyOf = (containerId: string, ifname: string) => `${containerId}/${ifname}`;
+/** An attachment's identity in the embedded DNS: one per runtime container (all its interfaces). */
+const dnsId = (a: { containerId: string }) => `cni:${a.containerId}`;
 const DNS_LABEL = /^[a-z0-9]([a-z0-9_-]{0,61}[a-z0-9])?$/;
 
 export class CniAttachments {
   private readonly d: Daemon;
   private readonly byKey = new Map<string, Attachment>();
+  /** attachments DEL answered for, whose veth is being deleted: an ADD of the same key waits for it */
+  private readonly going = new Map<string, { a: Attachment; done: Promise<void> }>();
   /** one request at a time: CNI calls for one container come in order, and IPAM is in one transaction anyway */
   private queue: Promise<unknown> = Promise.resolve();
 
   constructor(d: Daemon) {
     this.d = d;
     for (const a of d.store.all<Attachment>('endpoints')) this.byKey.set(a.name, a);
-    d.containers.externalEndpoints = () => [...this.byKey.values()].map((a) => a.ep);
+    // (those a previous run was still unplugging are finished by init())
+    // (going ones too: their veths and addresses are still theirs)
+    d.containers.externalEndpoints = () => [...this.byKey.values(), ...[...this.going.values()].map((g) => g.a)].map((a) => a.ep);
   }
 
   /**
@@ -63,8 +72,11 @@ export class CniAttachments {
    */
   async init(): Promise<void> {
     for (const a of [...this.byKey.values()]) {
-      if (!fs.existsSync(a.netns) || !this.d.networks.find(a.networkId)) await this.drop(a).catch(() => {});
-      else this.registerNames(a);
+      if (a.going || !fs.existsSync(a.netns) || !this.d.networks.find(a.networkId)) await this.drop(a).catch(() => {});
+      else {
+        this.registerNames(a);
+        await this.startDns(a);
+      }
     }
   }
 
@@ -87,6 +99,7 @@ export class CniAttachments {
     validate(req);
     const net = this.network(req.network);
     const key = keyOf(req.containerId, req.ifname);
+    await this.going.get(key)?.done;
     const cur = this.byKey.get(key);
     if (cur) throw conflict(`container ${req.containerId} already has ${req.ifname} attached to loom network ${this.d.networks.find(cur.networkId)?.name ?? cur.networkId}: DEL it first`);
     if (!fs.existsSync(req.netns)) throw invalidParameter(`network namespace ${req.netns} does not exist`);
@@ -114,16 +127,37 @@ export class CniAttachments {
     ep.phase = 'ready';
     this.d.store.put('endpoints', a);
     this.registerNames(a);
+    const dns = await this.startDns(a);
     this.d.events.publish('network', 'connect', net.id, { container: req.containerId, name: net.name, type: net.driver });
-    return this.result(a, net);
+    return this.result(a, net, dns);
   }
 
-  /** DEL: succeeds when the attachment (or its network, or namespace) is already gone. */
+  /**
+   * DEL: succeeds when the attachment (or its network, or namespace) is already gone. Answered once the
+   * attachment is out of the DNS and marked going; its veth is deleted after (the kernel's link deletion
+   * waits for RCU, most of a DEL's time), and only then is its address released and its record deleted,
+   * so nothing can get the address while the old interface still has it. A daemon that stops meanwhile
+   * finishes the job at its next start.
+   */
   del(req: Omit<CniRequest, 'network' | 'netns'> & { netns?: string; network?: string }): Promise<void> {
     return this.serial(async () => {
       const a = this.byKey.get(keyOf(req.containerId, req.ifname));
-      if (a) await this.drop(a);
+      if (!a) return;
+      this.unname(a);
+      a.going = true;
+      this.d.store.put('endpoints', a);
+      this.byKey.delete(a.name);
+      const net = this.d.networks.find(a.networkId);
+      if (net) this.d.events.publish('network', 'disconnect', net.id, { container: a.containerId, name: net.name, type: net.driver });
+      const done = this.unplug(a).catch((e) => this.d.log.warn({ attachment: a.name, err: messageOf(e) }, 'cannot finish a CNI DEL'))
+        .finally(() => { if (this.going.get(a.name)?.done === done) this.going.delete(a.name); });
+      this.going.set(a.name, { a, done });
     });
+  }
+
+  /** Waits for the DELs still unplugging (tests, shutdown). */
+  async settle(): Promise<void> {
+    await Promise.all([...this.going.values()].map((g) => g.done));
   }
 
   /** CHECK: the attachment is known and its interface is in the namespace with its address. */
@@ -168,25 +202,72 @@ export class CniAttachments {
     return n;
   }
 
+  /** An attachment goes at once: names, resolver, interface, address, record (GC, and a restart's cleanup). */
   private async drop(a: Attachment): Promise<void> {
     const net = this.d.networks.find(a.networkId);
-    this.d.containers.dnsNames.remove(`cni:${a.name}`, a.networkId);
+    this.unname(a);
+    this.byKey.delete(a.name);
+    await this.unplug(a);
+    if (net && !a.going) this.d.events.publish('network', 'disconnect', net.id, { container: a.containerId, name: net.name, type: net.driver });
+  }
+
+  /** Out of the embedded DNS; the resolver in its namespace goes with the container's last attachment. */
+  private unname(a: Attachment): void {
+    const names = this.d.containers.dnsNames;
+    names.remove(dnsId(a), a.networkId);
+    const others = [...this.byKey.values()].filter((o) => o !== a && o.containerId === a.containerId);
+    // another interface of the container on the same network keeps the names
+    for (const o of others) if (o.networkId === a.networkId) this.registerNames(o);
+    if (!others.length) {
+      names.removeContainer(dnsId(a));
+      void this.d.containers.dns?.detach(dnsId(a)).catch((e) => this.d.log.warn({ attachment: a.name, err: messageOf(e) }, 'dns detach failed'));
+    }
+  }
+
+  /** The interface goes, then the address and the record. */
+  private async unplug(a: Attachment): Promise<void> {
     await this.d.networks.leave(a.ep).catch((e) => this.d.log.warn({ attachment: a.name, err: messageOf(e) }, 'cannot unplug a CNI attachment'));
     this.d.store.tx(() => {
       this.d.networks.releaseEndpoint(a.ep);
       this.d.store.delete('endpoints', a.id);
     });
-    this.byKey.delete(a.name);
-    if (net) this.d.events.publish('network', 'disconnect', net.id, { container: a.containerId, name: net.name, type: net.driver });
   }
 
   private registerNames(a: Attachment): void {
     const net = this.d.networks.find(a.networkId);
-    if (!net || net.isDefault || !a.names.length) return;
-    this.d.containers.dnsNames.add({ containerId: `cni:${a.name}`, networkId: net.id, names: a.names, ipv4: a.ep.ipv4, ipv6: a.ep.ipv6, ptrName: `${a.names[0]}.${net.name}` }, net.name);
+    // also without names: the attachment's own questions are answered from this network's names
+    if (!net || net.isDefault) return;
+    this.d.containers.dnsNames.add({ containerId: dnsId(a), networkId: net.id, names: a.names, ipv4: a.ep.ipv4, ipv6: a.ep.ipv6, ptrName: `${a.names[0] ?? a.containerId}.${net.name}` }, net.name);
   }
 
-  private result(a: Attachment, net: NetworkRecord): CniResult {
+  /**
+   * The embedded DNS in the attachment's namespace, as a loom container on a user-defined network has it
+   * (127.0.0.11:53; names of the container's networks, the rest forwarded to the host's resolvers, none
+   * for internal networks). Returns its address for the result's `dns`, or null: the default bridge has
+   * no embedded DNS in Docker, and a namespace whose 127.0.0.11:53 is taken (another resolver of the
+   * runtime's) keeps it.
+   */
+  private async startDns(a: Attachment): Promise<string | null> {
+    const dns = this.d.containers.dns;
+    const net = this.d.networks.find(a.networkId);
+    if (!dns || !net || net.isDefault) return null;
+    const id = dnsId(a);
+    const mine = [...this.byKey.values()].filter((o) => o.containerId === a.containerId).map((o) => this.d.networks.find(o.networkId));
+    let host = { nameservers: [] as string[], search: [] as string[] };
+    try { host = parseResolvConf(fs.readFileSync(this.d.opts.resolvConf, 'utf8')); } catch { /* none */ }
+    const names = this.d.containers.dnsNames;
+    names.setUpstreams(id, mine.every((n) => n?.internal) ? [] : host.nameservers);
+    names.setSearch(id, host.search);
+    try {
+      await dns.attach(id, a.netns);
+      return dns.address;
+    } catch (e) {
+      this.d.log.warn({ attachment: a.name, netns: a.netns, err: messageOf(e) }, 'no embedded DNS in a CNI namespace');
+      return null;
+    }
+  }
+
+  private result(a: Attachment, net: NetworkRecord, dns: string | null): CniResult {
     const ep = a.ep;
     const ips: CniResult['ips'] = [];
     const routes: CniResult['routes'] = [];
@@ -194,7 +275,7 @@ export class CniAttachments {
     if (ep.ipv6) ips.push({ address: `${ep.ipv6}/${ep.prefix6}`, ...(ep.gateway6 ? { gateway: ep.gateway6 } : {}), interface: 0 });
     if (!net.internal && ep.gateway4) routes.push({ dst: '0.0.0.0/0', gw: ep.gateway4 });
     if (!net.internal && ep.gateway6) routes.push({ dst: '::/0', gw: ep.gateway6 });
-    return { interfaces: [{ name: a.ifname, mac: ep.mac, sandbox: a.netns }], ips, routes, dns: {} };
+    return { interfaces: [{ name: a.ifname, mac: ep.mac, sandbox: a.netns }], ips, routes, dns: dns ? { nameservers: [dns] } : {} };
   }
 
   /** What `network inspect` lists of an attachment, keyed by the runtime's container id. */

@@ -4,9 +4,11 @@
 //   /loom/v1/netindex              {names, subnets, vnis} of every global network: one key, so a create or
 //                                  remove is one compare-and-swap against every other host's
 //   /loom/v1/networks/<id>         the network's record (what `network inspect` shows, on every host)
-//   /loom/v1/eps/<netId>/<ipv4>    one endpoint: its address claim and what peers need (MAC, the host's
+//   /loom/v1/eps/<netId>/<ip>      one endpoint's address claim and what peers need (MAC, the host's
 //                                  tunnel address, DNS names); leased, so a host that dies takes its
-//                                  endpoints along when its lease runs out
+//                                  endpoints along when its lease runs out. A dual-stack endpoint has two
+//                                  keys (its IPv4 and its IPv6 address) holding the same record, written
+//                                  and deleted together: each address is claimed cluster-wide on its own.
 //   /loom/v1/hosts/<hostId>        the host, leased: its liveness
 //
 // Every host lists the whole prefix once and then watches it from that revision, so its view never has a
@@ -16,7 +18,7 @@
 // key's revision is part of that compare, so no endpoint slips in while a `network rm` checks for them.
 import os from 'node:os';
 import net from 'node:net';
-import type { ClusterStore, StoredKV, Watch, WatchEvent } from '../store/cluster.ts';
+import type { ClusterStore, Compare, StoredKV, Watch, WatchEvent } from '../store/cluster.ts';
 import type { EndpointRecord, NetworkRecord } from './types.ts';
 import type { DnsNames, NameEntry } from './dnsnames.ts';
 import { OPT_VXLANID, parseVxlanIds, validateOverlayOptions, VNI_END, VNI_START, type OverlayDriver } from '../drivers/overlay.ts';
@@ -57,11 +59,19 @@ export interface EndpointClaim {
   mac: string;
   ipv4: string;
   prefix: number;
+  /** a dual-stack network's second address */
+  ipv6?: string;
+  prefix6?: number;
   container?: string;
   /** the container's name (PTR answers, `network rm` messages) */
   name?: string;
   /** what the embedded DNS answers for it: name, aliases, short id, hostname */
   names?: string[];
+}
+
+/** Every key of an endpoint's record: one per address. */
+export function claimKeys(c: Pick<EndpointClaim, 'network' | 'ipv4' | 'ipv6'>): string[] {
+  return [c.ipv4, c.ipv6].filter((a): a is string => !!a).map((a) => KEYS.ep(c.network, a));
 }
 
 /** What the cluster needs of the local controller (src/core/networks.ts). */
@@ -358,10 +368,12 @@ export class Cluster {
     this.eps.set(key, c);
     if (c.host === this.opts.hostId) return;
     if (prev && prev.host !== this.opts.hostId && prev.container !== c.container) this.dns.remove(remoteId(prev), prev.network);
-    void this.overlay.addPeer(c.network, { ip: c.ipv4, mac: c.mac, vtep: c.vtep }).catch((e) => this.log.warn({ peer: c.ipv4, err: messageOf(e) }, 'cannot program overlay peer'));
+    const ip = key.slice(KEYS.epsOf(c.network).length);
+    void this.overlay.addPeer(c.network, { ip, mac: c.mac, vtep: c.vtep }).catch((e) => this.log.warn({ peer: ip, err: messageOf(e) }, 'cannot program overlay peer'));
     const netName = this.netName(c.network);
     if (netName && c.names?.length) {
-      this.dns.add({ containerId: remoteId(c), networkId: c.network, names: c.names, ipv4: c.ipv4, ptrName: `${c.name ?? c.names[0]}.${netName}` }, netName);
+      // (a dual-stack endpoint's two keys register the same entry: A and AAAA)
+      this.dns.add({ containerId: remoteId(c), networkId: c.network, names: c.names, ipv4: c.ipv4, ipv6: c.ipv6, ptrName: `${c.name ?? c.names[0]}.${netName}` }, netName);
     }
   }
 
@@ -373,8 +385,10 @@ export class Cluster {
       // ours, gone from the store while the endpoint lives (its lease ran out): put back by leaseLost
       return;
     }
-    void this.overlay.removePeer(prev.network, prev.ipv4).catch((e) => this.log.warn({ peer: prev.ipv4, err: messageOf(e) }, 'cannot remove overlay peer'));
-    this.dns.remove(remoteId(prev), prev.network);
+    const ip = key.slice(KEYS.epsOf(prev.network).length);
+    void this.overlay.removePeer(prev.network, ip).catch((e) => this.log.warn({ peer: ip, err: messageOf(e) }, 'cannot remove overlay peer'));
+    // its names go with its last key
+    if (![...this.eps.values()].some((o) => o.ep === prev.ep && o.network === prev.network)) this.dns.remove(remoteId(prev), prev.network);
   }
 
   private requireConnected(what: string): void {
@@ -393,22 +407,23 @@ export class Cluster {
   async createNetwork(n: NetworkRecord, localUsed: Cidr[]): Promise<void> {
     this.requireConnected(`create network ${n.name}`);
     if (n.driver === 'overlay') validateOverlayOptions(n);
-    const auto = !n.ipam.config.length;
+    // the IPv4 subnet comes from Docker's GlobalDefault pool when none is given (also next to an IPv6 one)
+    const given = n.ipam.config;
+    const auto = !given.some((c) => !c.Subnet.includes(':'));
     const wanted = parseVxlanIds(n.options[OPT_VXLANID]);
     for (let i = 0; i < CAS_ATTEMPTS; i++) {
       const cur = await this.store.get(KEYS.index);
       const idx: NetIndex = cur ? JSON.parse(cur.value) : { names: {}, subnets: {}, vnis: {} };
       if (idx.names[n.name]) throw conflict(`network with name ${n.name} already exists`);
       const taken = Object.keys(idx.subnets).map(parseCidr);
+      for (const c of given) {
+        if (taken.some((t) => overlaps(t, parseCidr(c.Subnet)))) throw new LoomError(403, 'invalid pool request: Pool overlaps with other one on this address space');
+      }
       if (auto) {
         const pick = nextFreePool([GLOBAL_DEFAULT_POOL], [...taken, ...localUsed]);
         if (!pick) throw new LoomError(403, 'all predefined address pools have been fully subnetted');
-        n.ipam.config = [{ Subnet: cidrString(pick), Gateway: firstHost(pick) }];
+        n.ipam.config = [{ Subnet: cidrString(pick), Gateway: firstHost(pick) }, ...given];
         n.autoSubnets = [cidrString(pick)];
-      } else {
-        for (const c of n.ipam.config) {
-          if (taken.some((t) => overlaps(t, parseCidr(c.Subnet)))) throw new LoomError(403, 'invalid pool request: Pool overlaps with other one on this address space');
-        }
       }
       let vni = wanted[0];
       if (vni !== undefined) {
@@ -452,7 +467,8 @@ export class Cluster {
     if (kvs.length) {
       const cur = await this.store.get(key);
       if (cur) await this.store.txn([{ key, modRevision: cur.modRevision }], [{ put: key, value: JSON.stringify({ ...rec, deleting: undefined }) }]);
-      const eps = kvs.map((kv) => JSON.parse(kv.value) as EndpointClaim).sort((a, b) => (a.name ?? '').localeCompare(b.name ?? ''));
+      const byEp = new Map(kvs.map((kv) => JSON.parse(kv.value) as EndpointClaim).map((c) => [c.ep, c]));
+      const eps = [...byEp.values()].sort((a, b) => (a.name ?? '').localeCompare(b.name ?? ''));
       throw new LoomError(403, `error while removing network: network ${n.name} has active endpoints (${eps.map((e) => `name:"${e.name ?? ''}" id:"${e.ep.slice(0, 12)}"`).join(', ')})`);
     }
     await this.dropFromIndex(n);
@@ -487,42 +503,56 @@ export class Cluster {
   async claim(n: NetworkRecord, ep: EndpointRecord): Promise<boolean> {
     this.requireConnected(`attach to network ${n.name}`);
     if (!ep.ipv4) throw invalidParameter(`network ${n.name}: overlay endpoints need an IPv4 address`);
-    const key = KEYS.ep(n.id, ep.ipv4);
-    const c: EndpointClaim = {
-      ep: ep.id, network: n.id, host: this.opts.hostId, vtep: this.opts.advertise, mac: ep.mac, ipv4: ep.ipv4, prefix: ep.prefix4 ?? 24,
-      ...this.names.get(`${n.id}/${ep.ipv4}`),
-    };
+    const c = this.claimOf(n.id, ep);
+    const keys = claimKeys(c);
     for (let i = 0; i < CAS_ATTEMPTS; i++) {
       const cur = await this.store.get(KEYS.network(n.id));
       if (!cur) throw notFound(`network ${n.name} not found`);
       if ((JSON.parse(cur.value) as { deleting?: boolean }).deleting) throw conflict(`network ${n.name} is being removed`);
       const ok = await this.store.txn(
-        [{ key: KEYS.network(n.id), modRevision: cur.modRevision }, { key, exists: false }],
-        [{ put: key, value: JSON.stringify(c), leased: true }],
+        [{ key: KEYS.network(n.id), modRevision: cur.modRevision }, ...keys.map((key) => ({ key, exists: false as const }))],
+        keys.map((key) => ({ put: key, value: JSON.stringify(c), leased: true })),
       );
       if (ok) {
         this.mine.set(ep.id, c);
-        this.eps.set(key, c);
+        for (const key of keys) this.eps.set(key, c);
         return true;
       }
-      const holder = await this.store.get(key);
-      if (holder) {
-        this.log.debug({ network: n.name, address: ep.ipv4 }, 'address claimed by another host meanwhile; picking the next');
+      let held = false;
+      for (const key of keys) {
+        const holder = await this.store.get(key);
+        if (!holder) continue;
+        held = true;
+        this.log.debug({ network: n.name, address: key.slice(KEYS.epsOf(n.id).length) }, 'address claimed by another host meanwhile; picking the next');
         this.eps.set(key, JSON.parse(holder.value) as EndpointClaim);
-        return false;
       }
+      if (held) return false;
       // the network's record changed under us (a refused rm, another host's update): look again
     }
     throw systemError(`attach to network ${n.name}: the cluster store kept changing; try again`);
   }
 
-  /** The endpoint went: its key goes (in the background; a crash before it is repaired by reconcile). */
+  /** Whether this host holds the endpoint's addresses (claimed and not released). */
+  holds(epId: string): boolean {
+    return this.mine.has(epId);
+  }
+
+  /** This host's record of an endpoint (before its names are known: those come with updateNames). */
+  private claimOf(netId: string, ep: EndpointRecord): EndpointClaim {
+    return {
+      ep: ep.id, network: netId, host: this.opts.hostId, vtep: this.opts.advertise, mac: ep.mac, ipv4: ep.ipv4!, prefix: ep.prefix4 ?? 24,
+      ...(ep.ipv6 ? { ipv6: ep.ipv6, prefix6: ep.prefix6 ?? 64 } : {}),
+      ...this.names.get(`${netId}/${ep.ipv4}`),
+    };
+  }
+
+  /** The endpoint went: its keys go (in the background; a crash before it is repaired by reconcile). */
   release(ep: EndpointRecord): void {
     const c = this.mine.get(ep.id);
     if (!c) return;
     this.mine.delete(ep.id);
     this.names.delete(`${c.network}/${c.ipv4}`);
-    this.background(() => this.deleteIfOurs(KEYS.ep(c.network, c.ipv4), c.ep));
+    for (const key of claimKeys(c)) this.background(() => this.deleteIfOurs(key, c.ep));
   }
 
   /** Deletes a key only while it is still this endpoint's (after a lost lease another host may hold it). */
@@ -559,19 +589,20 @@ export class Cluster {
     this.background(() => this.republish(c));
   }
 
-  /** Writes this host's record of an endpoint again (with the current lease), unless another host holds the address. */
+  /** Writes this host's record of an endpoint again (with the current lease), unless another host holds an address of it. */
   private async republish(c: EndpointClaim): Promise<void> {
-    const key = KEYS.ep(c.network, c.ipv4);
-    const cur = await this.store.get(key);
-    if (cur && (JSON.parse(cur.value) as EndpointClaim).ep !== c.ep) {
-      this.log.error({ address: c.ipv4, network: c.network }, 'address of a running endpoint was claimed by another host while this one was away');
-      return;
+    const keys = claimKeys(c);
+    const compares: Compare[] = [{ key: KEYS.network(c.network), exists: true }];
+    for (const key of keys) {
+      const cur = await this.store.get(key);
+      if (cur && (JSON.parse(cur.value) as EndpointClaim).ep !== c.ep) {
+        this.log.error({ address: key.slice(KEYS.epsOf(c.network).length), network: c.network }, 'address of a running endpoint was claimed by another host while this one was away');
+        return;
+      }
+      compares.push(cur ? { key, modRevision: cur.modRevision } : { key, exists: false });
     }
-    const ok = await this.store.txn(
-      [cur ? { key, modRevision: cur.modRevision } : { key, exists: false }, { key: KEYS.network(c.network), exists: true }],
-      [{ put: key, value: JSON.stringify(c), leased: true }],
-    );
-    if (ok) this.eps.set(key, c);
+    const ok = await this.store.txn(compares, keys.map((key) => ({ put: key, value: JSON.stringify(c), leased: true })));
+    if (ok) for (const key of keys) this.eps.set(key, c);
   }
 
   /**
@@ -589,10 +620,7 @@ export class Cluster {
     for (const ep of live) {
       if (!globalIds.has(ep.networkId) || !ep.ipv4) continue;
       liveIds.add(ep.id);
-      const c: EndpointClaim = this.mine.get(ep.id) ?? {
-        ep: ep.id, network: ep.networkId, host: this.opts.hostId, vtep: this.opts.advertise, mac: ep.mac, ipv4: ep.ipv4, prefix: ep.prefix4 ?? 24,
-        ...this.names.get(`${ep.networkId}/${ep.ipv4}`),
-      };
+      const c: EndpointClaim = this.mine.get(ep.id) ?? this.claimOf(ep.networkId, ep);
       c.vtep = this.opts.advertise;
       this.mine.set(ep.id, c);
       await this.republish(c).catch((e) => this.log.warn({ ep: ep.id, err: messageOf(e) }, 'cannot publish endpoint'));
@@ -605,9 +633,9 @@ export class Cluster {
     }
   }
 
-  /** Endpoints of a network on other hosts (inspect, tests). */
+  /** Endpoints of a network on other hosts (inspect, tests): one each, also when dual-stack. */
   remoteEndpoints(netId: string): EndpointClaim[] {
-    return [...this.eps.values()].filter((c) => c.network === netId && c.host !== this.opts.hostId);
+    return [...new Map([...this.eps.values()].filter((c) => c.network === netId && c.host !== this.opts.hostId).map((c) => [c.ep, c])).values()];
   }
 
   async close(): Promise<void> {

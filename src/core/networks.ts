@@ -478,9 +478,11 @@ export class Networks {
     if (!this.cluster) throw noClusterStoreError(given[0]);
     if ((spec.IPAM?.Driver || 'default') !== 'default') throw invalidParameter(`overlay networks take the default IPAM driver, not ${spec.IPAM!.Driver}`);
     await this.refreshHostRoutes();
+    // the subnets given, checked as a local network's; a missing IPv4 one comes from the cluster's pool (not this host's)
+    const checked = given.length ? this.validateIpam(given, !!spec.EnableIPv6) : { config: [], auto: [] };
     const net: NetworkRecord = {
       id: newId(), name: spec.Name, driver: drv.type, scope: 'global', created: nowIso(), enableIPv6: !!spec.EnableIPv6,
-      ipam: { driver: 'default', options: spec.IPAM?.Options ?? {}, config: given.length ? this.validateIpam(given, !!spec.EnableIPv6).config : [] },
+      ipam: { driver: 'default', options: spec.IPAM?.Options ?? {}, config: checked.config.filter((c) => !checked.auto.includes(c.Subnet)) },
       internal: !!spec.Internal, attachable: !!spec.Attachable, options: { ...(spec.Options ?? {}) }, labels: spec.Labels ?? {},
     };
     // an automatic subnet (10.0.0.0/8 in /24s, as Docker's GlobalDefault) avoids this host's networks and routes too
@@ -530,13 +532,13 @@ export class Networks {
   private async claimGlobal(net: NetworkRecord, ep: EndpointRecord): Promise<void> {
     for (let i = 0; i < 64; i++) {
       if (await this.cluster!.claim(net, ep)) return;
-      if (ep.requestedIpv4) throw new LoomError(403, 'Address already in use');
+      if (ep.requestedIpv4 || ep.requestedIpv6) throw new LoomError(403, 'Address already in use');
       const derivedMac = ep.mac === macFromIpv4(ep.ipv4!);
       const again = this.store.tx(() => {
         this.store.releaseOwner(ep.id);
         return this.allocateEndpoint(this.get(net.id), ep.id, ep.ifname, { aliases: ep.aliases }, ep.id);
       });
-      Object.assign(ep, { ipv4: again.ipv4, prefix4: again.prefix4, gateway4: again.gateway4, ...(derivedMac ? { mac: again.mac } : {}) });
+      Object.assign(ep, { ipv4: again.ipv4, prefix4: again.prefix4, gateway4: again.gateway4, ipv6: again.ipv6, prefix6: again.prefix6, gateway6: again.gateway6, ...(derivedMac ? { mac: again.mac } : {}) });
     }
     throw systemError(`network ${net.name}: no address could be claimed in the cluster store`);
   }

@@ -2,15 +2,18 @@
 //
 // Per network and host, only while the host has endpoints on it (created at the first join, removed with
 // the last leave, as Docker's joinSandbox/leaveSandbox), a namespace of its own, <exec-root>/netns/1-<id10>:
-//   br0      the network's bridge, with the gateway address (nothing routes through it: egress is the
-//            docker_gwbridge endpoint the controller adds, eth1 in the container)
+//   br0      the network's bridge, with the gateway address of every subnet, IPv4 and IPv6 (nothing
+//            routes through it: egress is the docker_gwbridge endpoint the controller adds, eth1 in the
+//            container). Several subnets share the one layer-2 segment (Docker gives each its own bridge
+//            and VNI; a single segment keeps one tunnel device and one set of forwarding entries).
 //   vxlan0   VNI of the network, local tunnel address = --cluster-advertise, UDP 4789, no learning, proxy
 //            ARP. Created from the daemon's namespace directly inside this one, so its UDP socket lives in
 //            the host's namespace while the device does not (nothing is moved afterwards).
 //   vethXXX  one per endpoint; its peer is created directly in the container's namespace (eth0...).
-// Remote endpoints come from the cluster store (src/core/cluster.ts calls addPeer/removePeer): each is an
-// ARP entry (IP → MAC) and a forwarding entry (MAC → the peer host's tunnel address) on vxlan0, so ARP is
-// answered locally and frames are unicast to the right host; nothing floods between hosts.
+// Remote endpoints come from the cluster store (src/core/cluster.ts calls addPeer/removePeer, once per
+// address): each address is a neighbour entry on vxlan0 (IPv4: ARP, IPv6: NDP; IP → MAC) and the MAC a
+// forwarding entry (MAC → the peer host's tunnel address), so ARP requests and neighbour solicitations are
+// answered locally by vxlan0's proxy and frames are unicast to the right host; nothing floods between hosts.
 // A namespace per network keeps its subnet, bridge and neighbour tables away from the host's, so two
 // overlay networks may even use the same subnet.
 import { randomMac } from './bridge.ts';
@@ -18,7 +21,7 @@ import path from 'node:path';
 import { Rtnl, configureInterface, vxlanData } from '../kernel/rtnl.ts';
 import { createNetns, deleteNetns, netnsExists } from '../kernel/netns.ts';
 import type { EndpointRecord, NetworkRecord } from '../core/types.ts';
-import type { NetworkDriver } from './driver.ts';
+import { endpointAddresses, type NetworkDriver } from './driver.ts';
 import { parseCidr } from '../ipam/ipam.ts';
 import { invalidParameter, messageOf, systemError } from '../util/errors.ts';
 import type { Logger } from '../util/log.ts';
@@ -34,7 +37,7 @@ const VXLAN_ENCAP = 50;
 const BRIDGE = 'br0';
 const VXLAN = 'vxlan0';
 
-/** A remote endpoint: its address and MAC on the overlay, and its host's tunnel address. */
+/** A remote endpoint's address (IPv4 or IPv6; an endpoint with both is two peers), its MAC on the overlay, and its host's tunnel address. */
 export interface Peer { ip: string; mac: string; vtep: string }
 
 /** The VNIs of `-o com.docker.network.driver.overlay.vxlanid_list=N[,N...]`, checked as Docker does. */
@@ -56,8 +59,10 @@ export function validateOverlayOptions(net: NetworkRecord): void {
     if (Number(mtu) > 0 && Number(mtu) - VXLAN_ENCAP < 68) throw invalidParameter(`invalid MTU number: ${mtu} (an overlay endpoint gets the MTU minus ${VXLAN_ENCAP}, at least 68)`);
   }
   if ('encrypted' in net.options) throw invalidParameter('encrypted overlay networks need swarm mode\'s key distribution, which loom does not have');
-  if (net.enableIPv6 || net.ipam.config.some((c) => c.Subnet.includes(':'))) throw invalidParameter('IPv6 is not supported on overlay networks by loom');
-  if (net.ipam.config.length > 1) throw invalidParameter(`loom's overlay networks take one subnet, not ${net.ipam.config.length}`);
+  const v6 = net.ipam.config.filter((c) => c.Subnet.includes(':'));
+  if (v6.length && !net.enableIPv6) throw invalidParameter(`invalid subnet ${v6[0].Subnet}: IPv6 has not been enabled for this network`);
+  // Docker's GlobalDefault address space has no IPv6 pool: an IPv6 overlay names its subnet
+  if (net.enableIPv6 && !v6.length) throw invalidParameter('could not find an available, non-overlapping IPv6 address pool among the defaults to assign to the network (an overlay network with --ipv6 needs an IPv6 --subnet)');
 }
 
 /** The MTU of an overlay network's endpoints: the network's (default 1500) minus the encapsulation. */
@@ -141,11 +146,28 @@ export class OverlayDriver implements NetworkDriver {
         await sb.rt.createVeth({ name: ep.hostVeth!, peerName: ep.ifname, peerNetnsPath: netnsPath, peerMac: ep.mac, mtu, master: sb.br, up: true });
         try {
           // no default route: overlay endpoints reach the outside through the gateway bridge (eth1)
-          await configureInterface(netnsPath, { ifname: ep.ifname, addresses: ep.ipv4 ? [`${ep.ipv4}/${ep.prefix4}`] : [], mtu, loUp: true });
+          await configureInterface(netnsPath, { ifname: ep.ifname, addresses: endpointAddresses(ep), mtu, loUp: true });
         } catch (e) {
           await sb.rt.deleteLink(ep.hostVeth!).catch(() => {});
           throw e;
         }
+      } catch (e) {
+        await this.destroyIfUnused(net.id, sb).catch(() => {});
+        throw e;
+      }
+    });
+  }
+
+  /**
+   * An endpoint for another engine (dockerd through loom's network plugin): the veth's network end on br0
+   * as join() makes it, its other end (`peerName`, unconfigured, MTU set) in the daemon's own namespace,
+   * where the engine takes it, moves it into its container and sets the addresses itself. leave() undoes it.
+   */
+  joinDetached(net: NetworkRecord, ep: EndpointRecord, peerName: string): Promise<void> {
+    return this.serial(net.id, async () => {
+      const sb = await this.sandbox(net);
+      try {
+        await sb.rt.createVeth({ name: ep.hostVeth!, peerName, peerNetnsPath: '/proc/self/ns/net', peerMac: ep.mac, mtu: overlayMtu(net), master: sb.br, up: true });
       } catch (e) {
         await this.destroyIfUnused(net.id, sb).catch(() => {});
         throw e;
@@ -228,8 +250,7 @@ export class OverlayDriver implements NetworkDriver {
     try {
       rt = Rtnl.open(p);
       const br = await rt.createBridge(BRIDGE, { mtu: overlayMtu(net), up: true, mac: randomMac() }); // a fixed MAC: see bridge.ts
-      const c = net.ipam.config[0];
-      if (c?.Gateway) await rt.addAddress(br, `${c.Gateway}/${parseCidr(c.Subnet).prefix}`, { nodad: true });
+      for (const c of net.ipam.config) if (c.Gateway) await rt.addAddress(br, `${c.Gateway}/${parseCidr(c.Subnet).prefix}`, { nodad: true });
       const sb: Sandbox = { path: p, rt, br, vx: await this.createVxlan(net, rt, br) };
       this.sandboxes.set(net.id, sb);
       for (const peer of this.peers.get(net.id)?.values() ?? []) await this.program(sb, peer);

@@ -913,18 +913,19 @@ export class Rtnl {
 const RTM_NEWNEIGH = 28, RTM_DELNEIGH = 29;
 const NDA_DST = 1, NDA_LLADDR = 2, NUD_PERMANENT = 0x80, NTF_SELF = 0x02;
 
-/** An ndmsg: an IPv4 neighbour (ip) or, with vtep, a bridge-family FDB entry of the device itself (NTF_SELF). */
+/** An ndmsg: an IPv4 (ARP) or IPv6 (NDP) neighbour (ip) or, with vtep, a bridge-family FDB entry of the device itself (NTF_SELF). */
 function neighMsg(type: number, flags: number, n: { index: number; mac: string; ip?: string; vtep?: string }): { msg: Msg; what: string } {
   const fdb = n.vtep !== undefined;
+  const dst = parseIp(fdb ? n.vtep! : n.ip ?? '');
+  // a tunnel endpoint is IPv4 (loom's VXLAN underlay); a neighbour may be either family (ARP or NDP entry)
+  if (fdb && dst.family !== 4) throw errnoError(`neighbour ${n.mac}: ${n.vtep} is not IPv4`, EINVAL);
   const m = new Msg(type, flags, 12);
   const b = m.body;
-  m.buf.writeUInt8(fdb ? AF_BRIDGE : AF_INET, b);
+  m.buf.writeUInt8(fdb ? AF_BRIDGE : famOf(dst.family), b);
   m.buf.writeInt32LE(n.index, b + 4);
   m.buf.writeUInt16LE(NUD_PERMANENT, b + 8);
   m.buf.writeUInt8(fdb ? NTF_SELF : 0, b + 10);
   m.attr(NDA_LLADDR, macBytes(n.mac));
-  const dst = parseIp(fdb ? n.vtep! : n.ip ?? '');
-  if (dst.family !== 4) throw errnoError(`neighbour ${n.mac}: ${fdb ? n.vtep : n.ip} is not IPv4`, EINVAL);
   m.attr(NDA_DST, dst.bytes);
   return { msg: m, what: fdb ? `fdb entry ${n.mac} dst ${n.vtep} on link ${n.index}` : `neighbour ${n.ip} lladdr ${n.mac} on link ${n.index}` };
 }

@@ -1,6 +1,8 @@
-// loom as a CNI plugin, against the spec directly: bin/loom-cni run as a runtime runs it (CNI_* in the
+// loom as a CNI plugin, against the spec directly: the plugin run as a runtime runs it (CNI_* in the
 // environment, the network config on stdin) on a namespace the test made, attached to a loom network by
-// the daemon in a sandbox. The namespace reaches loom's containers and they reach it by name.
+// the daemon in a sandbox. The namespace reaches loom's containers and they reach it by name. The plugin
+// is the C client scripts/setup builds (.cache/bin/loom-cni) when there is one, else bin/loom-cni (Node);
+// both only pass the invocation to the daemon, and one test runs the Node client too.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
@@ -11,7 +13,9 @@ import { createSandbox, eventually, requireRoot, runCmd, type Sandbox } from '..
 import { ok } from '../helpers/assert.ts';
 
 const skip = requireRoot();
-const PLUGIN = path.resolve(import.meta.dirname, '../../bin/loom-cni');
+const NODE_PLUGIN = path.resolve(import.meta.dirname, '../../bin/loom-cni');
+const C_PLUGIN = path.resolve(import.meta.dirname, '../../.cache/bin/loom-cni');
+const PLUGIN = fs.existsSync(C_PLUGIN) ? C_PLUGIN : NODE_PLUGIN;
 const podNs = `loomt-cni-${process.pid}`;
 const podNs2 = `loomt-cni2-${process.pid}`;
 const NETNS = `/run/netns/${podNs}`;
@@ -20,8 +24,8 @@ let sb: Sandbox;
 interface Out { code: number; json: any; raw: string }
 
 /** One plugin run: the spec's environment and stdin, stdout parsed. */
-function cni(command: string, conf: Record<string, unknown>, env: Record<string, string> = {}): Out {
-  const r = spawnSync(PLUGIN, [], {
+function cni(command: string, conf: Record<string, unknown>, env: Record<string, string> = {}, plugin = PLUGIN): Out {
+  const r = spawnSync(plugin, [], {
     encoding: 'utf8',
     input: JSON.stringify({ cniVersion: '1.1.0', name: 'app', type: 'loom', network: 'app', socket: sb.socket, ...conf }),
     env: { PATH: process.env.PATH, CNI_COMMAND: command, CNI_PATH: path.dirname(PLUGIN), ...env },
@@ -31,6 +35,14 @@ function cni(command: string, conf: Record<string, unknown>, env: Record<string,
 
 const pod = (id: string, ifname = 'eth0', netns = NETNS) => ({ CNI_CONTAINERID: id, CNI_IFNAME: ifname, CNI_NETNS: netns, CNI_ARGS: 'IgnoreUnknown=1;K8S_POD_NAMESPACE=default' });
 const inPod = (argv: string[], ns = podNs) => spawnSync('ip', ['netns', 'exec', ns, ...argv], { encoding: 'utf8' });
+/** Whether the interface left the namespace: DEL answers before the kernel has finished deleting the veth. */
+async function goneFromPod(ifname: string, ns = podNs): Promise<boolean> {
+  for (let i = 0; i < 50; i++) {
+    if (inPod(['ip', 'link', 'show', ifname], ns).status !== 0) return true;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return false;
+}
 
 before(async () => {
   if (skip) return;
@@ -70,6 +82,11 @@ test('VERSION, and errors shaped by the spec for bad versions, configs and envir
   assert.equal(JSON.parse(garbage.stdout).code, 6);
   const noDaemon = cni('ADD', { socket: '/nonexistent/loom.sock' }, pod('x'));
   assert.equal(noDaemon.json.code, 11);
+  for (const plugin of [NODE_PLUGIN, C_PLUGIN].filter((p) => fs.existsSync(p))) {
+    assert.deepEqual(cni('VERSION', { cniVersion: '0.4.0' }, {}, plugin).json, { cniVersion: '0.4.0', supportedVersions: ['0.3.0', '0.3.1', '0.4.0', '1.0.0', '1.1.0'] });
+    assert.deepEqual(cni('ADD', { socket: '/nonexistent/loom.sock' }, pod('x'), plugin).json,
+      { cniVersion: '1.1.0', code: 11, msg: 'the loom daemon at /nonexistent/loom.sock is not answering', details: plugin === NODE_PLUGIN ? 'connect ENOENT /nonexistent/loom.sock' : 'No such file or directory' });
+  }
   const st = cni('STATUS', {});
   assert.equal(st.code, 0, st.raw);
   assert.equal(cni('STATUS', { network: 'nosuch' }).json.code, 50);
@@ -83,12 +100,16 @@ test('ADD attaches a foreign namespace with loom\'s IPAM; it and loom\'s contain
   assert.match(r.json.interfaces[0].mac, /^([0-9a-f]{2}:){5}[0-9a-f]{2}$/);
   assert.deepEqual(r.json.ips, [{ address: '10.77.0.3/24', gateway: '10.77.0.1', interface: 0 }]);
   assert.deepEqual(r.json.routes, [{ dst: '0.0.0.0/0', gw: '10.77.0.1' }]);
+  // loom's embedded DNS serves the namespace, as it serves loom's containers
+  assert.deepEqual(r.json.dns, { nameservers: ['127.0.0.11'] });
   const addr = inPod(['ip', '-o', 'addr', 'show', 'dev', 'eth0']);
   assert.match(addr.stdout, /inet 10\.77\.0\.3\/24/);
   // the namespace reaches loom's container, and loom's container resolves it by pod name and by id
   const webIp = await ok(sb.loom('inspect', '-f', '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}', 'web'));
   const wget = inPod(['busybox', 'wget', '-qO-', `http://${webIp}:8080/`]);
   assert.equal(wget.stdout.trim(), 'hello from loom', wget.stderr);
+  const byName = inPod(['busybox', 'nslookup', 'web', '127.0.0.11']);
+  assert.match(byName.stdout, new RegExp(`Address:\\s+${webIp.replace(/\./g, '\\.')}`), byName.stdout + byName.stderr);
   assert.match(await ok(sb.loom('exec', 'web', 'nslookup', 'frontend')), /Address:\s+10\.77\.0\.3/);
   await ok(sb.loom('exec', 'web', 'ping', '-c1', '-W3', 'podone'), 'web pings podone by name');
   // network inspect lists it under the runtime's container id
@@ -115,7 +136,7 @@ test('ADD attaches a foreign namespace with loom\'s IPAM; it and loom\'s contain
   assert.match(rm.stderr, /has active endpoints/);
 });
 
-test('prevResult chaining: loom\'s interface and addresses follow the previous plugins\' (0.4.0 shapes too)', { skip }, () => {
+test('prevResult chaining: loom\'s interface and addresses follow the previous plugins\' (0.4.0 shapes too)', { skip }, async () => {
   const prev = { cniVersion: '0.4.0', interfaces: [{ name: 'lo0x' }], ips: [{ version: '4', address: '192.0.2.9/32', interface: 0 }], routes: [], dns: { nameservers: ['192.0.2.53'] } };
   const r = cni('ADD', { cniVersion: '0.4.0', prevResult: prev }, pod('podone', 'eth1'));
   assert.equal(r.code, 0, r.raw);
@@ -127,7 +148,7 @@ test('prevResult chaining: loom\'s interface and addresses follow the previous p
   assert.deepEqual(r.json.dns, { nameservers: ['192.0.2.53'] });
   const del = cni('DEL', { cniVersion: '0.4.0', prevResult: r.json }, pod('podone', 'eth1'));
   assert.equal(del.code, 0, del.raw);
-  assert.notEqual(inPod(['ip', 'link', 'show', 'eth1']).status, 0, 'eth1 is gone from the namespace');
+  assert.ok(await goneFromPod('eth1'), 'eth1 is gone from the namespace');
 });
 
 test('an attachment survives a daemon restart; GC removes those the runtime no longer lists; DEL is idempotent and leaves nothing', { skip }, async () => {
@@ -151,11 +172,12 @@ test('an attachment survives a daemon restart; GC removes those the runtime no l
   assert.equal(cni('DEL', { network: 'nosuch' }, { CNI_CONTAINERID: 'podone', CNI_IFNAME: 'eth0' }).code, 0);
   const insp = JSON.parse(await ok(sb.loom('network', 'inspect', 'app')))[0];
   assert.deepEqual(Object.values(insp.Containers).map((c: any) => c.Name), ['web']);
-  assert.notEqual(inPod(['ip', 'link', 'show', 'eth0']).status, 0);
-  // the container id can be attached again after its DEL
-  const re = cni('ADD', {}, pod('podone'));
+  assert.ok(await goneFromPod('eth0'), 'eth0 is gone from the namespace');
+  // the container id can be attached again after its DEL (here through the Node client: the same answers)
+  const re = cni('ADD', {}, pod('podone'), NODE_PLUGIN);
   assert.equal(re.code, 0, re.raw);
-  assert.equal(cni('DEL', {}, pod('podone')).code, 0);
+  assert.deepEqual(re.json.dns, { nameservers: ['127.0.0.11'] });
+  assert.equal(cni('DEL', {}, pod('podone'), NODE_PLUGIN).code, 0);
   const re3 = cni('ADD', {}, pod('podthree'));
   assert.equal(re3.code, 0, re3.raw);
   assert.equal(cni('DEL', {}, pod('podthree')).code, 0);
@@ -211,4 +233,59 @@ test('containerd 1.6 `ctr run --cni` attaches its container through loom\'s plug
   }
   await ok(sb.loom('rm', '-f', 'web2'));
   await ok(sb.loom('network', 'rm', 'ctrnet'));
+});
+
+const hardLimit = (flag: string) => Number(spawnSync('sh', ['-c', `ulimit -H${flag}`], { encoding: 'utf8' }).stdout.trim()) || 1024;
+const HARD = { nofile: hardLimit('n'), nproc: hardLimit('u') };
+const podmanBin = fs.existsSync('/usr/bin/podman') ? '/usr/bin/podman' : '';
+
+test('Podman 4.3 with its CNI backend attaches through loom\'s plugin: its container and loom\'s reach each other by name', { skip: skip || (podmanBin ? false : 'podman is not installed (Debian package podman)') }, async () => {
+  await ok(sb.loom('network', 'create', '--subnet', '10.79.0.0/24', 'podnet'), 'create podnet');
+  await ok(sb.loom('run', '-d', '--name', 'web3', '--network', 'podnet', 'box', 'httpd', '-f', '-p', '8080', '-h', '/www'), 'run web3');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'loomt-podman-'));
+  // the image library's blob-info cache has a fixed place (/var/lib/containers/cache): removed again after, when the test made it
+  const libDirExisted = fs.existsSync('/var/lib/containers');
+  // everything of Podman's in this directory: storage, state, its CNI config and plugin dirs, its temp files
+  for (const d of ['cni', 'bin', 'tmp']) fs.mkdirSync(path.join(dir, d));
+  fs.symlinkSync(PLUGIN, path.join(dir, 'bin', 'loom'));
+  fs.writeFileSync(path.join(dir, 'cni', 'podnet.conflist'), JSON.stringify({
+    cniVersion: '1.0.0', name: 'podnet', plugins: [{ type: 'loom', network: 'podnet', socket: sb.socket }],
+  }));
+  fs.writeFileSync(path.join(dir, 'containers.conf'), [
+    '[network]', 'network_backend = "cni"', `cni_plugin_dirs = ["${dir}/bin"]`, `network_config_dir = "${dir}/cni"`,
+    '[engine]', 'cgroup_manager = "cgroupfs"', 'events_logger = "file"', `events_logfile_path = "${dir}/events.log"`, 'runtime = "runc"',
+    `tmp_dir = "${dir}/tmp"`, `static_dir = "${dir}/libpod"`, `volume_path = "${dir}/volumes"`,
+    // Podman raises nofile/nproc to the kernel's maximum by default, above this machine's hard limits
+    '[containers]', `default_ulimits = ["nofile=${HARD.nofile}:${HARD.nofile}", "nproc=${HARD.nproc}:${HARD.nproc}"]`, '',
+  ].join('\n'));
+  fs.writeFileSync(path.join(dir, 'storage.conf'), `[storage]\ndriver = "vfs"\nrunroot = "${dir}/run"\ngraphroot = "${dir}/graph"\n`);
+  const env = { ...process.env, CONTAINERS_CONF: path.join(dir, 'containers.conf'), CONTAINERS_STORAGE_CONF: path.join(dir, 'storage.conf') };
+  const podman = (...args: string[]) => runCmd(['nsenter', `--net=/run/netns/${sb.hostNs}`, '--', podmanBin, ...args], { env, timeoutMs: 120_000 });
+  try {
+    const tar = path.join(dir, 'box.tar');
+    await ok(sb.loom('save', '-o', tar, 'box'), 'loom save box');
+    await ok(podman('load', '-i', tar), 'podman load');
+    const info = await ok(podman('info', '--format', '{{.Host.NetworkBackend}}'), 'podman info');
+    assert.equal(info, 'cni');
+    // a Podman container reaches loom's by name (loom's DNS through the CNI result) and serves on its own
+    await ok(podman('run', '-d', '--name', 'pc1', '--network', 'podnet', 'box', 'httpd', '-f', '-p', '8080', '-h', '/www'), 'podman run pc1');
+    const resolv = await ok(podman('exec', 'pc1', 'cat', '/etc/resolv.conf'));
+    assert.match(resolv, /^nameserver 127\.0\.0\.11$/m);
+    const got = await ok(podman('exec', 'pc1', 'wget', '-qO-', 'http://web3:8080/'), 'pc1 fetches from web3 by name');
+    assert.equal(got, 'hello from loom');
+    // and loom's container reaches Podman's by its name (K8S_POD_NAME, which Podman sets to the container's name)
+    const back = await ok(sb.loom('exec', 'web3', 'wget', '-qO-', 'http://pc1:8080/'), 'web3 fetches from pc1 by name');
+    assert.equal(back, 'hello from loom');
+    const insp = JSON.parse(await ok(sb.loom('network', 'inspect', 'podnet')))[0];
+    assert.deepEqual(Object.values(insp.Containers).map((c: any) => c.Name).sort(), ['pc1', 'web3']);
+    await ok(podman('rm', '-f', 'pc1'), 'podman rm pc1');
+    const after = JSON.parse(await ok(sb.loom('network', 'inspect', 'podnet')))[0];
+    assert.deepEqual(Object.values(after.Containers).map((c: any) => c.Name), ['web3'], 'Podman\'s DEL took the attachment');
+  } finally {
+    await podman('rm', '-af');
+    fs.rmSync(dir, { recursive: true, force: true });
+    if (!libDirExisted) fs.rmSync('/var/lib/containers', { recursive: true, force: true });
+  }
+  await ok(sb.loom('rm', '-f', 'web3'));
+  await ok(sb.loom('network', 'rm', 'podnet'));
 });

@@ -11,7 +11,8 @@ import { busyboxTar, createSandbox, eventually, requireRoot, runCmd, type Sandbo
 import { ok } from '../helpers/assert.ts';
 
 const dockerd = fs.existsSync('/usr/sbin/dockerd') ? '/usr/sbin/dockerd' : '';
-const skip = requireRoot() || (dockerd ? false : 'dockerd is not installed (Debian package docker.io)') || (fs.existsSync('/run/docker/plugins') ? false : 'no /run/docker/plugins to mount over');
+const skip = requireRoot() || (dockerd ? false : 'dockerd is not installed (Debian package docker.io)');
+
 let sb: Sandbox;
 let dd: ChildProcess | null = null;
 let ddLog = '';
@@ -24,13 +25,15 @@ before(async () => {
   if (skip) return;
   sb = await createSandbox({ tag: 'dnp' });
   const pluginDir = path.join(sb.dir, 'plugins');
-  await sb.startDaemon(['--network-plugin-socket', path.join(pluginDir, 'loom.sock')]);
-  await sb.image('box');
   ddDir = path.join(sb.dir, 'dd');
   fs.mkdirSync(ddDir);
   ddSock = path.join(ddDir, 'docker.sock');
-  // its own mount namespace: /run/docker/plugins (where dockerd looks, not configurable) shows loom's socket
-  const script = `mount --bind ${pluginDir} /run/docker/plugins && exec ${dockerd} --data-root ${ddDir}/data --exec-root ${ddDir}/x `
+  // loom asks dockerd for its containers' names (for loom's DNS)
+  await sb.startDaemon(['--network-plugin-socket', path.join(pluginDir, 'loom.sock'), '--network-plugin-docker-host', `unix://${ddSock}`]);
+  await sb.image('box');
+  // its own mount namespace, with a /run of its own: /run/docker/plugins (where dockerd looks, not
+  // configurable, and which it makes whatever its exec root) shows loom's socket; nothing of it on the machine
+  const script = `mount -t tmpfs tmpfs /run && mkdir -p /run/docker/plugins && mount --bind ${pluginDir} /run/docker/plugins && exec ${dockerd} --data-root ${ddDir}/data --exec-root ${ddDir}/x `
     + `--pidfile ${ddDir}/docker.pid -H unix://${ddSock} --iptables=false --ip6tables=false --bridge=none --userland-proxy=false --storage-driver=vfs`;
   dd = spawn('nsenter', [`--net=/run/netns/${sb.hostNs}`, '--', 'unshare', '-m', '--propagation', 'private', 'sh', '-c', script], { stdio: ['ignore', 'ignore', 'pipe'] });
   dd.stderr!.on('data', (d: Buffer) => (ddLog += d.toString()));
@@ -71,6 +74,9 @@ test('docker network create -d loom on a real dockerd makes a loom network; dock
   const body = await eventually(() => sb.loom('exec', 'lc', 'wget', '-qO-', `http://${ip}:8080/`), (r) => r.code === 0);
   assert.equal(body.stdout.trim(), 'hello from loom');
   await ok(dk('exec', 'dc', 'ping', '-c1', '-W3', lip), 'dockerd\'s container pings loom\'s');
+  // loom's container reaches dockerd's by its name (loom asked dockerd which container has the endpoint)
+  const byName = await eventually(() => sb.loom('exec', 'lc', 'wget', '-qO-', 'http://dc:8080/'), (r) => r.code === 0);
+  assert.equal(byName.stdout.trim(), 'hello from loom', byName.stderr);
   // network rm is refused by dockerd while a container is on it; once gone, the loom network goes too
   await ok(sb.loom('rm', '-f', 'lc'));
   await ok(dk('rm', '-f', 'dc'));
@@ -80,6 +86,17 @@ test('docker network create -d loom on a real dockerd makes a loom network; dock
   // the sandbox's own ext0 aside, no veth is left
   const veths = (await ok(sb.hostExec(['ip', '-o', 'link', 'show', 'type', 'veth']))).split('\n').filter((l) => l && !/ ext0@/.test(l));
   assert.deepEqual(veths, [], 'no veth left behind');
+});
+
+test('dockerd refuses what loom\'s plugin cannot make, by name', { skip }, async () => {
+  await ok(sb.loom('network', 'create', '-d', 'macvlan', '--subnet', '10.4.0.0/24', '-o', 'parent=ext0', 'mv'), 'create mv');
+  const r = await dk('network', 'create', '-d', 'loom', '-o', 'loom.name=mv', '--ipam-driver', 'loom', '--ipam-opt', 'loom.name=mv', '--subnet', '10.4.0.0/24', 'viamv');
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /network mv is a macvlan network: dockerd can join loom bridge and overlay networks/);
+  const d = await dk('network', 'create', '-d', 'loom', '-o', 'loom.driver=overlay', 'viaov');
+  assert.equal(d.code, 1);
+  assert.match(d.stderr, /-o loom\.driver: dockerd makes loom bridge networks; for an overlay, create it in loom/);
+  await ok(sb.loom('network', 'rm', 'mv'));
 });
 
 test('with --ipam-driver loom, dockerd joins an existing loom network and its addresses come from loom\'s IPAM', { skip }, async () => {

@@ -13,7 +13,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { createSandbox, eventually, requireRoot, type Result, type Sandbox } from '../helpers/sandbox.ts';
+import { busyboxTar, createSandbox, eventually, requireRoot, runCmd, type Result, type Sandbox } from '../helpers/sandbox.ts';
 import { ok } from '../helpers/assert.ts';
 
 const etcdBin = spawnSync('sh', ['-c', 'command -v etcd'], { encoding: 'utf8' }).stdout.trim();
@@ -42,9 +42,12 @@ function plugIntoUnderlay(ns: string, addr: string, port: string): void {
   sh('ip', '-n', ulNs, 'link', 'set', 'dev', port, 'master', 'br0', 'up');
 }
 
-// B's lease lives 3 s (dockerd's --cluster-store-opt discovery.ttl), so its death shows within the test
+// B's lease lives 3 s (dockerd's --cluster-store-opt discovery.ttl), so its death shows within the test;
+// A also serves a real dockerd (Debian's 20.10, in A's namespace) as its network plugin.
 // --ovs=managed: OVS starts only with the first openvswitch network (the last test's), nothing before
-const daemonArgs = (host: 'a' | 'b') => ['--cluster-store', STORE, '--cluster-advertise', ADDR[host], ...(host === 'b' ? ['--cluster-store-opt', 'discovery.ttl=3'] : []), ...(haveOvs ? ['--ovs=managed'] : [])];
+const daemonArgs = (host: 'a' | 'b') => ['--cluster-store', STORE, '--cluster-advertise', ADDR[host], ...(host === 'b' ? ['--cluster-store-opt', 'discovery.ttl=3'] : [])
+  , ...(host === 'a' && dockerd ? ['--network-plugin-socket', path.join(a.dir, 'plugins', 'loom.sock'), '--network-plugin-docker-host', `unix://${ddSock()}`] : [])
+  , ...(haveOvs ? ['--ovs=managed'] : [])];
 const haveOvs = fs.existsSync('/usr/sbin/ovs-vswitchd');
 /** The managed OVS daemons run detached (they outlive a loom restart): ended by the test. */
 function killOvs(sb: Sandbox | undefined): void {
@@ -52,6 +55,12 @@ function killOvs(sb: Sandbox | undefined): void {
     try { if (sb) process.kill(Number(fs.readFileSync(path.join(sb.dir, 'run', 'ovs', f), 'utf8')), 'SIGKILL'); } catch { /* not started */ }
   }
 }
+
+const dockerd = fs.existsSync('/usr/sbin/dockerd') ? '/usr/sbin/dockerd' : '';
+let dd: ChildProcess | null = null;
+let ddLog = '';
+const ddSock = () => path.join(a.dir, 'dd', 'docker.sock');
+const dk = (...args: string[]) => runCmd(['docker', '-H', `unix://${ddSock()}`, ...args], { timeoutMs: 60_000 });
 
 /** The forwarding entries of host A's tunnel device (the only overlay network's namespace there). */
 function fdbOfA(): Promise<Result> {
@@ -100,6 +109,14 @@ before(async () => {
 
 after(async () => {
   if (skip) return;
+  if (dd) {
+    await dk('rm', '-f', 'dd1').catch(() => {});
+    dd.kill('SIGTERM');
+    await Promise.race([new Promise((r) => (dd!.exitCode !== null || dd!.signalCode ? r(null) : dd!.once('exit', r))), new Promise((r) => setTimeout(r, 20_000))]);
+    if (dd.exitCode === null && !dd.signalCode) dd.kill('SIGKILL');
+    const ctdPid = path.join(a.dir, 'dd', 'x', 'containerd', 'containerd.pid');
+    if (fs.existsSync(ctdPid)) try { process.kill(Number(fs.readFileSync(ctdPid, 'utf8').trim()), 'SIGKILL'); } catch { /* gone */ }
+  }
   if (process.env.OV_LOGS) for (const s of [a, b]) fs.writeFileSync(path.join(process.env.OV_LOGS, `${s.tag}.log`), s.daemonLog);
   for (const s of [a, b]) {
     await s?.stopDaemon('SIGKILL').catch(() => {});
@@ -270,6 +287,104 @@ test('a host that dies takes its endpoints along when its lease runs out, and pu
   const back = await eventually(fdbOfA, (r) => tunnel.test(r.stdout), 20_000);
   assert.match(back.stdout, new RegExp(`${macB} dst ${ADDR.b}`));
   await ok(a.loom('exec', 'ca', 'ping', '-c1', '-W3', 'cb'), 'ca pings cb once B is back');
+});
+
+test('a dual-stack overlay with several subnets, an ip-range and an aux address: IPv4 and IPv6 across hosts, AAAA answers, NDP entries', { skip }, async () => {
+  const noV6 = await a.loom('network', 'create', '-d', 'overlay', '--ipv6', 'ov6x');
+  assert.equal(noV6.code, 1);
+  assert.match(noV6.stderr, /IPv6 address pool.*needs an IPv6 --subnet/);
+  const notEnabled = await a.loom('network', 'create', '-d', 'overlay', '--subnet', 'fd00:9::/64', 'ov6x');
+  assert.equal(notEnabled.code, 1);
+  assert.match(notEnabled.stderr, /invalid subnet fd00:9::\/64: IPv6 has not been enabled for this network/);
+  const id = await ok(a.loom('network', 'create', '-d', 'overlay', '--ipv6', '--subnet', '10.0.9.0/24', '--ip-range', '10.0.9.128/25',
+    '--aux-address', 'router=10.0.9.129', '--subnet', 'fd00:9::/64', '--subnet', '10.0.10.0/24', 'ov6'), 'create ov6');
+  const insp = JSON.parse(await ok(eventually(() => b.loom('network', 'inspect', 'ov6'), (r) => r.code === 0), 'inspect ov6 on B'))[0];
+  assert.equal(insp.EnableIPv6, true);
+  assert.deepEqual(insp.IPAM.Config, [
+    { Subnet: '10.0.9.0/24', IPRange: '10.0.9.128/25', Gateway: '10.0.9.1', AuxiliaryAddresses: { router: '10.0.9.129' } },
+    { Subnet: '10.0.10.0/24', Gateway: '10.0.10.1' },
+    { Subnet: 'fd00:9::/64', Gateway: 'fd00:9::1' },
+  ]);
+  // the subnets are the cluster's: another overlay cannot take the IPv6 one
+  const over = await b.loom('network', 'create', '-d', 'overlay', '--ipv6', '--subnet', 'fd00:9::/80', 'ov6y');
+  assert.equal(over.code, 1);
+  assert.match(over.stderr, /Pool overlaps/);
+
+  await ok(a.loom('run', '-d', '--name', 'x6a', '--network', 'ov6', 'box', 'sleep', '600'), 'run x6a');
+  await ok(b.loom('run', '-d', '--name', 'x6b', '--network', 'ov6', 'box', 'sleep', '600'), 'run x6b');
+  const addrs = (sb: Sandbox, n: string) => ok(sb.loom('inspect', '-f', '{{range .NetworkSettings.Networks}}{{.IPAddress}} {{.GlobalIPv6Address}}{{end}}', n));
+  const [v4a, v6a] = (await addrs(a, 'x6a')).split(' ');
+  const [v4b, v6b] = (await addrs(b, 'x6b')).split(' ');
+  // from the ip-range, past the aux address; IPv6 from the IPv6 subnet, B taking the next of each
+  assert.deepEqual([v4a, v6a, v4b, v6b], ['10.0.9.128', 'fd00:9::2', '10.0.9.130', 'fd00:9::3']);
+  const eth0 = await ok(b.loom('exec', 'x6b', 'ip', '-o', 'addr', 'show', 'eth0'));
+  assert.match(eth0, /inet6 fd00:9::3\/64/);
+
+  await ok(a.loom('exec', 'x6a', 'ping', '-c1', '-W3', v4b), 'x6a pings x6b over IPv4');
+  await ok(a.loom('exec', 'x6a', 'ping', '-c1', '-W3', v6b), 'x6a pings x6b over IPv6');
+  await ok(b.loom('exec', 'x6b', 'ping', '-c1', '-W3', v6a), 'x6b pings x6a over IPv6');
+  // names across hosts: A and AAAA records
+  const aaaa = await ok(a.loom('exec', 'x6a', 'nslookup', '-type=AAAA', 'x6b'), 'x6a resolves x6b AAAA');
+  assert.match(aaaa, /fd00:9::3/);
+  const a4 = await ok(b.loom('exec', 'x6b', 'nslookup', '-type=A', 'x6a'), 'x6b resolves x6a A');
+  assert.match(a4, /10\.0\.9\.128/);
+  // TCP over IPv6 by name: B's container serves, A's fetches by AAAA
+  await ok(b.loom('exec', '-d', 'x6b', 'httpd', '-p', '8080', '-h', '/www'), 'httpd in x6b');
+  const body = await eventually(() => a.loom('exec', 'x6a', 'wget', '-qO-', `http://[${v6b}]:8080/`), (r) => r.code === 0);
+  assert.equal(body.stdout.trim(), 'hello from loom');
+  // the NDP entries on A's tunnel device, as the ARP ones: B's two addresses to B's MAC, the MAC to B
+  const sbox = path.join(a.dir, 'run', 'netns', `1-${id.slice(0, 10)}`);
+  const macB = await ok(b.loom('inspect', '-f', '{{range .NetworkSettings.Networks}}{{.MacAddress}}{{end}}', 'x6b'));
+  const neigh = await ok(a.hostExec(['nsenter', `--net=${sbox}`, 'ip', 'neigh', 'show', 'dev', 'vxlan0']));
+  assert.match(neigh, new RegExp(`${v4b} lladdr ${macB} PERMANENT`));
+  assert.match(neigh, new RegExp(`fd00:9::3 lladdr ${macB} PERMANENT`));
+  assert.match(await ok(a.hostExec(['nsenter', `--net=${sbox}`, 'bridge', 'fdb', 'show', 'dev', 'vxlan0'])), new RegExp(`${macB} dst ${ADDR.b}`));
+  // B's container goes: both of its entries go on A
+  await ok(b.loom('rm', '-f', 'x6b'));
+  const after = await eventually(() => a.hostExec(['nsenter', `--net=${sbox}`, 'ip', 'neigh', 'show', 'dev', 'vxlan0']), (r) => !r.stdout.includes(macB));
+  assert.doesNotMatch(after.stdout, new RegExp(macB));
+  await ok(a.loom('rm', '-f', 'x6a'));
+  await ok(b.loom('network', 'rm', 'ov6'), 'rm ov6');
+  assert.equal((await eventually(() => a.loom('network', 'ls', '-q', '--filter', 'name=ov6'), (r) => r.stdout.trim() === '')).stdout.trim(), '');
+});
+
+test('real dockerd on host A joins a loom overlay through loom\'s plugin: its container and host B\'s loom container reach each other, by name from B', { skip: skip || (dockerd ? false : 'dockerd is not installed (Debian package docker.io)') }, async () => {
+  const ddDir = path.join(a.dir, 'dd');
+  fs.mkdirSync(ddDir, { recursive: true });
+  // its own mount namespace with a /run of its own: /run/docker/plugins (where dockerd looks) shows A's plugin socket
+  const script = `mount -t tmpfs tmpfs /run && mkdir -p /run/docker/plugins && mount --bind ${path.join(a.dir, 'plugins')} /run/docker/plugins && exec ${dockerd} --data-root ${ddDir}/data --exec-root ${ddDir}/x `
+    + `--pidfile ${ddDir}/docker.pid -H unix://${ddSock()} --iptables=false --ip6tables=false --bridge=none --userland-proxy=false --storage-driver=vfs`;
+  dd = spawn('nsenter', [`--net=/run/netns/${a.hostNs}`, '--', 'unshare', '-m', '--propagation', 'private', 'sh', '-c', script], { stdio: ['ignore', 'ignore', 'pipe'] });
+  dd.stderr!.on('data', (d: Buffer) => (ddLog += d.toString()));
+  const up = await eventually(() => dk('version', '--format', '{{.Server.Version}}'), (r) => r.code === 0, 60_000);
+  assert.equal(up.code, 0, `dockerd did not come up: ${ddLog.slice(-3000)}`);
+  await ok(dk('import', busyboxTar(a.dir), 'box'), 'docker import box');
+
+  await ok(a.loom('network', 'create', '-d', 'overlay', '--subnet', '10.0.20.0/24', 'ovd'), 'create ovd');
+  await eventually(() => b.loom('network', 'inspect', 'ovd'), (r) => r.code === 0);
+  await ok(b.loom('run', '-d', '--name', 'lb', '--network', 'ovd', 'box', 'httpd', '-f', '-p', '8080', '-h', '/www'), 'run lb on B');
+  const lbIp = await ipOf(b, 'lb');
+  // dockerd's own IPAM would not know other hosts' addresses: refused by name
+  const noIpam = await dk('network', 'create', '-d', 'loom', '-o', 'loom.name=ovd', '--subnet', '10.0.20.0/24', 'viaovd');
+  assert.equal(noIpam.code, 1);
+  assert.match(noIpam.stderr, /ovd is an overlay network: create the docker network with --ipam-driver loom --ipam-opt loom\.name=ovd/);
+  await ok(dk('network', 'create', '-d', 'loom', '-o', 'loom.name=ovd', '--ipam-driver', 'loom', '--ipam-opt', 'loom.name=ovd', '--subnet', '10.0.20.0/24', 'viaovd'), `docker network create: ${ddLog.slice(-2000)}`);
+  await ok(dk('run', '-d', '--name', 'dd1', '--network', 'viaovd', 'box', 'httpd', '-f', '-p', '8080', '-h', '/www'), `docker run: ${ddLog.slice(-2000)}`);
+  const ddIp = await ok(dk('inspect', '-f', '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}', 'dd1'));
+  assert.equal(ddIp, '10.0.20.3', 'B\'s container holds .2 cluster-wide');
+  // across hosts: dockerd's container (on A) fetches from B's loom container, and B's reaches it by name
+  const there = await eventually(() => dk('exec', 'dd1', 'wget', '-qO-', `http://${lbIp}:8080/`), (r) => r.code === 0);
+  assert.equal(there.stdout.trim(), 'hello from loom');
+  const back = await eventually(() => b.loom('exec', 'lb', 'wget', '-qO-', 'http://dd1:8080/'), (r) => r.code === 0, 20_000);
+  assert.equal(back.stdout.trim(), 'hello from loom', back.stderr);
+  // its address is the cluster's: network rm on B names it among the active endpoints
+  const busy = await b.loom('network', 'rm', 'ovd');
+  assert.equal(busy.code, 1);
+  assert.match(busy.stderr, /has active endpoints/);
+  await ok(dk('rm', '-f', 'dd1'));
+  await ok(dk('network', 'rm', 'viaovd'), 'docker network rm');
+  await ok(b.loom('rm', '-f', 'lb'));
+  await ok(a.loom('network', 'rm', 'ovd'), 'rm ovd once nothing is on it');
 });
 
 test('removing the containers, then the network, leaves nothing on either host', { skip }, async () => {

@@ -251,3 +251,36 @@ test('daemon flags and options, checked as dockerd does', () => {
   assert.equal(e.status, 400);
   assert.match(e.message, /^failed to parse pool request for address space "GlobalDefault" pool "10\.9\.0\.0\/24" subpool "": cannot find address space GlobalDefault \(most likely the backing datastore is not configured\)/);
 });
+
+test('dual-stack overlays: an IPv4 subnet from the pool next to a given IPv6 one; each address claimed on its own; peers, A and AAAA across hosts', async () => {
+  const { a, b, settle } = await twoHosts();
+  const v6only = overlay('ov6', { enableIPv6: true, ipam: { driver: 'default', options: {}, config: [{ Subnet: 'fd00:9::/64', Gateway: 'fd00:9::1' }] } });
+  await a.cluster.createNetwork(v6only, []);
+  assert.deepEqual(v6only.ipam.config, [{ Subnet: '10.0.0.0/24', Gateway: '10.0.0.1' }, { Subnet: 'fd00:9::/64', Gateway: 'fd00:9::1' }]);
+  await rejects(b.cluster.createNetwork(overlay('ov6b', { enableIPv6: true, ipam: { driver: 'default', options: {}, config: [{ Subnet: 'fd00:9::/80', Gateway: 'fd00:9::1' }] } }), []), 403, /Pool overlaps/);
+  await settle();
+  const n = v6only;
+  const ep = { ...endpoint(n, '10.0.0.2', 'e1'), ipv6: 'fd00:9::2', prefix6: 64 };
+  assert.equal(await a.cluster.claim(n, ep), true);
+  a.dns.add({ containerId: 'c-a', networkId: n.id, names: ['web'], ipv4: '10.0.0.2', ipv6: 'fd00:9::2', ptrName: 'web.ov6' }, 'ov6');
+  await settle();
+  // B: two peers (ARP and NDP entries) to one MAC behind A, and the names with both addresses
+  assert.deepEqual(b.peers.get(`${n.id}/10.0.0.2`), { ip: '10.0.0.2', mac: ep.mac, vtep: '203.0.113.1' });
+  assert.deepEqual(b.peers.get(`${n.id}/fd00:9::2`), { ip: 'fd00:9::2', mac: ep.mac, vtep: '203.0.113.1' });
+  b.dns.add({ containerId: 'c-b', networkId: n.id, names: ['client'], ipv4: '10.0.0.3', ptrName: 'client.ov6' }, 'ov6');
+  assert.deepEqual(b.dns.lookup('c-b', 'web', 6), ['fd00:9::2']);
+  assert.deepEqual(b.dns.lookup('c-b', 'web', 4), ['10.0.0.2']);
+  assert.equal(b.cluster.remoteEndpoints(n.id).length, 1);
+  // an endpoint whose IPv6 address is taken loses its claim, though its IPv4 one is free
+  assert.equal(b.cluster.isTaken(n.id, 'fd00:9::2'), true);
+  assert.equal(await b.cluster.claim(n, { ...endpoint(n, '10.0.0.4', 'e2'), ipv6: 'fd00:9::2', prefix6: 64 }), false);
+  assert.equal(b.cluster.isTaken(n.id, '10.0.0.4'), false);
+  // network rm names the endpoint once
+  await rejects(b.cluster.removeNetwork(n), 403, /has active endpoints \(name:"web" id:"e1"\)$/);
+  // released: both peers and the names go
+  a.cluster.release(ep);
+  await settle();
+  assert.equal(b.peers.size, 0);
+  assert.equal(b.dns.lookup('c-b', 'web', 6), null);
+  assert.equal(b.cluster.isTaken(n.id, 'fd00:9::2'), false);
+});
