@@ -84,13 +84,16 @@ async function main(): Promise<number> {
   }
   const t0 = Date.now();
   const log = (m: string) => process.stderr.write(`[${((Date.now() - t0) / 1000).toFixed(0).padStart(4)} s] ${m}\n`);
-  for (const o of staleRuns()) {
+  // LOOM_BENCH_PREFIX: another prefix for this run's namespaces, cgroups and /tmp folder (several people
+  // benchmarking on one machine keep out of each other's way)
+  const prefix = process.env.LOOM_BENCH_PREFIX || 'loomb5-';
+  for (const o of staleRuns('/tmp', prefix)) {
     const did = sweep(o);
     if (did.length) log(`removed leftovers of an earlier run (${o.nsPrefix}*): ${did.join(', ')}`);
   }
   const notes = ensurePackages(log);
-  const runDir = `/tmp/loomb5-${process.pid}`;
-  const owned: Owned = { nsPrefix: `loomb5-${process.pid}-`, dir: runDir, cgroupPrefix: `loomb5-${process.pid}-` };
+  const runDir = `/tmp/${prefix}${process.pid}`;
+  const owned: Owned = { nsPrefix: `${prefix}${process.pid}-`, dir: runDir, cgroupPrefix: `${prefix}${process.pid}-` };
   fs.mkdirSync(runDir, { recursive: true });
   const stamp = new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19);
   const profDir = opts.cpuProf ? path.join(ROOT, 'bench', 'profiles', stamp) : undefined;

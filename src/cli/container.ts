@@ -386,7 +386,7 @@ function waitFor(cli: Cli, id: string, condition: string): { result: Promise<num
   let onHeaders: () => void = () => {};
   const registered = new Promise<void>((r) => (onHeaders = r));
   const result = new Promise<number>((resolve, reject) => {
-    req = http.request({ socketPath: cli.client.socketPath, method: 'POST', path: `/v1.50/containers/${encodeURIComponent(id)}/wait?condition=${condition}` }, (res) => {
+    req = http.request({ ...cli.client.at(), method: 'POST', path: `/v1.50/containers/${encodeURIComponent(id)}/wait?condition=${condition}` }, (res) => {
       onHeaders();
       let body = '';
       res.on('data', (c: Buffer) => (body += c));
