@@ -25,9 +25,10 @@ import * as volumes from './suites/volumes.ts';
 import * as registry from './suites/registry.ts';
 import * as build from './suites/build.ts';
 import * as ovs from './suites/ovs.ts';
+import * as overlay from './suites/overlay.ts';
 
 interface Suite { name: string; title: string; run(ctx: Ctx, res: SuiteResult): Promise<void> }
-const SUITES: Suite[] = [attach, lifecycle, network, ports, dns, datapath, footprint, volumes, registry, build, ovs];
+const SUITES: Suite[] = [attach, lifecycle, network, ports, dns, datapath, footprint, volumes, registry, build, ovs, overlay];
 
 const USAGE = `usage: bench/run [--quick] [--only NAME[,NAME]] [--json FILE] [--cpu-prof] [--list]
   --quick      small N and short runs (under 3 minutes): for development; figures are rough

@@ -183,14 +183,17 @@ export class World {
    * pulled but from the sandbox's own registries (`noProxy`: the registry bench), and the namespace has no
    * route anywhere but the sandbox's outside world.
    */
-  async startDocker(extra: string[] = [], opts: { noProxy?: string } = {}): Promise<Daemon> {
+  async startDocker(extra: string[] = [], opts: { noProxy?: string; hostname?: string } = {}): Promise<Daemon> {
     const d = path.join(this.dir, 'docker');
     fs.mkdirSync(d, { recursive: true });
     const socket = path.join(d, 'docker.sock');
     // the trust key would otherwise be written to /etc/docker/key.json
     fs.writeFileSync(path.join(d, 'daemon.json'), JSON.stringify({ 'deprecated-key-path': path.join(d, 'key.json') }) + '\n');
+    // hostname: a UTS namespace of its own with that name (the classic overlay's gossip names each node
+    // by its hostname: two dockerds with the machine's one conflict and one of them leaves)
+    const uts = opts.hostname ? ['unshare', '--uts', '--', 'sh', '-c', 'hostname "$0" && exec "$@"', opts.hostname] : [];
     const proc = this.spawnBg(this.inHost([
-      'dockerd', '--data-root', path.join(d, 'data'), '--exec-root', path.join(d, 'run'), '-H', `unix://${socket}`,
+      ...uts, 'dockerd', '--data-root', path.join(d, 'data'), '--exec-root', path.join(d, 'run'), '-H', `unix://${socket}`,
       '--pidfile', path.join(d, 'docker.pid'), '--config-file', path.join(d, 'daemon.json'),
       '--cgroup-parent', this.cgroupParent,
       '--exec-opt', 'native.cgroupdriver=cgroupfs', '--storage-driver', 'overlay2', '--dns', '198.51.100.2',
