@@ -329,12 +329,12 @@ export async function run(ctx: Ctx, res: SuiteResult): Promise<void> {
   if (parts.includes('loom')) await peer(res, 'loom', () => twoHosts(ctx, 'loom', rounds, secs, nConv, tput, conv));
   if (!parts.includes('docker')) { /* not asked for */ } else if (available().dockerd) await peer(res, 'docker', () => twoHosts(ctx, 'docker', rounds, secs, nConv, tput, conv));
   else res.notes.push('dockerd not installed: the classic overlay not measured');
-  res.tables.push({
+  if (tput.length) res.tables.push({
     title: `cross-host TCP throughput: iperf3, ${rounds} × ${secs} s per figure, overlay and underlay interleaved`,
     rows: tput, columns: ['overlay/underlay'], plain: ['overlay/underlay'],
     notes: ['underlay: iperf3 between the two host namespaces over the underlay bridge (the overlay\'s own VXLAN path runs over it); overlay: from a container on host 0 to a container on host 1.'],
   });
-  res.tables.push({
+  if (conv.length) res.tables.push({
     title: `convergence: ${nConv} containers, one at a time, on host 0`,
     rows: conv, columns: ['p99', 'run (create+start)'],
     notes: [
