@@ -27,9 +27,10 @@ import * as build from './suites/build.ts';
 import * as ovs from './suites/ovs.ts';
 import * as cni from './suites/cni.ts';
 import * as nodes from './suites/nodes.ts';
+import * as overlay from './suites/overlay.ts';
 
 interface Suite { name: string; title: string; run(ctx: Ctx, res: SuiteResult): Promise<void> }
-const SUITES: Suite[] = [attach, lifecycle, network, ports, dns, datapath, footprint, volumes, registry, build, ovs, cni, nodes];
+const SUITES: Suite[] = [attach, lifecycle, network, ports, dns, datapath, footprint, volumes, registry, build, ovs, cni, nodes, overlay];
 
 const USAGE = `usage: bench/run [--quick] [--only NAME[,NAME]] [--json FILE] [--cpu-prof] [--list]
   --quick      small N and short runs (under 3 minutes): for development; figures are rough
@@ -86,13 +87,16 @@ async function main(): Promise<number> {
   }
   const t0 = Date.now();
   const log = (m: string) => process.stderr.write(`[${((Date.now() - t0) / 1000).toFixed(0).padStart(4)} s] ${m}\n`);
-  for (const o of staleRuns()) {
+  // LOOM_BENCH_PREFIX: another prefix for this run's namespaces, cgroups and /tmp folder (several people
+  // benchmarking on one machine keep out of each other's way)
+  const prefix = process.env.LOOM_BENCH_PREFIX || 'loomb5-';
+  for (const o of staleRuns('/tmp', prefix)) {
     const did = sweep(o);
     if (did.length) log(`removed leftovers of an earlier run (${o.nsPrefix}*): ${did.join(', ')}`);
   }
   const notes = ensurePackages(log);
-  const runDir = `/tmp/loomb5-${process.pid}`;
-  const owned: Owned = { nsPrefix: `loomb5-${process.pid}-`, dir: runDir, cgroupPrefix: `loomb5-${process.pid}-` };
+  const runDir = `/tmp/${prefix}${process.pid}`;
+  const owned: Owned = { nsPrefix: `${prefix}${process.pid}-`, dir: runDir, cgroupPrefix: `${prefix}${process.pid}-` };
   fs.mkdirSync(runDir, { recursive: true });
   const stamp = new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19);
   const profDir = opts.cpuProf ? path.join(ROOT, 'bench', 'profiles', stamp) : undefined;

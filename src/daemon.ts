@@ -3,6 +3,9 @@
 import { settleBrNetfilter, type BrNetfilterMode } from './drivers/brnetfilter.ts';
 import { OvsDriver, OvsSwitch } from './drivers/ovs.ts';
 import fs from 'node:fs';
+import v8 from 'node:v8';
+import vm from 'node:vm';
+import koffi from 'koffi';
 import os from 'node:os';
 import path from 'node:path';
 import type http from 'node:http';
@@ -21,7 +24,9 @@ import { DEFAULT_PLUGIN_DIRS } from './plugins/discovery.ts';
 import { OverlayDriver } from './drivers/overlay.ts';
 import { startTraceExchange, stopTraceExchange } from './trace/remote.ts';
 import { Cluster, parseClusterFlags } from './core/cluster.ts';
-import { EtcdClusterStore } from './store/etcd.ts';
+// store/etcd.ts (the etcd3 client, gRPC, http2) is loaded only with --cluster-store: ~10 MiB of a daemon's
+// idle RSS that a daemon without a cluster never uses
+type EtcdModule = typeof import('./store/etcd.ts');
 import { cniOf } from './cni/attachments.ts';
 import { NetworkPluginServer } from './netplugin/server.ts';
 import { Nft } from './firewall/nft.ts';
@@ -101,7 +106,7 @@ export class Daemon {
   private ui?: http.Server;
   private fwWatch?: FirewallWatch;
 
-  private constructor(opts: DaemonOptions, log: Logger) {
+  private constructor(opts: DaemonOptions, log: Logger, etcd: EtcdModule | undefined) {
     this.opts = opts;
     this.log = log;
     this.store = new Store(opts.dataRoot);
@@ -151,7 +156,8 @@ export class Daemon {
     const overlay = new OverlayDriver(log.child({ driver: 'overlay' }), { sandboxDir: path.join(opts.execRoot, 'netns'), advertise: cl?.advertise });
     this.networks.register(overlay);
     if (cl) {
-      this.cluster = new Cluster(new EtcdClusterStore(opts.clusterStore!, cl.connection), { hostId: id, ...cl, log: log.child({ component: 'cluster' }) });
+      if (!etcd) throw new Error('internal error: the etcd client was not loaded');
+      this.cluster = new Cluster(new etcd.EtcdClusterStore(opts.clusterStore!, cl.connection), { hostId: id, ...cl, log: log.child({ component: 'cluster' }) });
       // remote endpoints of a global network go to its driver: overlay, or openvswitch
       const byNet = (id: string) => (this.networks.list().find((n) => n.id === id)?.driver === 'openvswitch' ? ovs : overlay);
       this.cluster.attach(this.networks, { addPeer: (id, p) => byNet(id).addPeer(id, p), removePeer: (id, ip) => byNet(id).removePeer(id, ip) }, this.containers.dnsNames);
@@ -166,7 +172,7 @@ export class Daemon {
     fs.mkdirSync(opts.execRoot, { recursive: true, mode: 0o700 });
     takePidFile(path.join(opts.execRoot, 'loom.pid'));
     const nofile = raiseOpenFileLimit();
-    const d = new Daemon(opts, log);
+    const d = new Daemon(opts, log, opts.clusterStore ? await import('./store/etcd.ts') : undefined);
     const t0 = Date.now();
     // the cluster's networks first: init() then brings their kernel side back with the rest
     await d.cluster?.start();
@@ -193,6 +199,7 @@ export class Daemon {
     if (d.cluster) startTraceExchange(d);
     d.firewall.reconcile({ networks: d.networks.firewallState(), ...d.containers.firewallElements() });
     d.watchFirewall();
+    d.trimWhenQuiet();
     if (opts.networkPluginSocket) {
       d.networkPlugin = new NetworkPluginServer(d, opts.networkPluginSocket, opts.networkPluginDockerHost);
       await d.networkPlugin.listen();
@@ -268,6 +275,21 @@ export class Daemon {
     });
   }
 
+  private trimTimer?: NodeJS.Timeout;
+
+  /**
+   * Memory back after a burst: 2 s after the last event (a container, network or volume operation; an
+   * image pull) the daemon runs a full garbage collection and glibc's malloc_trim, so that what 1,000
+   * endpoints took is given back once they are gone instead of staying in V8's grown heap and malloc's
+   * free lists (bench/suites/footprint.ts: "all removed again").
+   */
+  private trimWhenQuiet(): void {
+    this.events.subscribe(() => {
+      if (this.trimTimer) this.trimTimer.refresh();
+      else this.trimTimer = setTimeout(() => { this.trimTimer = undefined; trimMemory(); }, 2000).unref();
+    });
+  }
+
   /** Puts loom's tables back whenever another program changes them (see firewall/watch.ts). */
   private watchFirewall(): void {
     this.fwWatch = new FirewallWatch({
@@ -284,6 +306,7 @@ export class Daemon {
 
   /** Stops serving. Containers keep running (they are adopted again at the next start). */
   async close(): Promise<void> {
+    if (this.trimTimer) clearTimeout(this.trimTimer);
     for (const s of this.tcpServers) s.close();
     this.fwWatch?.close();
     this.ui?.closeAllConnections();
@@ -344,4 +367,23 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
   // Likewise an 'error' event nobody listened for (a stream of some pull or load): logged, not fatal. The
   // operation it belonged to has its own rollback; the rest of the daemon's state is unaffected.
   process.on('uncaughtException', (e) => d.log.error({ err: messageOf(e), stack: (e as Error)?.stack }, 'uncaught exception'));
+}
+
+let gcNow: (() => void) | undefined;
+let mallocTrim: ((pad: number) => number) | undefined;
+
+/**
+ * A full V8 collection (gc() from a context made after --expose-gc, as v8.setFlagsFromString allows at
+ * run time), then malloc_trim(0): freed C heap (SQLite, netlink and nftables buffers) back to the kernel.
+ */
+export function trimMemory(): void {
+  try {
+    if (!gcNow) {
+      v8.setFlagsFromString('--expose-gc');
+      gcNow = vm.runInNewContext('gc') as () => void;
+    }
+    gcNow();
+    mallocTrim ??= koffi.load('libc.so.6').func('int malloc_trim(size_t pad)') as (pad: number) => number;
+    mallocTrim(0);
+  } catch { /* best effort: memory stays with the process */ }
 }

@@ -21,6 +21,8 @@ import { sweep, type Owned } from './sweep.ts';
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 export const LOOM = path.join(ROOT, 'bin/loom');
 export const NODE = path.join(ROOT, '.node/bin/node');
+/** The Node flags bin/loom starts the daemon with (keep in step with bin/loom): workers that run the daemon's code in process use them too. */
+export const LOOM_DAEMON_NODE_FLAGS = ['--max-semi-space-size=1', '--require', path.join(ROOT, 'src/cli/preload.cjs')];
 
 export interface Ctx {
   quick: boolean;
@@ -150,7 +152,8 @@ export class World {
     // --cpu-prof: the worker profiles its measured phases itself (inspector), into this directory
     const profDir = this.ctx.profDir && profName ? uniqueDir(path.join(this.ctx.profDir, profName)) : undefined;
     fs.writeFileSync(cfgPath, JSON.stringify({ ...cfg, out, ...(profDir ? { profDir } : {}) }));
-    const r: Result = await run(this.inHost([NODE, '--disable-warning=ExperimentalWarning', '--stack-trace-limit=30', path.join(ROOT, 'bench/workers', `${name}.ts`), cfgPath]), { timeoutMs });
+    const flags = cfg.mode === 'loom' ? LOOM_DAEMON_NODE_FLAGS : [];
+    const r: Result = await run(this.inHost([NODE, '--disable-warning=ExperimentalWarning', '--stack-trace-limit=30', ...flags, path.join(ROOT, 'bench/workers', `${name}.ts`), cfgPath]), { timeoutMs });
     if (r.code !== 0 || !fs.existsSync(out)) throw new Error(`worker ${name} failed (exit ${r.code}): ${(r.stderr + r.stdout).trim().slice(-3000)}`);
     return JSON.parse(fs.readFileSync(out, 'utf8')) as T;
   }
@@ -180,14 +183,17 @@ export class World {
    * pulled but from the sandbox's own registries (`noProxy`: the registry bench), and the namespace has no
    * route anywhere but the sandbox's outside world.
    */
-  async startDocker(extra: string[] = [], opts: { noProxy?: string } = {}): Promise<Daemon> {
+  async startDocker(extra: string[] = [], opts: { noProxy?: string; hostname?: string } = {}): Promise<Daemon> {
     const d = path.join(this.dir, 'docker');
     fs.mkdirSync(d, { recursive: true });
     const socket = path.join(d, 'docker.sock');
     // the trust key would otherwise be written to /etc/docker/key.json
     fs.writeFileSync(path.join(d, 'daemon.json'), JSON.stringify({ 'deprecated-key-path': path.join(d, 'key.json') }) + '\n');
+    // hostname: a UTS namespace of its own with that name (the classic overlay's gossip names each node
+    // by its hostname: two dockerds with the machine's one conflict and one of them leaves)
+    const uts = opts.hostname ? ['unshare', '--uts', '--', 'sh', '-c', 'hostname "$0" && exec "$@"', opts.hostname] : [];
     const proc = this.spawnBg(this.inHost([
-      'dockerd', '--data-root', path.join(d, 'data'), '--exec-root', path.join(d, 'run'), '-H', `unix://${socket}`,
+      ...uts, 'dockerd', '--data-root', path.join(d, 'data'), '--exec-root', path.join(d, 'run'), '-H', `unix://${socket}`,
       '--pidfile', path.join(d, 'docker.pid'), '--config-file', path.join(d, 'daemon.json'),
       '--cgroup-parent', this.cgroupParent,
       '--exec-opt', 'native.cgroupdriver=cgroupfs', '--storage-driver', 'overlay2', '--dns', '198.51.100.2',

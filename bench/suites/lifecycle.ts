@@ -1,6 +1,6 @@
 // 2. lifecycle: `run -d` and `rm -f` end to end, through the CLIs, against loom and dockerd, with
 // `--network none` and on the default bridge, so that the networking share of a run is visible.
-import { peer, row, single, type Row, type SuiteResult } from '../lib/report.ts';
+import { goal, peer, row, single, type Row, type SuiteResult } from '../lib/report.ts';
 import { rssMiB, run as runCmd, timed } from '../lib/proc.ts';
 import { LOOM, World, type Ctx, type Daemon } from '../lib/world.ts';
 import { available } from '../lib/peers.ts';
@@ -36,6 +36,7 @@ export async function run(ctx: Ctx, res: SuiteResult): Promise<void> {
   const K = ctx.quick ? 5 : 20;
   const rows: Row[] = [];
   const clients: Client[] = [];
+  const cliShare = new Map<Client, Record<string, number[]>>();
   const lw = await World.create(ctx, 'lifeloom');
   const loom = await lw.startLoom();
   await lw.importBox(loom);
@@ -53,24 +54,47 @@ export async function run(ctx: Ctx, res: SuiteResult): Promise<void> {
     });
   } else res.notes.push('dockerd not installed: docker not measured');
 
-  for (const c of clients) await peer(res, c.system, async () => {
-    ctx.log(`  ${c.system}: ${K} × run -d / rm -f, --network none and bridge`);
-    const share: Record<string, number[]> = {};
-    for (const [label, netArgs] of [['--network none', ['--network', 'none']], ['default bridge', []]] as const) {
-      const runs: number[] = [], rms: number[] = [];
-      for (let i = -1; i < K; i++) { // i = -1: warm-up (first container start pays one-off costs)
-        const r = await timedCli(c, ['run', '-d', ...netArgs, 'box', 'sleep', '600']);
-        const rm = await timedCli(c, ['rm', '-f', r.out.split('\n').pop()!]);
-        if (i < 0) continue;
-        runs.push(r.ms);
-        rms.push(rm.ms);
+  // The CLIs interleaved (loom's, docker's against loom, docker's against dockerd, one after the other in
+  // each round), so that a machine whose speed drifts during the run weighs on all of them alike.
+  ctx.log(`  ${clients.map((c) => c.system).join(', ')}: ${K} × run -d / rm -f each, interleaved, --network none and bridge`);
+  const failed = new Set<Client>();
+  for (const [label, netArgs] of [['--network none', ['--network', 'none']], ['default bridge', []]] as const) {
+    const runs = new Map<Client, number[]>(), rms = new Map<Client, number[]>();
+    for (let i = -1; i < K; i++) { // i = -1: warm-up (first container start pays one-off costs)
+      for (const c of clients) {
+        if (failed.has(c)) continue;
+        await peer(res, c.system, async () => {
+          try {
+            const r = await timedCli(c, ['run', '-d', ...netArgs, 'box', 'sleep', '600']);
+            const rm = await timedCli(c, ['rm', '-f', r.out.split('\n').pop()!]);
+            if (i < 0) return;
+            (runs.get(c) ?? runs.set(c, []).get(c)!).push(r.ms);
+            (rms.get(c) ?? rms.set(c, []).get(c)!).push(rm.ms);
+          } catch (e) {
+            failed.add(c);
+            throw e;
+          }
+        });
       }
-      rows.push(row(`run -d (${label})`, c.system, 'ms', runs, { loom: c.loom }));
-      rows.push(row(`rm -f (${label})`, c.system, 'ms', rms, { loom: c.loom }));
-      share[label] = runs;
     }
-    rows.push(single('networking share of run -d (bridge − none)', c.system, 'ms', med(share['default bridge']!) - med(share['--network none']!), { loom: c.loom }));
-  });
+    for (const c of clients) {
+      if (failed.has(c)) continue;
+      rows.push(row(`run -d (${label})`, c.system, 'ms', runs.get(c)!, { loom: c.loom }));
+      rows.push(row(`rm -f (${label})`, c.system, 'ms', rms.get(c)!, { loom: c.loom }));
+      cliShare.set(c, { ...cliShare.get(c), [label]: runs.get(c)! });
+    }
+  }
+  for (const c of clients) {
+    const share = cliShare.get(c);
+    if (share?.['default bridge'] && share['--network none']) rows.push(single('networking share of run -d (bridge − none)', c.system, 'ms', med(share['default bridge']) - med(share['--network none']), { loom: c.loom }));
+  }
+  const loomCli = clients[0]!, dockerOnLoom = clients[1]!;
+  for (const op of ['run -d (--network none)', 'rm -f (--network none)']) {
+    const a = rows.find((r) => r.case === op && r.system === loomCli.system), b = rows.find((r) => r.case === op && r.system === dockerOnLoom.system);
+    res.goals.push(goal(`bin/loom ${op.split(' (')[0]} / docker CLI ${op.split(' (')[0]}, same loom daemon (issue 14)`, '<= 1.3', a && b ? a.median / b.median : undefined, 'count', (v) => v <= 1.3));
+  }
+  await startup(ctx, res, loom, K);
+
   // the same through the Engine API (no CLI process): the daemons' own work, so the networking share is
   // not buried under the clients' start-up
   const daemons: [string, boolean, Daemon][] = [];
@@ -105,4 +129,48 @@ export async function run(ctx: Ctx, res: SuiteResult): Promise<void> {
       'The networking share is the difference of the medians of the two run rows above it (it is small against the noise of the CLI rows).',
     ],
   });
+}
+
+/**
+ * A CLI call's own start-up: `bin/loom version` and `ps` against the loom daemon, beside a bare `node -e 0`
+ * (the floor of any Node program) and the docker CLI's same commands against the same daemon, interleaved
+ * round by round. bin/loom runs from its bundle (scripts/build-cli), built before the first round.
+ */
+async function startup(ctx: Ctx, res: SuiteResult, loom: Daemon, K: number): Promise<void> {
+  const node = process.execPath;
+  const cases: [string, string, string[], boolean][] = [
+    ['node -e 0', 'node (bare start)', [node, '-e', '0'], false],
+    ['version', 'loom (bin/loom)', [LOOM, 'version'], true],
+    ['version', 'loom (docker CLI)', ['docker', 'version'], false],
+    ['ps', 'loom (bin/loom)', [LOOM, 'ps'], true],
+    ['ps', 'loom (docker CLI)', ['docker', 'ps'], false],
+    ['version (LOOM_NO_BUNDLE=1)', 'loom (bin/loom)', [LOOM, 'version'], true],
+  ];
+  const times = cases.map(() => [] as number[]);
+  ctx.log(`  CLI start-up: ${cases.length} commands × ${K * 2}, interleaved`);
+  for (let i = -1; i < K * 2; i++) {
+    for (const [j, [c, , argv]] of cases.entries()) {
+      const env = c.includes('LOOM_NO_BUNDLE') ? { ...loom.env, LOOM_NO_BUNDLE: '1' } : loom.env;
+      const r = await runCmd(argv, { env });
+      if (r.code !== 0) throw new Error(`${argv.join(' ')} → exit ${r.code}: ${r.stderr.trim().slice(0, 300)}`);
+      if (i >= 0) times[j]!.push(r.ms);
+    }
+  }
+  const rows = cases.map(([c, system, , isLoom], j) => row(c, system, 'ms', times[j]!, { loom: isLoom }));
+  const nodeMed = rows[0]!.median;
+  for (const r of rows) r.extra = { '/ node -e 0': r.median / nodeMed };
+  res.tables.push({
+    title: `CLI start-up against the loom daemon: ${K * 2} calls each, interleaved, beside a bare Node start`,
+    rows,
+    columns: ['/ node -e 0'],
+    plain: ['/ node -e 0'],
+    notes: [
+      'Wall time of the whole process, spawned by the benchmark. "/ node -e 0": median over the median of a bare `node -e 0` in the same rounds.',
+      'bin/loom: a bash wrapper (freshness check of the bundle with bash\'s own -nt, no fork) and Node on the CommonJS bundle, which evaluates only the module of the command that runs. LOOM_NO_BUNDLE=1: the TypeScript sources, stripped file by file (with Node\'s compile cache).',
+    ],
+  });
+  for (const c of ['version', 'ps']) {
+    const r = rows.find((x) => x.case === c && x.system === 'loom (bin/loom)');
+    res.goals.push(goal(`bin/loom ${c} / node -e 0 (issue 14)`, '<= 1.3', r ? r.median / nodeMed : undefined, 'count', (v) => v <= 1.3));
+  }
 }

@@ -417,6 +417,8 @@ async function main(): Promise<void> {
     });
     // what is left (a detach budget ran out) is not measured: the sandbox's namespaces take it with them
     attached = 0;
+    // the daemon gives memory back 2 s after the last operation (src/daemon.ts trimWhenQuiet): measured after that
+    if (sys.rss) await new Promise((r) => setTimeout(r, 3000));
     const after = sys.rss?.();
     if (idle && peak && after && !res.stoppedEarly) res.rss = { idle: idle.rss, peak: peak.rss, after: after.rss, heapPeak: peak.heap };
   } finally {

@@ -121,7 +121,7 @@ export const build: Command = async (cli, argv) => {
   for (const h of p.flags.addHost as string[]) q.append('extrahosts', h);
 
   return new Promise<number>((resolve, reject) => {
-    const req = http.request({ socketPath: cli.client.socketPath, method: 'POST', path: `/v1.50/build?${q}`, headers: { 'Content-Type': 'application/x-tar', 'Transfer-Encoding': 'chunked' } }, (res) => {
+    const req = http.request({ ...cli.client.at(), method: 'POST', path: `/v1.50/build?${q}`, headers: { 'Content-Type': 'application/x-tar', 'Transfer-Encoding': 'chunked' } }, (res) => {
       let buf = '';
       let failed = false;
       if ((res.statusCode ?? 0) >= 400) {

@@ -3,7 +3,7 @@
 // daemon errors of run/create exit 125 (126/127 when the command cannot be run or is not found), per-container
 // verbs print "Error response from daemon: ..." and exit 1, a container's own exit code passes through.
 import fs from 'node:fs';
-import http from 'node:http';
+import type http from 'node:http';
 import type { Cli, Command } from './main.ts';
 import { parseFlags, f, UsageError, type Parsed } from './flags.ts';
 import { mountFlags } from './mountflags.ts';
@@ -386,7 +386,7 @@ function waitFor(cli: Cli, id: string, condition: string): { result: Promise<num
   let onHeaders: () => void = () => {};
   const registered = new Promise<void>((r) => (onHeaders = r));
   const result = new Promise<number>((resolve, reject) => {
-    req = http.request({ socketPath: cli.client.socketPath, method: 'POST', path: `/v1.50/containers/${encodeURIComponent(id)}/wait?condition=${condition}` }, (res) => {
+    req = process.getBuiltinModule('node:http').request({ ...cli.client.at(), method: 'POST', path: `/v1.50/containers/${encodeURIComponent(id)}/wait?condition=${condition}` }, (res) => {
       onHeaders();
       let body = '';
       res.on('data', (c: Buffer) => (body += c));

@@ -1,16 +1,15 @@
 // loom's command line: Docker's syntax, a client of the daemon's Engine API (plus `loom daemon`).
 import { Client, ApiError } from './client.ts';
 import { UsageError } from './flags.ts';
-import { containerCommands } from './container.ts';
-import { systemCommands } from './system.ts';
-import { containerPrune, imagePrune, systemPrune } from './prune.ts';
-import { networkCommand } from './network.ts';
-import { registryCommands } from './registry.ts';
-import { imageCommands, imageSubcommands } from './image.ts';
-import { volumeCommand, systemDf } from './volume.ts';
-import { build } from './build.ts';
-import { commit, cp, diff, exportCmd } from './cp.ts';
-import { nodeCommand } from './node.ts';
+// Each command's module is loaded when that command runs (commands.ts): a CLI call's start-up is mostly
+// module loading, so `ps` loads the container commands and nothing of images, build or cp.
+import { commands, imageSubcommands, containerPrune, imagePrune, systemPrune, systemDf, systemReconcile, imagePull, imagePush } from './commands.ts';
+
+// as bin/loom's --stack-trace-limit=30 for the sources (the bundle runs without V8 flags: see bin/loom)
+Error.stackTraceLimit = Math.max(Error.stackTraceLimit, 30);
+
+/** Set to true by scripts/build-cli in the bundle (.cache/cli/loom.cjs), which does not hold the daemon. */
+declare const LOOM_BUNDLE: boolean | undefined;
 
 export interface Cli {
   client: Client;
@@ -103,7 +102,9 @@ async function main(argv: string[]): Promise<number> {
     return cmd ? 0 : 0;
   }
   if (cmd === 'daemon') {
-    const { daemonCommand } = await import('./daemon-cmd.ts');
+    // the bundle leaves the daemon out: it runs from the sources (bin/loom starts it so anyway)
+    const entry = typeof LOOM_BUNDLE !== 'undefined' && LOOM_BUNDLE ? (await import('node:url')).pathToFileURL(`${__dirname}/../../src/cli/daemon-cmd.ts`).href : './daemon-cmd.ts';
+    const { daemonCommand } = (await import(entry)) as typeof import('./daemon-cmd.ts');
     return daemonCommand(rest, host);
   }
   const cli: Cli = {
@@ -111,31 +112,29 @@ async function main(argv: string[]): Promise<number> {
     out: (s) => process.stdout.write(s),
     err: (s) => process.stderr.write(s),
   };
-  const table: Record<string, Command> = { ...containerCommands, ...systemCommands, ...imageCommands, ...registryCommands, network: networkCommand, volume: volumeCommand, build, cp, export: exportCmd, diff, commit, node: nodeCommand };
+  const table = commands;
   // `loom container ls`, `loom image ls` and friends, as docker has them
-  if (cmd === 'explain') return (await import('./explain.ts')).explainCommand(cli, rest);
-  if (cmd === 'system' && rest[0] === 'prune') return systemPrune(cli, rest.slice(1));
-  if (cmd === 'system' && rest[0] === 'reconcile') return (await import('./reconcile.ts')).systemReconcile(cli, rest.slice(1));
-  if (cmd === 'system' && rest[0] === 'df') return systemDf(cli, rest.slice(1));
-  if ((cmd === 'container' || cmd === 'image') && rest[0] === 'prune') return (cmd === 'container' ? containerPrune : imagePrune)(cli, rest.slice(1));
-  if (cmd === 'image' && rest[0] && imageSubcommands[rest[0]]) return imageSubcommands[rest[0]]!(cli, rest.slice(1));
-  if (cmd === 'image' && (rest[0] === 'pull' || rest[0] === 'push')) return registryCommands[rest[0]]!(cli, rest.slice(1));
+  if (cmd === 'system' && rest[0] === 'prune') return (await systemPrune())(cli, rest.slice(1));
+  if (cmd === 'system' && rest[0] === 'reconcile') return (await systemReconcile())(cli, rest.slice(1));
+  if (cmd === 'system' && rest[0] === 'df') return (await systemDf())(cli, rest.slice(1));
+  if ((cmd === 'container' || cmd === 'image') && rest[0] === 'prune') return (await (cmd === 'container' ? containerPrune : imagePrune)())(cli, rest.slice(1));
+  if (cmd === 'image' && rest[0] && Object.hasOwn(imageSubcommands, rest[0])) return (await imageSubcommands[rest[0]]!())(cli, rest.slice(1));
+  if (cmd === 'image' && (rest[0] === 'pull' || rest[0] === 'push')) return (await (rest[0] === 'pull' ? imagePull : imagePush)())(cli, rest.slice(1));
   if (cmd === 'container' || cmd === 'image') {
     const sub = rest[0];
     const alias: Record<string, string> = { ls: cmd === 'container' ? 'ps' : 'images', list: cmd === 'container' ? 'ps' : 'images', rm: cmd === 'container' ? 'rm' : 'rmi', remove: cmd === 'container' ? 'rm' : 'rmi' };
-    const target = sub ? alias[sub] ?? sub : undefined;
-    if (!target || !table[target]) {
+    const target = sub ? (Object.hasOwn(alias, sub) ? alias[sub]! : sub) : undefined;
+    if (!target || !Object.hasOwn(table, target)) {
       process.stderr.write(`loom: '${cmd} ${sub ?? ''}' is not a loom command.\n`);
       return 1;
     }
-    return table[target]!(cli, rest.slice(1));
+    return (await table[target]!())(cli, rest.slice(1));
   }
-  const fn = table[cmd];
-  if (!fn) {
+  if (!Object.hasOwn(table, cmd)) {
     process.stderr.write(`loom: unknown command: loom ${cmd}\n\nRun 'loom --help' for more information\n`);
     return 1;
   }
-  return fn(cli, rest);
+  return (await table[cmd]!())(cli, rest);
 }
 
 // `loom ps | head`: a reader that goes away ends the command quietly, as a Go program's SIGPIPE does
