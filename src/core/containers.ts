@@ -614,8 +614,9 @@ export class Containers {
       this.fw.apply({ addPorts: rt.fwPorts, addLinks: rt.fwLinks });
       undo.push(() => this.fw.apply({ removePorts: rt.fwPorts, removeLinks: rt.fwLinks }));
     }
+    // saved with the start's "running" record: held ports and firewall elements of a container that is not
+    // running are rebuilt from nothing at restore, so nothing before that needs this on disk
     c.published = mappings;
-    this.save(c);
     // Docker sets the link environment for legacy links on the default bridge only
     const onDefault = Object.values(c.endpoints).some((e) => this.nets.find(e.networkId)?.isDefault);
     return onDefault ? links.flatMap((l) => linkEnv(c.name, l.alias, l.linked, l.ip)) : [];
@@ -688,8 +689,10 @@ export class Containers {
     failpoint('endpoint.allocated');
     await this.nets.join(ep, c.netnsPath!, defaultRoute);
     failpoint('endpoint.joined');
+    // Recorded by the caller's next save (the start's "running", the connect's end), not committed here:
+    // until then a crash leaves a container that is not running (restore releases all of its networking
+    // whatever the phase) or, for connect, one whose endpoint restore finds in place. A commit is ~0.1 ms.
     ep.phase = 'ready';
-    this.save(c);
     this.registerNames(c, ep);
     this.events.publish('network', 'connect', net.id, { container: c.id, name: net.name, type: net.driver });
     return ep;
@@ -725,14 +728,14 @@ export class Containers {
   private writeEtcFiles(c: ContainerRecord, mode: string): void {
     const hostname = c.config.Hostname;
     const fqdn = c.config.Domainname ? [`${hostname}.${c.config.Domainname}`, hostname] : [hostname];
-    fs.writeFileSync(c.hostnamePath, `${hostname}\n`);
+    writeIfChanged(c.hostnamePath, `${hostname}\n`);
     // "host-gateway" is the default bridge's gateway address (dockerd's default host-gateway-ip)
     const gw = this.nets.list().find((n) => n.isDefault)?.ipam.config.find((x) => x.Gateway && !x.Gateway.includes(':'))?.Gateway;
     const extra: HostsEntry[] = (c.hostConfig.ExtraHosts ?? []).map(parseExtraHost).map((e) => (e.ip === 'host-gateway' && gw ? { ...e, ip: gw } : e));
     if (mode === 'host') {
       let host = '';
       try { host = fs.readFileSync(this.opts.hostsFile, 'utf8'); } catch { /* none */ }
-      fs.writeFileSync(c.hostsPath, host + extra.map((e) => `${e.ip}\t${e.names.join(' ')}\n`).join(''));
+      writeIfChanged(c.hostsPath, host + extra.map((e) => `${e.ip}\t${e.names.join(' ')}\n`).join(''));
     } else {
       const self: HostsEntry[] = Object.values(c.endpoints).flatMap((ep) => [
         ...(ep.ipv4 ? [{ ip: ep.ipv4, names: fqdn }] : []),
@@ -740,12 +743,12 @@ export class Containers {
       ]);
       // a linked container that went away loses its entry; the others keep theirs
       const links = this.resolveLinks(c, true).map((l) => l.entry);
-      fs.writeFileSync(c.hostsPath, renderHosts({ self, extra, links }));
+      writeIfChanged(c.hostsPath, renderHosts({ self, extra, links }));
     }
     let hostResolv = '';
     try { hostResolv = fs.readFileSync(this.opts.resolvConf, 'utf8'); } catch { /* none */ }
     const internal = mode !== 'host' && this.usesEmbeddedDns(c);
-    fs.writeFileSync(c.resolvConfPath, renderResolvConf(parseResolvConf(hostResolv), {
+    writeIfChanged(c.resolvConfPath, renderResolvConf(parseResolvConf(hostResolv), {
       dns: c.hostConfig.Dns, search: c.hostConfig.DnsSearch, options: c.hostConfig.DnsOptions,
       ...(internal ? { internalResolver: '127.0.0.11' } : {}),
     }));
@@ -1226,7 +1229,8 @@ export class Containers {
       const ep = c.endpoints[net.name];
       if (ep) {
         this.dnsNames.remove(c.id, net.id);
-        await this.nets.leave(ep).catch((e) => {
+        // the container's interface is taken out of use now, the veth deleted in the background
+        await this.nets.leave(ep, c.netnsPath ? { netnsPath: c.netnsPath } : {}).catch((e) => {
           if (!force) throw e;
         });
         failpoint('disconnect.left');
@@ -1652,3 +1656,15 @@ export function normalizeSignal(s: string): string {
 }
 
 export { shortId };
+
+/**
+ * Rewrites an etc file in place (it is bind-mounted into the container) only when its text changes: a
+ * read is ~20 µs here, a truncating write 0.1-0.4 ms on this machine's ext4, and a start rewrites three
+ * files of which usually only the hosts file changes.
+ */
+function writeIfChanged(file: string, text: string): void {
+  try {
+    if (fs.readFileSync(file, 'utf8') === text) return;
+  } catch { /* not there yet */ }
+  fs.writeFileSync(file, text);
+}
