@@ -9,7 +9,7 @@ import type { EndpointRecord, NetworkRecord } from '../core/types.ts';
 import type { FwNetwork } from '../firewall/model.ts';
 import { parseCidr } from '../ipam/ipam.ts';
 import { conflict, invalidParameter, systemError } from '../util/errors.ts';
-import { endpointInterface, type NetworkDriver } from './driver.ts';
+import { endpointInterface, type LeaveOptions, type NetworkDriver } from './driver.ts';
 import net from 'node:net';
 import type { Logger } from '../util/log.ts';
 import { isUplinkNetwork, Uplinks, uplinkState } from './uplink.ts';
@@ -62,6 +62,14 @@ function writeProcSys(key: string, value: string): void {
 }
 
 const REAP_AFTER_MS = 2000;
+
+/**
+ * Links taken out of use and deleted in the background (network rm, disconnect) are renamed to this
+ * prefix + 10 hex digits first: the name they had is free at once, and restore() deletes whatever of
+ * them a crash left (sweepOrphans).
+ */
+export const RETIRED_PREFIX = 'lmdel';
+const retiredName = () => RETIRED_PREFIX + crypto.randomBytes(5).toString('hex');
 
 export class BridgeDriver implements NetworkDriver {
   readonly type: string = 'bridge';
@@ -216,8 +224,14 @@ export class BridgeDriver implements NetworkDriver {
   protected async createDevice(net: NetworkRecord, name: string): Promise<void> {
     await this.rtnl.createBridge(name, { mtu: this.mtu(net), up: true, mac: randomMac() });
   }
+  /**
+   * Deleting a bridge waits for the kernel to unregister it (~30-50 ms here, most of a `network rm`). The
+   * bridge is taken out of use instead (down: its routes and gateway address stop working; renamed: its
+   * name is free for a new network at once) and deleted in the background.
+   */
   protected async deleteDevice(net: NetworkRecord): Promise<void> {
-    await this.rtnl.deleteLink(net.bridge!);
+    const name = retiredName();
+    if (await this.rtnl.retireLink(net.bridge!, name) !== null) this.deleteLater(name);
   }
   /** the host end exists (and is up) */
   protected async plugged(_net: NetworkRecord, _ep: EndpointRecord): Promise<void> {}
@@ -234,11 +248,39 @@ export class BridgeDriver implements NetworkDriver {
     if (isUplinkNetwork(net)) await this.uplinks.prepare(net, others);
   }
 
-  async leave(_net: NetworkRecord | undefined, ep: EndpointRecord, opts: { sandboxGoing?: boolean } = {}): Promise<void> {
+  async leave(_net: NetworkRecord | undefined, ep: EndpointRecord, opts: LeaveOptions = {}): Promise<void> {
     if (!ep.hostVeth) return;
     await this.unplug(_net, ep);
     if (opts.sandboxGoing) this.reapLater(ep.hostVeth);
+    else if (opts.netnsPath && await this.retirePeer(opts.netnsPath, ep)) this.deleteLater(ep.hostVeth);
     else await this.rtnl.deleteLink(ep.hostVeth);
+  }
+
+  /**
+   * A disconnect from a container that keeps running: its interface goes down (with its routes) and is
+   * renamed, so that the container's ethN and the endpoint's address are free at once; the veth pair is
+   * then deleted in the background (deleting it waits ~20-40 ms for the kernel). False when that could not
+   * be done (the caller then deletes the pair and waits).
+   */
+  private async retirePeer(netnsPath: string, ep: EndpointRecord): Promise<boolean> {
+    let rt: Rtnl | undefined;
+    try {
+      rt = Rtnl.open(netnsPath);
+      return await rt.retireLink(ep.ifname, retiredName()) !== null;
+    } catch (e) {
+      this.log.warn({ link: ep.ifname, netns: netnsPath, err: String(e) }, 'cannot take the container\'s interface out of use; deleting it now');
+      return false;
+    } finally {
+      rt?.close();
+    }
+  }
+
+  /** Deletes a link that is out of use, without waiting (see RETIRED_PREFIX for what a crash leaves). */
+  private deleteLater(name: string): void {
+    this.reaping.add(name);
+    this.rtnl.deleteLink(name)
+      .catch((e) => this.log.warn({ link: name, err: String(e) }, 'background deletion of a link failed; the next start sweeps it'))
+      .finally(() => this.reaping.delete(name));
   }
 
   /**
@@ -256,11 +298,12 @@ export class BridgeDriver implements NetworkDriver {
     }, REAP_AFTER_MS).unref();
   }
 
-  /** Deletes veths on loom's bridges that belong to no endpoint (left by a crash). */
+  /** Deletes veths on loom's bridges that belong to no endpoint, and retired links (left by a crash). */
   async sweepOrphans(bridges: string[], liveVeths: Set<string>): Promise<string[]> {
     const links = await this.rtnl.listLinks();
     const masters = new Set(links.filter((l) => bridges.includes(l.name)).map((l) => l.index));
-    const orphans = links.filter((l) => l.master !== undefined && masters.has(l.master) && l.kind === 'veth' && !liveVeths.has(l.name) && !this.reaping.has(l.name));
+    const orphans = links.filter((l) => !this.reaping.has(l.name) && (l.name.startsWith(RETIRED_PREFIX)
+      || (l.master !== undefined && masters.has(l.master) && l.kind === 'veth' && !liveVeths.has(l.name))));
     for (const l of orphans) await this.rtnl.deleteLink(l.index);
     return orphans.map((l) => l.name);
   }

@@ -775,6 +775,26 @@ export class Rtnl {
     await this.c.one({ msg: m, kind: KIND_ACK, what: this.w(`set link ${index}`) });
   }
 
+  /**
+   * Takes a link out of use at once, for a deletion that finishes later: down (its routes go with it), then
+   * renamed to `newName` so that its name is free again (a link must be down to be renamed: two requests,
+   * one datagram). Returns its index, or null when there is no such link.
+   */
+  async retireLink(nameOrIndex: string | number, newName: string): Promise<number | null> {
+    const index = typeof nameOrIndex === 'number' ? nameOrIndex : (await this.getLink(nameOrIndex))?.index;
+    if (index === undefined) return null;
+    const what = this.w(`retire link ${nameOrIndex} as ${newName}`);
+    const down = linkMsg(RTM_SETLINK, NLM_F_ACK, index, 0, IFF_UP);
+    const rename = linkMsg(RTM_SETLINK, NLM_F_ACK, index).str(IFLA_IFNAME, newName);
+    try {
+      await Promise.all(this.c.submit([{ msg: down, kind: KIND_ACK, what }, { msg: rename, kind: KIND_ACK, what }]));
+    } catch (e) {
+      if ((e as ErrnoError).errno === ENODEV) return null;
+      throw e;
+    }
+    return index;
+  }
+
   /** Deletes a link (a veth takes its peer along); absent is fine. */
   async deleteLink(nameOrIndex: string | number): Promise<void> {
     await this.c
