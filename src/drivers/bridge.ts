@@ -70,6 +70,18 @@ const REAP_AFTER_MS = 2000;
  */
 export const RETIRED_PREFIX = 'lmdel';
 const retiredName = () => RETIRED_PREFIX + crypto.randomBytes(5).toString('hex');
+/**
+ * ...and put in this device group ("lmde"), which the reaper deletes in one request a little later:
+ * deleting a link holds the kernel's RTNL lock while it waits for RCU (~30 ms here), which would stall
+ * the next create or connect if done at once, one link at a time.
+ */
+export const RETIRED_GROUP = 0x6c6d6465;
+/**
+ * The reaper waits for a quiet second (no link retired meanwhile), at most 5 s from the first retired link:
+ * a burst of removals is not slowed down by the deletion of what it retired, and the links it retired go in
+ * one request (measured here: retiring a bridge 1.1 ms, or 21 ms when each deletion runs right behind it).
+ */
+const REAP_QUIET_MS = 1000, REAP_MAX_MS = 5000;
 
 export class BridgeDriver implements NetworkDriver {
   readonly type: string = 'bridge';
@@ -94,6 +106,12 @@ export class BridgeDriver implements NetworkDriver {
   }
 
   close(): void {
+    if (this.retiredTimer) {
+      // the reaper's work, now: the kernel deletes them within the send, before the socket closes
+      clearTimeout(this.retiredTimer);
+      this.retiredTimer = null;
+      this.rtnl.deleteGroup(RETIRED_GROUP, { onMainThread: true }).catch(() => { /* swept at the next start */ });
+    }
     this.rtnl.close();
   }
 
@@ -231,7 +249,7 @@ export class BridgeDriver implements NetworkDriver {
    */
   protected async deleteDevice(net: NetworkRecord): Promise<void> {
     const name = retiredName();
-    if (await this.rtnl.retireLink(net.bridge!, name) !== null) this.deleteLater(name);
+    if (await this.rtnl.retireLink(net.bridge!, name, RETIRED_GROUP) !== null) this.deleteLater(name);
   }
   /** the host end exists (and is up) */
   protected async plugged(_net: NetworkRecord, _ep: EndpointRecord): Promise<void> {}
@@ -252,15 +270,17 @@ export class BridgeDriver implements NetworkDriver {
     if (!ep.hostVeth) return;
     await this.unplug(_net, ep);
     if (opts.sandboxGoing) this.reapLater(ep.hostVeth);
-    else if (opts.netnsPath && await this.retirePeer(opts.netnsPath, ep)) this.deleteLater(ep.hostVeth);
-    else await this.rtnl.deleteLink(ep.hostVeth);
+    else if (opts.netnsPath && await this.retirePeer(opts.netnsPath, ep)) {
+      const name = retiredName();
+      if (await this.rtnl.retireLink(ep.hostVeth, name, RETIRED_GROUP) !== null) this.deleteLater(name);
+    } else await this.rtnl.deleteLink(ep.hostVeth);
   }
 
   /**
    * A disconnect from a container that keeps running: its interface goes down (with its routes) and is
-   * renamed, so that the container's ethN and the endpoint's address are free at once; the veth pair is
-   * then deleted in the background (deleting it waits ~20-40 ms for the kernel). False when that could not
-   * be done (the caller then deletes the pair and waits).
+   * renamed, so that the container's ethN and the endpoint's address are free at once; the host end is
+   * retired likewise and the pair deleted in the background (deleting it waits ~20-40 ms for the kernel).
+   * False when that could not be done (the caller then deletes the pair and waits).
    */
   private async retirePeer(netnsPath: string, ep: EndpointRecord): Promise<boolean> {
     let rt: Rtnl | undefined;
@@ -275,12 +295,33 @@ export class BridgeDriver implements NetworkDriver {
     }
   }
 
-  /** Deletes a link that is out of use, without waiting (see RETIRED_PREFIX for what a crash leaves). */
+  /** retired links waiting for the reaper's group deletion */
+  private retired: string[] = [];
+  private retiredTimer: NodeJS.Timeout | null = null;
+  private firstRetiredAt = 0;
+
+  /**
+   * A retired link (down, renamed, in RETIRED_GROUP) is deleted by the reaper, together with the others
+   * retired meanwhile, after a quiet second (see REAP_QUIET_MS). What a crash leaves, restore() sweeps
+   * (sweepOrphans); a daemon that closes deletes them first (close()).
+   */
   private deleteLater(name: string): void {
     this.reaping.add(name);
-    this.rtnl.deleteLink(name)
-      .catch((e) => this.log.warn({ link: name, err: String(e) }, 'background deletion of a link failed; the next start sweeps it'))
-      .finally(() => this.reaping.delete(name));
+    this.retired.push(name);
+    const now = Date.now();
+    if (!this.retiredTimer) this.firstRetiredAt = now;
+    else clearTimeout(this.retiredTimer);
+    this.retiredTimer = setTimeout(() => this.reapRetired(), Math.max(0, Math.min(REAP_QUIET_MS, this.firstRetiredAt + REAP_MAX_MS - now)));
+    this.retiredTimer.unref();
+  }
+
+  private reapRetired(): void {
+    this.retiredTimer = null;
+    const names = this.retired;
+    this.retired = [];
+    this.rtnl.deleteGroup(RETIRED_GROUP)
+      .catch((e) => this.log.warn({ links: names, err: String(e) }, 'background deletion of retired links failed; the next start sweeps them'))
+      .finally(() => { for (const n of names) this.reaping.delete(n); });
   }
 
   /**

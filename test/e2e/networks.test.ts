@@ -82,9 +82,15 @@ async function digShort(ctr: string, ...a: string[]): Promise<string[]> {
 const status = (out: string) => /status: (\w+)/.exec(out)?.[1];
 const ipOf = (ctr: string, net: string) => loom('inspect', '-f', `{{(index .NetworkSettings.Networks "${net}").IPAddress}}`, ctr);
 
+/** The host's links, without those network rm / disconnect retired (lmdel…: deleted in the background). */
 async function hostLinks(): Promise<string[]> {
   const out = await ok(sb.hostExec(['ip', '-o', 'link', 'show']));
-  return out.split('\n').map((l) => l.split(': ')[1]!.split('@')[0]!).sort();
+  return out.split('\n').map((l) => l.split(': ')[1]!.split('@')[0]!).filter((l) => !l.startsWith('lmdel')).sort();
+}
+
+async function retiredLinks(): Promise<string[]> {
+  const out = await ok(sb.hostExec(['ip', '-o', 'link', 'show']));
+  return out.split('\n').map((l) => l.split(': ')[1]!.split('@')[0]!).filter((l) => l.startsWith('lmdel'));
 }
 
 async function netNames(): Promise<string[]> {
@@ -428,6 +434,7 @@ test('disconnect and network rm answer before the kernel has deleted the devices
   await loom('network', 'rm', 'quicknet');
   // nothing retired is left once the background deletions are done
   assert.deepEqual(await eventually(hostLinks, before), before);
+  assert.deepEqual(await eventually(retiredLinks, [], 10_000), []);
 });
 
 test('connect/disconnect a stopped container: the endpoints appear at start, disconnect while stopped sticks', { skip }, async () => {
@@ -696,6 +703,7 @@ test('everything removed leaves no veth, bridge of a removed network, or namespa
   assert.deepEqual(await netNames(), ['bridge', 'host', 'none']);
   const ours = async () => (await hostLinks()).filter((l) => l.startsWith('veth') || l.startsWith('br-'));
   assert.deepEqual(await eventually(ours, []), []);
+  assert.deepEqual(await eventually(retiredLinks, [], 10_000), [], 'retired links are deleted by the reaper');
   const nss = (await ok(runCmd(['ip', 'netns', 'list']))).split('\n').filter((l) => l.startsWith(sb.netnsPrefix));
   assert.deepEqual(nss, []);
 });
