@@ -180,10 +180,12 @@ export class Containers {
 
   private save(c: ContainerRecord): void {
     const recs = this.records();
-    this.store.put('containers', c);
+    const json = this.store.put('containers', c);
     const old = recs.get(c.id);
     if (old && old.name !== c.name) this.byName.delete(old.name);
-    recs.set(c.id, structuredClone(c));
+    // the cached copy is the stored text parsed back (as records are read at start): cheaper than a
+    // structuredClone of the record on top of the stringify the store does anyway
+    recs.set(c.id, JSON.parse(json) as ContainerRecord);
     this.byName.set(c.name, c.id);
   }
 
@@ -546,7 +548,7 @@ export class Containers {
   private resolveLinks(c: ContainerRecord, lenient = false): { alias: string; linked: ContainerRecord; ip: string; entry: HostsEntry }[] {
     const out = [];
     // On the default bridge a link needs the linked container there too (Docker's isLinkable)
-    const isDefault = (e: EndpointRecord) => !!this.nets.find(e.networkId)?.isDefault;
+    const isDefault = (e: EndpointRecord) => !!this.nets.peek(e.networkId)?.isDefault;
     const onDefault = Object.values(c.endpoints).some(isDefault);
     for (const l of parseLinks(c.hostConfig.Links)) {
       const linked = this.find(l.name);
@@ -566,7 +568,7 @@ export class Containers {
   /** Where ports and links go: the first endpoint with an address, or the gateway network's (overlay containers publish there, as in Docker). */
   private primaryOf(c: ContainerRecord): EndpointRecord | undefined {
     const eps = Object.values(c.endpoints).filter((e) => e.ipv4);
-    return eps.find((e) => { const n = this.nets.find(e.networkId); return !!n && this.nets.isGatewayNetwork(n); }) ?? eps[0];
+    return eps.find((e) => { const n = this.nets.peek(e.networkId); return !!n && this.nets.isGatewayNetwork(n); }) ?? eps[0];
   }
 
   /** Holds the published host ports, adds port and link elements to the firewall (one transaction). */
@@ -618,7 +620,7 @@ export class Containers {
     // running are rebuilt from nothing at restore, so nothing before that needs this on disk
     c.published = mappings;
     // Docker sets the link environment for legacy links on the default bridge only
-    const onDefault = Object.values(c.endpoints).some((e) => this.nets.find(e.networkId)?.isDefault);
+    const onDefault = Object.values(c.endpoints).some((e) => this.nets.peek(e.networkId)?.isDefault);
     return onDefault ? links.flatMap((l) => linkEnv(c.name, l.alias, l.linked, l.ip)) : [];
   }
 
@@ -700,7 +702,7 @@ export class Containers {
 
   /** User-defined networks get DNS: names, aliases and the short id resolve on that network. */
   private registerNames(c: ContainerRecord, ep: EndpointRecord): void {
-    const net = this.nets.find(ep.networkId);
+    const net = this.nets.peek(ep.networkId);
     if (!net || net.isDefault || this.nets.isGatewayNetwork(net)) return;
     const req = c.networkRequests[ep.networkName];
     // a --link alias is a name for the linked container, seen by this one only
@@ -711,12 +713,12 @@ export class Containers {
 
   /** Does this container use the embedded DNS (any user-defined network)? */
   private usesEmbeddedDns(c: ContainerRecord): boolean {
-    return Object.values(c.endpoints).some((ep) => !this.nets.find(ep.networkId)?.isDefault);
+    return Object.values(c.endpoints).some((ep) => !this.nets.peek(ep.networkId)?.isDefault);
   }
 
   private async startDns(c: ContainerRecord): Promise<void> {
     if (!this.dns || !c.netnsPath || !this.usesEmbeddedDns(c)) return;
-    const allInternal = Object.values(c.endpoints).every((ep) => this.nets.find(ep.networkId)?.internal);
+    const allInternal = Object.values(c.endpoints).every((ep) => this.nets.peek(ep.networkId)?.internal);
     const host = parseResolvConf(readOr(this.opts.resolvConf));
     let upstream = c.hostConfig.Dns?.length ? c.hostConfig.Dns : host.nameservers;
     if (allInternal) upstream = [];
@@ -730,7 +732,9 @@ export class Containers {
     const fqdn = c.config.Domainname ? [`${hostname}.${c.config.Domainname}`, hostname] : [hostname];
     writeIfChanged(c.hostnamePath, `${hostname}\n`);
     // "host-gateway" is the default bridge's gateway address (dockerd's default host-gateway-ip)
-    const gw = this.nets.list().find((n) => n.isDefault)?.ipam.config.find((x) => x.Gateway && !x.Gateway.includes(':'))?.Gateway;
+    // (the predefined network `bridge` is the default one; peeked, not a copy of every network per start)
+    const def = this.nets.peek('bridge');
+    const gw = def?.isDefault ? def.ipam.config.find((x) => x.Gateway && !x.Gateway.includes(':'))?.Gateway : undefined;
     const extra: HostsEntry[] = (c.hostConfig.ExtraHosts ?? []).map(parseExtraHost).map((e) => (e.ip === 'host-gateway' && gw ? { ...e, ip: gw } : e));
     if (mode === 'host') {
       let host = '';
@@ -1195,7 +1199,7 @@ export class Containers {
       while (used.has(`eth${i}`)) i++;
       const undo: (() => Promise<void> | void)[] = [];
       try {
-        const hadDefault = Object.values(c.endpoints).some((e) => e.gateway4 && !this.nets.find(e.networkId)?.internal);
+        const hadDefault = Object.values(c.endpoints).some((e) => e.gateway4 && !this.nets.peek(e.networkId)?.internal);
         await this.attachEndpoint(c, net.name, `eth${i}`, !hadDefault, undo);
         this.writeEtcFiles(c, c.networkMode);
         await this.startDns(c);
@@ -1449,7 +1453,7 @@ export class Containers {
       },
       join: (ep, ns, route) => this.nets.join(ep, ns, route),
       leave: (ep) => this.nets.leave(ep),
-      isInternal: (id) => !!this.nets.find(id)?.internal,
+      isInternal: (id) => !!this.nets.peek(id)?.internal,
       remountNetns: (c) => this.remountNetns(c, c.state.Pid),
       dnsAttached: () => this.dns?.attached() ?? [],
       usesEmbeddedDns: (c) => this.usesEmbeddedDns(c),
