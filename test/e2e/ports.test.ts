@@ -85,7 +85,7 @@ async function snapshot(s: Sandbox): Promise<{ nft: string; links: string[]; net
   // links network rm / disconnect retired (lmdel…) are on their way out in the background: not loom's to count
   const links = (await ok(s.hostExec(['ip', '-o', 'link', 'show']))).split('\n').map((l) => l.split(': ')[1]!.split('@')[0]!).filter((l) => !l.startsWith('lmdel')).sort();
   const netns = (await s.hostExec(['ip', 'netns', 'list'])).stdout.split('\n').map((l) => l.split(' ')[0]!).filter((n) => n.startsWith(s.netnsPrefix)).sort();
-  const addrs = await ok(s.hostExec(['ip', '-o', 'addr', 'show']));
+  const addrs = (await ok(s.hostExec(['ip', '-o', 'addr', 'show']))).split('\n').filter((l) => !/^\d+: lmdel/.test(l)).join('\n');
   return { nft, links, netns, addrs };
 }
 
