@@ -31,6 +31,7 @@ import { cniOf } from './cni/attachments.ts';
 import { NetworkPluginServer } from './netplugin/server.ts';
 import { Nft } from './firewall/nft.ts';
 import { Firewall } from './firewall/firewall.ts';
+import { NfnlSocket } from './firewall/nfnl.ts';
 import { FirewallWatch } from './firewall/watch.ts';
 import { createApiServer, type ApiTls } from './api/server.ts';
 import { EmbeddedDns } from './dns/resolver.ts';
@@ -116,7 +117,7 @@ export class Daemon {
       this.store.setMeta('daemon-id', id);
     }
     this.id = id;
-    this.firewall = new Firewall(new Nft());
+    this.firewall = new Firewall(new Nft(), new NfnlSocket());
     this.firewall.onWarning = (m) => log.warn({}, m);
     this.firewall.coexist = true;
     this.images = new Images(this.store, opts.dataRoot);

@@ -15,6 +15,8 @@ export function dpkgVersion(pkg: string): string | null {
 }
 
 export function available() {
+  // LOOM_BENCH_LOOM_ONLY=1: loom and the kernel floors only, for comparing two versions of loom side by side
+  if (process.env.LOOM_BENCH_LOOM_ONLY === '1') return { netavark: false, aardvark: false, cni: false, dockerd: false, dnsperf: false, iperf3: false };
   return {
     netavark: fs.existsSync('/usr/lib/podman/netavark'),
     aardvark: fs.existsSync('/usr/lib/podman/aardvark-dns'),

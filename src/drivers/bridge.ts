@@ -10,7 +10,7 @@ import type { EndpointRecord, NetworkRecord } from '../core/types.ts';
 import type { FwNetwork } from '../firewall/model.ts';
 import { parseCidr } from '../ipam/ipam.ts';
 import { conflict, invalidParameter, systemError } from '../util/errors.ts';
-import { endpointInterface, type NetworkDriver } from './driver.ts';
+import { endpointInterface, type LeaveOptions, type NetworkDriver } from './driver.ts';
 import net from 'node:net';
 import type { Logger } from '../util/log.ts';
 import { isUplinkNetwork, Uplinks, uplinkState } from './uplink.ts';
@@ -64,6 +64,26 @@ function writeProcSys(key: string, value: string): void {
 
 const REAP_AFTER_MS = 2000;
 
+/**
+ * Links taken out of use and deleted in the background (network rm, disconnect) are renamed to this
+ * prefix + 10 hex digits first: the name they had is free at once, and restore() deletes whatever of
+ * them a crash left (sweepOrphans).
+ */
+export const RETIRED_PREFIX = 'lmdel';
+const retiredName = () => RETIRED_PREFIX + crypto.randomBytes(5).toString('hex');
+/**
+ * ...and put in this device group ("lmde"), which the reaper deletes in one request a little later:
+ * deleting a link holds the kernel's RTNL lock while it waits for RCU (~30 ms here), which would stall
+ * the next create or connect if done at once, one link at a time.
+ */
+export const RETIRED_GROUP = 0x6c6d6465;
+/**
+ * The reaper waits for a quiet second (no link retired meanwhile), at most 5 s from the first retired link:
+ * a burst of removals is not slowed down by the deletion of what it retired, and the links it retired go in
+ * one request (measured here: retiring a bridge 1.1 ms, or 21 ms when each deletion runs right behind it).
+ */
+const REAP_QUIET_MS = 1000, REAP_MAX_MS = 5000;
+
 export class BridgeDriver implements NetworkDriver {
   readonly type: string = 'bridge';
   readonly scope = 'local' as const;
@@ -87,6 +107,12 @@ export class BridgeDriver implements NetworkDriver {
   }
 
   close(): void {
+    if (this.retiredTimer) {
+      // the reaper's work, now: the kernel deletes them within the send, before the socket closes
+      clearTimeout(this.retiredTimer);
+      this.retiredTimer = null;
+      this.rtnl.deleteGroup(RETIRED_GROUP, { onMainThread: true }).catch(() => { /* swept at the next start */ });
+    }
     this.rtnl.close();
   }
 
@@ -221,8 +247,14 @@ export class BridgeDriver implements NetworkDriver {
   protected async createDevice(net: NetworkRecord, name: string): Promise<void> {
     await this.rtnl.createBridge(name, { mtu: this.mtu(net), up: true, mac: randomMac() });
   }
+  /**
+   * Deleting a bridge waits for the kernel to unregister it (~30-50 ms here, most of a `network rm`). The
+   * bridge is taken out of use instead (down: its routes and gateway address stop working; renamed: its
+   * name is free for a new network at once) and deleted in the background.
+   */
   protected async deleteDevice(net: NetworkRecord): Promise<void> {
-    await this.rtnl.deleteLink(net.bridge!);
+    const name = retiredName();
+    if (await this.rtnl.retireLink(net.bridge!, name, RETIRED_GROUP) !== null) this.deleteLater(name);
   }
   /** the host end exists (and is up) */
   protected async plugged(_net: NetworkRecord, _ep: EndpointRecord): Promise<void> {}
@@ -239,11 +271,62 @@ export class BridgeDriver implements NetworkDriver {
     if (isUplinkNetwork(net)) await this.uplinks.prepare(net, others);
   }
 
-  async leave(_net: NetworkRecord | undefined, ep: EndpointRecord, opts: { sandboxGoing?: boolean } = {}): Promise<void> {
+  async leave(_net: NetworkRecord | undefined, ep: EndpointRecord, opts: LeaveOptions = {}): Promise<void> {
     if (!ep.hostVeth) return;
     await this.unplug(_net, ep);
     if (opts.sandboxGoing) this.reapLater(ep.hostVeth);
-    else await this.rtnl.deleteLink(ep.hostVeth);
+    else if (opts.netnsPath && await this.retirePeer(opts.netnsPath, ep)) {
+      const name = retiredName();
+      if (await this.rtnl.retireLink(ep.hostVeth, name, RETIRED_GROUP) !== null) this.deleteLater(name);
+    } else await this.rtnl.deleteLink(ep.hostVeth);
+  }
+
+  /**
+   * A disconnect from a container that keeps running: its interface goes down (with its routes) and is
+   * renamed, so that the container's ethN and the endpoint's address are free at once; the host end is
+   * retired likewise and the pair deleted in the background (deleting it waits ~20-40 ms for the kernel).
+   * False when that could not be done (the caller then deletes the pair and waits).
+   */
+  private async retirePeer(netnsPath: string, ep: EndpointRecord): Promise<boolean> {
+    let rt: Rtnl | undefined;
+    try {
+      rt = Rtnl.open(netnsPath);
+      return await rt.retireLink(ep.ifname, retiredName()) !== null;
+    } catch (e) {
+      this.log.warn({ link: ep.ifname, netns: netnsPath, err: String(e) }, 'cannot take the container\'s interface out of use; deleting it now');
+      return false;
+    } finally {
+      rt?.close();
+    }
+  }
+
+  /** retired links waiting for the reaper's group deletion */
+  private retired: string[] = [];
+  private retiredTimer: NodeJS.Timeout | null = null;
+  private firstRetiredAt = 0;
+
+  /**
+   * A retired link (down, renamed, in RETIRED_GROUP) is deleted by the reaper, together with the others
+   * retired meanwhile, after a quiet second (see REAP_QUIET_MS). What a crash leaves, restore() sweeps
+   * (sweepOrphans); a daemon that closes deletes them first (close()).
+   */
+  private deleteLater(name: string): void {
+    this.reaping.add(name);
+    this.retired.push(name);
+    const now = Date.now();
+    if (!this.retiredTimer) this.firstRetiredAt = now;
+    else clearTimeout(this.retiredTimer);
+    this.retiredTimer = setTimeout(() => this.reapRetired(), Math.max(0, Math.min(REAP_QUIET_MS, this.firstRetiredAt + REAP_MAX_MS - now)));
+    this.retiredTimer.unref();
+  }
+
+  private reapRetired(): void {
+    this.retiredTimer = null;
+    const names = this.retired;
+    this.retired = [];
+    this.rtnl.deleteGroup(RETIRED_GROUP)
+      .catch((e) => this.log.warn({ links: names, err: String(e) }, 'background deletion of retired links failed; the next start sweeps them'))
+      .finally(() => { for (const n of names) this.reaping.delete(n); });
   }
 
   /**
@@ -261,11 +344,12 @@ export class BridgeDriver implements NetworkDriver {
     }, REAP_AFTER_MS).unref();
   }
 
-  /** Deletes veths on loom's bridges that belong to no endpoint (left by a crash). */
+  /** Deletes veths on loom's bridges that belong to no endpoint, and retired links (left by a crash). */
   async sweepOrphans(bridges: string[], liveVeths: Set<string>): Promise<string[]> {
     const links = await this.rtnl.listLinks();
     const masters = new Set(links.filter((l) => bridges.includes(l.name)).map((l) => l.index));
-    const orphans = links.filter((l) => l.master !== undefined && masters.has(l.master) && l.kind === 'veth' && !liveVeths.has(l.name) && !this.reaping.has(l.name));
+    const orphans = links.filter((l) => !this.reaping.has(l.name) && (l.name.startsWith(RETIRED_PREFIX)
+      || (l.master !== undefined && masters.has(l.master) && l.kind === 'veth' && !liveVeths.has(l.name))));
     for (const l of orphans) await this.rtnl.deleteLink(l.index);
     return orphans.map((l) => l.name);
   }

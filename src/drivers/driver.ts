@@ -4,6 +4,13 @@
 import type { EndpointRecord, NetworkRecord } from '../core/types.ts';
 import type { FwNetwork } from '../firewall/model.ts';
 
+/**
+ * sandboxGoing: the container namespace is deleted next (the kernel takes the veth with it).
+ * netnsPath: the container stays: a driver may take its end out of use at once (down, renamed) and leave
+ * the device's deletion to the background (BridgeDriver.leave).
+ */
+export interface LeaveOptions { sandboxGoing?: boolean; netnsPath?: string }
+
 export interface NetworkDriver {
   /** the name `network create -d` takes ('bridge', 'macvlan', 'overlay', a plugin's name...) */
   readonly type: string;
@@ -21,7 +28,7 @@ export interface NetworkDriver {
   /** Plugs an endpoint into a container namespace; on failure nothing of it is left in the kernel. */
   join(net: NetworkRecord, ep: EndpointRecord, netnsPath: string, defaultRoute: boolean): Promise<void>;
   /** Unplugs an endpoint (idempotent). sandboxGoing: the namespace is deleted next, with what is in it. */
-  leave(net: NetworkRecord | undefined, ep: EndpointRecord, opts: { sandboxGoing?: boolean }): Promise<void>;
+  leave(net: NetworkRecord | undefined, ep: EndpointRecord, opts: LeaveOptions): Promise<void>;
   /** The firewall's view of a network (bridge-like drivers), or null when loom's firewall has no part in it. */
   firewallView(net: NetworkRecord): FwNetwork | null;
   /** Whether `-p` publishing and --link apply to endpoints of this driver (Docker: bridge only). */

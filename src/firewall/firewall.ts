@@ -7,8 +7,10 @@
 import type { FwChange, FwLink, FwNetwork, FwPort, FwState } from './model.ts';
 import {
   FwInputError, describeLink, describePort, linkKey, normLink, normNetwork, normPorts, portKey, portsOverlap,
-  renderAddLinks, renderAddPorts, renderDeleteAll, renderDeleteLinks, renderDeletePorts, renderRuleset,
+  linkElement, portElementText, renderAddLinks, renderAddPorts, renderDeleteAll, renderDeleteLinks, renderDeletePorts,
+  renderRuleset,
 } from './ruleset.ts';
+import { linkOp, portOp, type ElemOp, type ElementWriter } from './nfnl.ts';
 import { conflict, invalidParameter, messageOf, systemError } from '../util/errors.ts';
 
 /** What the firewall needs of Nft: one transaction per call. Tests pass a recorder. */
@@ -42,8 +44,16 @@ export class Firewall {
   private readonly nft: NftRunner;
   private cur: Working = { networks: new Map(), ports: new Map(), links: new Map() };
 
-  constructor(nft: NftRunner) {
+  /**
+   * Writes element changes (ports, links: one per container start and stop) as an nf_tables netlink batch
+   * directly (nfnl.ts), skipping libnftables' re-read of the namespace's ruleset. Without one (unit tests
+   * with a recorder), they go through `nft` as text like everything else.
+   */
+  private readonly elements: ElementWriter | null;
+
+  constructor(nft: NftRunner, elements?: ElementWriter) {
     this.nft = nft;
+    this.elements = elements ?? null;
   }
 
   /** Replaces both loom tables with exactly `desired`, in one transaction (after a restart or an external flush). */
@@ -200,10 +210,14 @@ export class Firewall {
     const [dp, ap] = cancel(delPorts, addPorts, (p) => `${portKey(p)}>${p.containerIp}:${p.containerPort}-${p.containerPortEnd}`);
     const [dl, al] = cancel(delLinks, addLinks, linkKey);
 
-    const text = networksChanged
-      ? renderRuleset(toState(next)) + this.extraText()
-      : renderDeletePorts(dp) + renderDeleteLinks(dl) + renderAddPorts(ap) + renderAddLinks(al);
-    if (text) this.run(text, summarize(change));
+    if (!networksChanged && this.elements) {
+      this.writeElements(dp, dl, ap, al, summarize(change));
+    } else {
+      const text = networksChanged
+        ? renderRuleset(toState(next)) + this.extraText()
+        : renderDeletePorts(dp) + renderDeleteLinks(dl) + renderAddPorts(ap) + renderAddLinks(al);
+      if (text) this.run(text, summarize(change));
+    }
     this.cur = next;
     if (networksChanged) this.syncHostForward();
   }
@@ -245,6 +259,7 @@ export class Firewall {
 
   close(): void {
     this.nft.close();
+    this.elements?.close();
   }
 
   private run(text: string, what: string): void {
@@ -252,6 +267,22 @@ export class Firewall {
       this.nft.run(text);
     } catch (e) {
       // nft's message quotes the failing input line, i.e. the element or rule that was refused.
+      throw systemError(`firewall: ${what} failed: ${messageOf(e)}`);
+    }
+  }
+
+  /** The same elements, in the same order, as the text path (removals first), as one netlink batch. */
+  private writeElements(dp: readonly FwPort[], dl: readonly FwLink[], ap: readonly FwPort[], al: readonly FwLink[], what: string): void {
+    const ops: ElemOp[] = [
+      ...sortPorts(dp).map((p) => portOp('delete', p, portElementText(p, false))),
+      ...sortLinks(dl).map((l) => linkOp('delete', l, linkElement(l))),
+      ...sortPorts(ap).map((p) => portOp('add', p, portElementText(p, true))),
+      ...sortLinks(al).map((l) => linkOp('add', l, linkElement(l))),
+    ];
+    if (!ops.length) return;
+    try {
+      this.elements!.apply(ops);
+    } catch (e) {
       throw systemError(`firewall: ${what} failed: ${messageOf(e)}`);
     }
   }
@@ -280,6 +311,9 @@ export class Firewall {
     return true;
   }
 }
+
+const sortPorts = (ps: readonly FwPort[]) => [...ps].sort((a, b) => a.family - b.family || a.proto.localeCompare(b.proto) || a.hostIp.localeCompare(b.hostIp) || a.hostPort - b.hostPort);
+const sortLinks = (ls: readonly FwLink[]) => [...ls].sort((a, b) => linkKey(a).localeCompare(linkKey(b)));
 
 function toState(w: Working): FwState {
   return { networks: [...w.networks.values()], ports: [...w.ports.values()], links: [...w.links.values()] };

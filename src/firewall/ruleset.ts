@@ -215,7 +215,13 @@ function portElement(p: FwPort, f: Family): string {
   return `${portElementKey(p, f)} : ${p.containerIp}${keepsPort(p) ? '' : ` . ${p.containerPort}`}`;
 }
 
-function linkElement(l: FwLink): string {
+/** nft's text of a port's element (the key, and the value when adding), for messages */
+export function portElementText(p: FwPort, withValue: boolean): string {
+  const f = familyOf(p.family);
+  return withValue ? portElement(p, f) : portElementKey(p, f);
+}
+
+export function linkElement(l: FwLink): string {
   return `"${l.bridge}" . ${l.fromIp} . ${l.toIp} . ${l.proto} . ${l.port}`;
 }
 

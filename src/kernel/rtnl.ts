@@ -45,6 +45,7 @@ const IFLA_ADDRESS = 1, IFLA_IFNAME = 3, IFLA_MTU = 4, IFLA_MASTER = 10, IFLA_LI
 const IFLA_AF_SPEC = 26, IFLA_INET6_ADDR_GEN_MODE = 8, IN6_ADDR_GEN_MODE_NONE = 1;
 const IFLA_INFO_KIND = 1, IFLA_INFO_DATA = 2;
 const IFLA_LINK = 5;
+const IFLA_GROUP = 27;
 const VETH_INFO_PEER = 1;
 const RTEXT_FILTER_SKIP_STATS = 1 << 3; // link dumps without the (large) counters
 const IFA_ADDRESS = 1, IFA_LOCAL = 2, IFA_BROADCAST = 4, IFA_FLAGS = 8;
@@ -788,6 +789,38 @@ export class Rtnl {
     if (opts.mac) m.attr(IFLA_ADDRESS, macBytes(opts.mac));
     if (opts.master !== undefined) m.u32(IFLA_MASTER, opts.master ?? 0); // 0: release from its master
     await this.c.one({ msg: m, kind: KIND_ACK, what: this.w(`set link ${index}`) });
+  }
+
+  /**
+   * Takes a link out of use at once, for a deletion that finishes later: down (its routes go with it), then
+   * renamed to `newName` so that its name is free again (a link must be down to be renamed: two requests,
+   * one datagram), and put in device group `group` when given (deleteGroup then deletes all such links
+   * in one request). Returns its index, or null when there is no such link.
+   */
+  async retireLink(nameOrIndex: string | number, newName: string, group?: number): Promise<number | null> {
+    const index = typeof nameOrIndex === 'number' ? nameOrIndex : (await this.getLink(nameOrIndex))?.index;
+    if (index === undefined) return null;
+    const what = this.w(`retire link ${nameOrIndex} as ${newName}`);
+    const down = linkMsg(RTM_SETLINK, NLM_F_ACK, index, 0, IFF_UP);
+    const rename = linkMsg(RTM_SETLINK, NLM_F_ACK, index).str(IFLA_IFNAME, newName);
+    if (group !== undefined) rename.u32(IFLA_GROUP, group);
+    try {
+      await Promise.all(this.c.submit([{ msg: down, kind: KIND_ACK, what }, { msg: rename, kind: KIND_ACK, what }]));
+    } catch (e) {
+      if ((e as ErrnoError).errno === ENODEV) return null;
+      throw e;
+    }
+    return index;
+  }
+
+  /**
+   * Deletes every link of device group `group` (`ip link delete group N`) in one request: the kernel
+   * unregisters them together, with one wait for RCU instead of one per link. None there is fine.
+   */
+  async deleteGroup(group: number, opts: { onMainThread?: boolean } = {}): Promise<void> {
+    const m = linkMsg(RTM_DELLINK, NLM_F_ACK, 0).u32(IFLA_GROUP, group);
+    // onMainThread: sent (and done by the kernel) before this returns its promise, e.g. just before close()
+    await this.c.one({ msg: m, kind: KIND_ACK, what: this.w(`delete link group ${group}`), offload: !opts.onMainThread }).catch(ignoring(ENODEV));
   }
 
   /** Deletes a link (a veth takes its peer along); absent is fine. */

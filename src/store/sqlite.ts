@@ -66,9 +66,12 @@ export class Store {
     return st;
   }
 
-  put<T extends { id: string; name: string }>(kind: Kind, doc: T): void {
+  /** Inserts or replaces a record; returns the JSON text stored (callers caching a copy parse it back). */
+  put<T extends { id: string; name: string }>(kind: Kind, doc: T): string {
+    const json = JSON.stringify(doc);
     this.q(`INSERT INTO ${kind} (id, name, doc) VALUES (?, ?, ?)
-      ON CONFLICT(id) DO UPDATE SET name = excluded.name, doc = excluded.doc`).run(doc.id, doc.name, JSON.stringify(doc));
+      ON CONFLICT(id) DO UPDATE SET name = excluded.name, doc = excluded.doc`).run(doc.id, doc.name, json);
+    return json;
   }
   get<T>(kind: Kind, id: string): T | undefined {
     const row = this.q(`SELECT doc FROM ${kind} WHERE id = ?`).get(id) as { doc: string } | undefined;

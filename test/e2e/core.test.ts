@@ -14,7 +14,8 @@ const PEER_ECHO = `require('net').createServer(s=>{s.end('HTTP/1.0 200 OK\\r\\nC
 
 async function hostLinks(): Promise<string[]> {
   const out = await ok(sb.hostExec(['ip', '-o', 'link', 'show']));
-  return out.split('\n').map((l) => l.split(': ')[1]!.split('@')[0]!).sort();
+  // without links network rm / disconnect retired (lmdel…), deleted in the background
+  return out.split('\n').map((l) => l.split(': ')[1]!.split('@')[0]!).filter((l) => !l.startsWith('lmdel')).sort();
 }
 
 async function netnsNames(): Promise<string[]> {

@@ -67,7 +67,7 @@ async function state(): Promise<unknown> {
   const cs = await send('GET', '/containers/json?all=1');
   const ns = await send('GET', '/networks');
   // veth names are random: a container connected again has a new one
-  const links = (await ok(sb.hostExec(['ip', '-o', 'link', 'show']))).split('\n').map((l) => l.split(': ')[1]!.split('@')[0]!.replace(/^veth[0-9a-f]{7}$/, 'veth*')).sort();
+  const links = (await ok(sb.hostExec(['ip', '-o', 'link', 'show']))).split('\n').map((l) => l.split(': ')[1]!.split('@')[0]!.replace(/^veth[0-9a-f]{7}$/, 'veth*')).filter((l) => !l.startsWith('lmdel')).sort(); // retired links go in the background
   const netns = (await ok(sb.hostExec(['ip', 'netns', 'list']))).split('\n').filter((l) => l.startsWith(sb.netnsPrefix)).length;
   return {
     containers: cs.json.map((c: any) => `${c.Id} ${c.Names[0]} ${c.State}`).sort(),

@@ -88,7 +88,8 @@ async function alive(): Promise<void> {
 async function objects(): Promise<{ containers: string[]; networks: string[]; links: number }> {
   const cs = await sb.api('GET', '/containers/json?all=1');
   const ns = await sb.api('GET', '/networks');
-  const links = (await ok(sb.hostExec(['ip', '-o', 'link', 'show']))).split('\n').length;
+  // without links network rm / disconnect retired (lmdel…), deleted in the background
+  const links = (await ok(sb.hostExec(['ip', '-o', 'link', 'show']))).split('\n').filter((l) => !/^\d+: lmdel/.test(l)).length;
   return { containers: cs.body.map((c: any) => c.Id).sort(), networks: ns.body.map((n: any) => n.Id).sort(), links };
 }
 

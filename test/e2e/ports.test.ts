@@ -82,9 +82,10 @@ const inspect = async (s: Sandbox, name: string, tpl: string) => JSON.parse(awai
 /** What loom holds in the host namespace: the nftables ruleset, links, container namespaces, addresses. */
 async function snapshot(s: Sandbox): Promise<{ nft: string; links: string[]; netns: string[]; addrs: string }> {
   const nft = await ok(s.hostExec(['nft', 'list', 'ruleset']));
-  const links = (await ok(s.hostExec(['ip', '-o', 'link', 'show']))).split('\n').map((l) => l.split(': ')[1]!.split('@')[0]!).sort();
+  // links network rm / disconnect retired (lmdel…) are on their way out in the background: not loom's to count
+  const links = (await ok(s.hostExec(['ip', '-o', 'link', 'show']))).split('\n').map((l) => l.split(': ')[1]!.split('@')[0]!).filter((l) => !l.startsWith('lmdel')).sort();
   const netns = (await s.hostExec(['ip', 'netns', 'list'])).stdout.split('\n').map((l) => l.split(' ')[0]!).filter((n) => n.startsWith(s.netnsPrefix)).sort();
-  const addrs = await ok(s.hostExec(['ip', '-o', 'addr', 'show']));
+  const addrs = (await ok(s.hostExec(['ip', '-o', 'addr', 'show']))).split('\n').filter((l) => !/^\d+: lmdel/.test(l)).join('\n');
   return { nft, links, netns, addrs };
 }
 

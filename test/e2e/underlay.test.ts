@@ -23,7 +23,8 @@ const inNs = (ctr: string, argv: string[]) => runCmd(['ip', 'netns', 'exec', ns(
 
 async function hostLinks(): Promise<string[]> {
   const out = await ok(sb.hostExec(['ip', '-o', 'link', 'show']));
-  return out.split('\n').map((l) => l.split(': ')[1]!.split('@')[0]!).sort();
+  // without links network rm / disconnect retired (lmdel…), deleted in the background
+  return out.split('\n').map((l) => l.split(': ')[1]!.split('@')[0]!).filter((l) => !l.startsWith('lmdel')).sort();
 }
 
 async function netnsNames(): Promise<string[]> {

@@ -11,8 +11,16 @@ import { DatabaseSync } from 'node:sqlite';
 import type { Sandbox } from './sandbox.ts';
 import { ok } from './assert.ts';
 
+const RETIRED = /^lmdel[0-9a-f]{10}$/;
+
+async function hostLinkNames(sb: Sandbox): Promise<string[]> {
+  return (await ok(sb.hostExec(['ip', '-o', 'link', 'show']))).split('\n').filter(Boolean).map((l) => l.split(': ')[1]!.split('@')[0]!);
+}
+
 export async function kernelCounts(sb: Sandbox): Promise<Record<string, number>> {
-  const links = (await ok(sb.hostExec(['ip', '-o', 'link', 'show']))).split('\n').filter(Boolean).length;
+  // links that network rm / disconnect took out of use (renamed lmdel…) are deleted in the background: not counted
+  // here; settlesTo waits for them to be gone
+  const links = (await hostLinkNames(sb)).filter((l) => !RETIRED.test(l)).length;
   const netns = (await sb.hostExec(['ip', 'netns', 'list'])).stdout.split('\n').filter((l) => l.startsWith(sb.netnsPrefix)).length;
   const nft = (await ok(sb.hostExec(['nft', 'list', 'table', 'ip', 'loom']))).split('\n').length;
   const mounts = fs.readFileSync('/proc/self/mounts', 'utf8').split('\n').filter((l) => l.includes(sb.dir)).length;
@@ -25,12 +33,15 @@ export async function kernelCounts(sb: Sandbox): Promise<Record<string, number>>
 
 /** Polls kernelCounts until it equals `base` (endpoint deletion finishes in the background) or gives up. */
 export async function settlesTo(sb: Sandbox, base: Record<string, number>, tries = 50): Promise<Record<string, number>> {
+  const retired = async () => (await hostLinkNames(sb)).filter((l) => RETIRED.test(l)).length;
   let now = await kernelCounts(sb);
-  for (let i = 0; i < tries && JSON.stringify(now) !== JSON.stringify(base); i++) {
+  let left = await retired();
+  for (let i = 0; i < tries && (left || JSON.stringify(now) !== JSON.stringify(base)); i++) {
     await new Promise((r) => setTimeout(r, 100));
     now = await kernelCounts(sb);
+    left = await retired();
   }
-  return now;
+  return left ? { ...now, retired: left } : now; // retired links never deleted show as a difference
 }
 
 /** Each container running with complete networking, or stopped with none; no address used twice. */

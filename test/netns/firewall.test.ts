@@ -32,8 +32,10 @@ if (process.env.LOOM_FW_CHILD === '1') {
 async function childMain(): Promise<void> {
   const { Nft } = await import('../../src/firewall/nft.ts');
   const { Firewall } = await import('../../src/firewall/firewall.ts');
+  const { NfnlSocket } = await import('../../src/firewall/nfnl.ts');
   const nft = new Nft();
-  const fw = new Firewall(nft);
+  // as the daemon: elements as loom's own netlink batches, whole tables through libnftables
+  const fw = new Firewall(nft, new NfnlSocket());
   const rl = readline.createInterface({ input: process.stdin });
   for await (const line of rl) {
     const { id, op, arg } = JSON.parse(line) as { id: number; op: string; arg: unknown };
@@ -317,7 +319,7 @@ ip -n ${ns(c)} addr add ${a4} dev eth0; ip -n ${ns(c)} link set eth0 up; ip -n $
     test('after an external flush, a change fails without corrupting the state, and reconcile restores', async () => {
       const state = await call<FwState>('state');
       await call('run', 'delete table ip loom');
-      await assert.rejects(call('apply', { removePorts: [P8080] }), /remove ports: 1 \(tcp 0\.0\.0\.0:8080 -> 172\.17\.0\.2:80\) failed: nft: line 1:.*No such file or directory/);
+      await assert.rejects(call('apply', { removePorts: [P8080] }), /remove ports: 1 \(tcp 0\.0\.0\.0:8080 -> 172\.17\.0\.2:80\) failed: delete element ip loom ports \{ tcp \. 8080 \}: No such file or directory/);
       assert.deepEqual(await call<FwState>('state'), state);
       await call('reconcile', state);
       assert.equal(reaches('ext', 'tcp', '198.51.100.1', 8080), 'c1 198.51.100.2 80');
