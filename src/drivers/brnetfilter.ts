@@ -19,6 +19,7 @@
 import fs from 'node:fs';
 import { Rtnl } from '../kernel/rtnl.ts';
 import { readSysctl, writeSysctl } from '../kernel/sysctl.ts';
+import { RETIRED_PREFIX } from './bridge.ts';
 import type { Logger } from '../util/log.ts';
 
 export const BR_NETFILTER_MODES = ['auto', 'off', 'keep'] as const;
@@ -45,7 +46,8 @@ export async function settleBrNetfilter(mode: BrNetfilterMode, ownBridges: Itera
     const rt = Rtnl.open();
     let foreign: string[];
     try {
-      foreign = (await rt.listLinks()).filter((l) => l.kind === 'bridge' && !own.has(l.name)).map((l) => l.name);
+      // a retired bridge of loom's (renamed, its deletion pending since before a crash) is loom's too
+      foreign = (await rt.listLinks()).filter((l) => l.kind === 'bridge' && !own.has(l.name) && !l.name.startsWith(RETIRED_PREFIX)).map((l) => l.name);
     } finally {
       rt.close();
     }
