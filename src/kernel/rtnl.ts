@@ -260,6 +260,24 @@ function parseLink(m: Buffer): LinkInfo {
 // --- the socket: sequence numbers, batching, flow control ---
 
 const libc = koffi.load('libc.so.6');
+
+/**
+ * koffi runs at most `max_async_calls` (256) asynchronous calls at once in the whole process and throws
+ * beyond that ("Too many asynchronous calls are running"), from inside a socket's pump, which would leave
+ * that socket's requests unanswered. Every socket's offloaded sends (link deletions: each holds a pool
+ * thread while the kernel waits for RCU) share this budget instead; a socket whose next request would go
+ * over it waits until one comes back. Seen: 1,000 containers' namespaces deleted at once.
+ */
+const OFFLOAD_LIMIT = 64;
+let offloadedAll = 0;
+const offloadWaiters = new Set<() => void>();
+function offloadSlotFreed(): void {
+  for (const wake of offloadWaiters) {
+    if (offloadedAll >= OFFLOAD_LIMIT) return;
+    offloadWaiters.delete(wake);
+    wake();
+  }
+}
 const c_socket = libc.func('int socket(int domain, int type, int protocol)');
 const c_send = libc.func('long send(int fd, const void *buf, unsigned long len, int flags)');
 const c_recv = libc.func('long recv(int fd, void *buf, unsigned long len, int flags)');
@@ -322,6 +340,9 @@ class Conn {
   private seq = (Math.random() * 0x7fffffff) >>> 0;
   private dumping = false; // the kernel allows one dump per socket at a time (EBUSY otherwise)
   private offloaded = 0; // sends running on pool threads; the fd is closed only once they are back
+  private readonly pumpSoon = (): void => {
+    if (!this.closed) this.pump();
+  };
   private poller: ReturnType<typeof koffi.node.poll> | null = null;
   private closed = false;
 
@@ -380,6 +401,11 @@ class Conn {
         }
         // An offloaded request travels alone, so that nothing quick waits behind it on the pool thread.
         if (r.offload && batch.length) break;
+        // ... and only while the process has a slot for it (see OFFLOAD_LIMIT); otherwise it waits here
+        if (r.offload && offloadedAll >= OFFLOAD_LIMIT) {
+          offloadWaiters.add(this.pumpSoon);
+          break;
+        }
         this.waiting.shift();
         this.seq = (this.seq + 1) >>> 0 || 1;
         r.seq = this.seq;
@@ -392,8 +418,11 @@ class Conn {
       const buf = bufs.length === 1 ? bufs[0] : Buffer.concat(bufs);
       if (batch[0].offload) {
         this.offloaded++;
+        offloadedAll++;
         c_send.async(this.fd, buf, buf.length, 0, (err: unknown, n: number) => {
           this.offloaded--;
+          offloadedAll--;
+          queueMicrotask(offloadSlotFreed);
           if (this.closed) {
             if (this.offloaded === 0) this.closeFd();
             return;

@@ -277,3 +277,25 @@ describe('kernel: namespaces, rtnetlink, sysctl', { skip: isRoot ? false : 'need
     assert.deepEqual(netnsLines(), before_ns);
   });
 });
+
+// koffi runs at most 256 asynchronous calls at once in a process and throws beyond; link deletions are
+// offloaded to its pool threads, from every socket at once. 400 deletions over 12 sockets must all be
+// answered (rtnl.ts shares a budget of offloaded sends across sockets).
+describe('kernel: many offloaded link deletions at once', { skip: isRoot ? false : 'needs root' }, () => {
+  const NS = nsPath('many');
+  after(() => deleteNetns(NS));
+
+  test('400 deletions over 12 sockets: every one answered, nothing left', async () => {
+    deleteNetns(NS);
+    createNetns(NS);
+    const socks = Array.from({ length: 12 }, () => Rtnl.open(NS));
+    try {
+      const names = Array.from({ length: 400 }, (_, i) => `lmany${i}`);
+      for (let i = 0; i < names.length; i += 50) await Promise.all(names.slice(i, i + 50).map((n) => socks[0]!.createBridge(n)));
+      await Promise.all(names.map((n, i) => socks[i % socks.length]!.deleteLink(n)));
+      assert.deepEqual((await socks[0]!.listLinks()).map((l) => l.name), ['lo']);
+    } finally {
+      for (const s of socks) s.close();
+    }
+  });
+});
