@@ -13,7 +13,8 @@ let sb: Sandbox;
 
 /** The host namespace's links, container namespaces and loom's nftables elements: what a leak would grow. */
 async function kernelCounts(): Promise<{ links: number; netns: number; nft: number }> {
-  const links = (await ok(sb.hostExec(['ip', '-o', 'link', 'show']))).split('\n').filter(Boolean).length;
+  // a retired link (lmdel*: a removed network's bridge, renamed, its deletion pending) is not a leak
+  const links = (await ok(sb.hostExec(['ip', '-o', 'link', 'show']))).split('\n').filter((l) => l && !/^\d+: lmdel/.test(l)).length;
   const netns = (await sb.hostExec(['ip', 'netns', 'list'])).stdout.split('\n').filter((l) => l.startsWith(sb.netnsPrefix)).length;
   const nft = (await ok(sb.hostExec(['nft', 'list', 'table', 'ip', 'loom']))).split('\n').length;
   return { links, netns, nft };
