@@ -429,12 +429,15 @@ async function main(): Promise<void> {
   fs.writeFileSync(cfg.out, JSON.stringify(res));
 }
 
-if (import.meta.main) {
+/** A worker's entry: exit 0 when `main` returns, 1 with its stack on stderr when it throws. */
+export async function runWorker(name: string, main: () => Promise<void>): Promise<never> {
   try {
     await main();
     process.exit(0);
   } catch (e) {
-    process.stderr.write(`attach worker: ${(e as Error).stack ?? e}\n`);
+    process.stderr.write(`${name} worker: ${(e as Error).stack ?? e}\n`);
     process.exit(1);
   }
 }
+
+if (import.meta.main) await runWorker('attach', main);

@@ -14,7 +14,7 @@ import fs from 'node:fs';
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { createNetns, deleteNetns } from '../../src/kernel/netns.ts';
-import { CNI_PATH, cniAdd, cniConfigs, cniDel, netavarkArgv, netavarkEnv, netavarkOptions } from './attach.ts';
+import { CNI_PATH, cniAdd, cniConfigs, cniDel, netavarkArgv, netavarkEnv, netavarkOptions, runWorker } from './attach.ts';
 
 export interface CniBenchConfig {
   mode: 'loom' | 'cni' | 'netavark';
@@ -101,12 +101,4 @@ async function main(): Promise<void> {
   fs.writeFileSync(cfg.out, JSON.stringify(res));
 }
 
-if (import.meta.main) {
-  try {
-    await main();
-    process.exit(0);
-  } catch (e) {
-    process.stderr.write(`cni worker: ${(e as Error).stack ?? e}\n`);
-    process.exit(1);
-  }
-}
+if (import.meta.main) await runWorker('cni', main);

@@ -10,6 +10,7 @@ import path from 'node:path';
 import { spawn } from 'node:child_process';
 import { EtcdClusterStore } from '../../src/store/etcd.ts';
 import { NODE_KEYS, selfRecord } from '../../src/core/nodes.ts';
+import { runWorker } from './attach.ts';
 
 export interface NodesConfig { store: string; socket: string; hosts: number; n: number; cliN: number; out: string; loom: string }
 export interface NodesResult { api: number[]; cli: number[]; listed: number }
@@ -62,13 +63,5 @@ async function main(): Promise<void> {
   fs.writeFileSync(cfg.out, JSON.stringify(res));
 }
 
-if (import.meta.main) {
-  try {
-    await main();
-    process.exit(0);
-  } catch (e) {
-    process.stderr.write(`nodes worker: ${(e as Error).stack ?? e}\n`);
-    process.exit(1);
-  }
-}
+if (import.meta.main) await runWorker('nodes', main);
 void path;

@@ -16,6 +16,7 @@
 // answered locally by vxlan0's proxy and frames are unicast to the right host; nothing floods between hosts.
 // A namespace per network keeps its subnet, bridge and neighbour tables away from the host's, so two
 // overlay networks may even use the same subnet.
+import { KeyedSerial } from '../util/keyed-serial.ts';
 import { randomMac } from './bridge.ts';
 import path from 'node:path';
 import { Rtnl, configureInterface, vxlanData } from '../kernel/rtnl.ts';
@@ -83,7 +84,7 @@ export class OverlayDriver implements NetworkDriver {
   private readonly sandboxDir: string;
   private readonly peers = new Map<string, Map<string, Peer>>();
   private readonly sandboxes = new Map<string, Sandbox>();
-  private readonly queues = new Map<string, Promise<unknown>>();
+  private readonly queues = new KeyedSerial();
 
   constructor(log: Logger, opts: { sandboxDir: string; advertise?: string }) {
     this.log = log;
@@ -109,11 +110,7 @@ export class OverlayDriver implements NetworkDriver {
 
   /** One network's kernel work at a time: a join must not race the last leave tearing the namespace down. */
   private serial<T>(netId: string, fn: () => Promise<T>): Promise<T> {
-    const run = (this.queues.get(netId) ?? Promise.resolve()).then(fn, fn);
-    const tail = run.catch(() => undefined);
-    this.queues.set(netId, tail);
-    void tail.then(() => { if (this.queues.get(netId) === tail) this.queues.delete(netId); });
-    return run;
+    return this.queues.run(netId, fn);
   }
 
   prepare(net: NetworkRecord): void {

@@ -17,6 +17,7 @@
 // (datapath_type=netdev) unless /sys/module/openvswitch exists; with it TCP between containers fails
 // silently (segments with partial checksums) unless other_config:userspace-tso-enable=true is set before
 // ovs-vswitchd starts, which the managed mode does.
+import { KeyedSerial } from '../util/keyed-serial.ts';
 import fs from 'node:fs';
 import path from 'node:path';
 import { spawn, execFileSync } from 'node:child_process';
@@ -253,7 +254,7 @@ export class OvsDriver extends BridgeDriver {
   private sw: Promise<OvsSwitch> | null = null;
   /** the networks whose kernel side this run made or adopted: restored when ovs-vswitchd restarts */
   private readonly nets = new Map<string, NetworkRecord>();
-  private readonly queues = new Map<string, Promise<unknown>>();
+  private readonly queues = new KeyedSerial();
 
   /** the address other hosts reach this one at (--cluster-advertise): the local end of every tunnel */
   private readonly advertise: string | undefined;
@@ -340,11 +341,7 @@ export class OvsDriver extends BridgeDriver {
    * store's watch while its create is still making it here.
    */
   private serial<T>(netId: string, fn: () => Promise<T>): Promise<T> {
-    const run = (this.queues.get(netId) ?? Promise.resolve()).then(fn, fn);
-    const tail = run.catch(() => undefined);
-    this.queues.set(netId, tail);
-    void tail.then(() => { if (this.queues.get(netId) === tail) this.queues.delete(netId); });
-    return run;
+    return this.queues.run(netId, fn);
   }
 
   override ensureNetwork(net: NetworkRecord): Promise<void> {

@@ -8,6 +8,7 @@ import net from 'node:net';
 import ipaddr from 'ipaddr.js';
 import { RawNetlinkSocket } from 'netlink';
 import { withNetns } from '../kernel/netns.ts';
+import { attrs } from './nftrace.ts';
 
 const NETLINK_ROUTE = 0, NETLINK_NETFILTER = 12;
 const NLM_F_REQUEST = 1, NLM_F_DUMP = 0x300;
@@ -18,17 +19,6 @@ const NDA_DST = 1, NDA_LLADDR = 2, NDA_MASTER = 9;
 const NTF_SELF = 0x02, NTF_MASTER = 0x04;
 const NUD: [number, string][] = [[0x01, 'incomplete'], [0x02, 'reachable'], [0x04, 'stale'], [0x08, 'delay'], [0x10, 'probe'], [0x20, 'failed'], [0x40, 'noarp'], [0x80, 'permanent']];
 
-function attrs(buf: Buffer, from: number, to = buf.length): Map<number, Buffer> {
-  const out = new Map<number, Buffer>();
-  let a = from;
-  while (a + 4 <= to) {
-    const len = buf.readUInt16LE(a);
-    if (len < 4 || a + len > to) break;
-    out.set(buf.readUInt16LE(a + 2) & 0x3fff, buf.subarray(a + 4, a + len));
-    a += (len + 3) & ~3;
-  }
-  return out;
-}
 
 function attr(type: number, v: Buffer, nested = false): Buffer {
   const a = Buffer.alloc((4 + v.length + 3) & ~3);

@@ -42,7 +42,8 @@ function str(b: Buffer): string {
   return b.toString('latin1').replace(/\0.*$/s, '');
 }
 
-function attrs(buf: Buffer, from: number, to: number): Map<number, Buffer> {
+/** A netlink message's attributes from `from` to `to`, by type (nested flag cleared). */
+export function attrs(buf: Buffer, from: number, to = buf.length): Map<number, Buffer> {
   const out = new Map<number, Buffer>();
   let a = from;
   while (a + 4 <= to) {
@@ -199,4 +200,18 @@ export class TraceListener {
   close(): void {
     monitor.remove(this);
   }
+}
+
+/** "table ip loom { chain forward { ... # handle 12" → rule text by family/table/chain/handle. */
+export function parseHandles(listing: string, family: string): Map<string, string> {
+  const out = new Map<string, string>();
+  let table = '', chain = '';
+  for (const raw of listing.split('\n')) {
+    const line = raw.trim();
+    let m: RegExpExecArray | null;
+    if ((m = /^table \S+ (\S+) \{/.exec(line))) table = m[1]!;
+    else if ((m = /^chain (\S+) \{/.exec(line))) chain = m[1]!;
+    else if ((m = /^(.*\S)\s+# handle (\d+)$/.exec(line)) && chain) out.set(`${family} ${table} ${chain} ${m[2]}`, m[1]!);
+  }
+  return out;
 }

@@ -17,7 +17,7 @@ import crypto from 'node:crypto';
 import type { Daemon } from '../daemon.ts';
 import type { Watch, WatchEvent } from '../store/cluster.ts';
 import { Nft } from '../firewall/nft.ts';
-import { TraceListener, type TraceEvent } from './nftrace.ts';
+import { parseHandles, TraceListener, type TraceEvent } from './nftrace.ts';
 import { meaningOf, type MeaningContext } from './meaning.ts';
 import { linkNames } from './routes.ts';
 import { listNeighbours } from './kernelstate.ts';
@@ -81,17 +81,6 @@ export function markedBy(name: string, also: (e: TraceEvent) => boolean = () => 
   };
 }
 
-/** Rule text by "family table chain handle", from a listing with handles. */
-function parseHandles(listing: string, family: string, out: Map<string, string>): void {
-  let table = '', chain = '';
-  for (const raw of listing.split('\n')) {
-    const line = raw.trim();
-    let m: RegExpExecArray | null;
-    if ((m = /^table \S+ (\S+) \{/.exec(line))) table = m[1]!;
-    else if ((m = /^chain (\S+) \{/.exec(line))) chain = m[1]!;
-    else if ((m = /^(.*\S)\s+# handle (\d+)$/.exec(line)) && chain) out.set(`${family} ${table} ${chain} ${m[2]}`, m[1]!);
-  }
-}
 
 /** The events of outer (VXLAN) packets as hops, each rule explained. */
 export function tunnelEventHops(events: TraceEvent[], name: string, where: string, rules: Map<string, string>, ctx: MeaningContext, localVtep: string | undefined): TraceHop[] {
@@ -120,7 +109,7 @@ export function ruleTexts(tables: Set<string>): Map<string, string> {
   for (const t of tables) {
     const [family, table] = t.split(' ');
     try {
-      parseHandles(listerNft.run(`list table ${family} ${table}\n`), family!, out);
+      for (const [k, v] of parseHandles(listerNft.run(`list table ${family} ${table}\n`), family!)) out.set(k, v);
     } catch { /* gone meanwhile */ }
   }
   return out;

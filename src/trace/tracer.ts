@@ -11,7 +11,7 @@ import { Worker } from 'node:worker_threads';
 import type { Daemon } from '../daemon.ts';
 import { Nft } from '../firewall/nft.ts';
 import { invalidParameter, LoomError } from '../util/errors.ts';
-import { TraceListener, type TraceEvent, type TracePacket } from './nftrace.ts';
+import { parseHandles, TraceListener, type TraceEvent, type TracePacket } from './nftrace.ts';
 import { meaningOf, type MeaningContext } from './meaning.ts';
 import { resolveParties, checkPort, type Party } from './parties.ts';
 import { linkNames, lookupRoute, type RouteHop } from './routes.ts';
@@ -122,19 +122,7 @@ class Prober {
   }
 }
 
-/** "table ip loom { chain forward { ... # handle 12" → rule text by family/table/chain/handle. */
-export function parseHandles(listing: string, family: string): Map<string, string> {
-  const out = new Map<string, string>();
-  let table = '', chain = '';
-  for (const raw of listing.split('\n')) {
-    const line = raw.trim();
-    let m: RegExpExecArray | null;
-    if ((m = /^table \S+ (\S+) \{/.exec(line))) table = m[1]!;
-    else if ((m = /^chain (\S+) \{/.exec(line))) chain = m[1]!;
-    else if ((m = /^(.*\S)\s+# handle (\d+)$/.exec(line)) && chain) out.set(`${family} ${table} ${chain} ${m[2]}`, m[1]!);
-  }
-  return out;
-}
+export { parseHandles } from './nftrace.ts';
 
 let traceSeq = 0;
 
