@@ -47,7 +47,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { PassThrough, Readable, Transform, type TransformCallback } from 'node:stream';
+import { PassThrough, Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import zlib from 'node:zlib';
 import type { StatementSync } from 'node:sqlite';
@@ -55,7 +55,7 @@ import type { Store } from '../store/sqlite.ts';
 import type { ImageRecord, ImageRunConfig } from '../core/types.ts';
 import { LoomError, invalidParameter, notFound } from '../util/errors.ts';
 import { extractLayer } from './layer.ts';
-import { decompressor, peek, sniffCompression } from '../runtime/images.ts';
+import { Digest, decompressor, peek, sniffCompression } from '../runtime/images.ts';
 import { normalize } from './reference.ts';
 
 export const MEDIA = {
@@ -93,16 +93,6 @@ const hex = (digest: string) => {
   if (!DIGEST_RE.test(digest)) throw invalidParameter(`invalid digest: ${digest}`);
   return digest.slice(7);
 };
-
-class Hasher extends Transform {
-  readonly hash = createHash('sha256');
-  bytes = 0;
-  override _transform(chunk: Buffer, _e: BufferEncoding, cb: TransformCallback): void {
-    this.hash.update(chunk);
-    this.bytes += chunk.length;
-    cb(null, chunk);
-  }
-}
 
 export class ImageStore {
   readonly root: string;
@@ -149,7 +139,7 @@ export class ImageStore {
   async ingestBlob(input: NodeJS.ReadableStream, expected?: string): Promise<{ digest: string; size: number }> {
     if (expected) hex(expected);
     const tmp = this.tmpPath();
-    const h = new Hasher();
+    const h = new Digest();
     try {
       await pipeline(input, h, fs.createWriteStream(tmp, { flags: 'wx' }));
       const digest = `sha256:${h.hash.digest('hex')}`;

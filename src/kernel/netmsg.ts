@@ -30,6 +30,18 @@ export function parseAttrs(body: Buffer, from: number): Attr[] {
   return out;
 }
 
+/** A message's attributes from `from` to `to` by type (nested flag cleared), as views into `buf`: for reading only. */
+export function attrMap(buf: Buffer, from: number, to = buf.length): Map<number, Buffer> {
+  const out = new Map<number, Buffer>();
+  for (let a = from; a + 4 <= to;) {
+    const len = buf.readUInt16LE(a);
+    if (len < 4 || a + len > to) break;
+    out.set(buf.readUInt16LE(a + 2) & NLA_TYPE_MASK, buf.subarray(a + 4, a + len));
+    a += (len + 3) & ~3;
+  }
+  return out;
+}
+
 function build(head: Buffer, attrs: Attr[]): Buffer {
   const parts: Buffer[] = [head];
   for (const a of attrs) {

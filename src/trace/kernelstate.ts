@@ -8,7 +8,7 @@ import net from 'node:net';
 import ipaddr from 'ipaddr.js';
 import { RawNetlinkSocket } from 'netlink';
 import { withNetns } from '../kernel/netns.ts';
-import { attrs } from './nftrace.ts';
+import { attrMap as attrs } from '../kernel/netmsg.ts';
 
 const NETLINK_ROUTE = 0, NETLINK_NETFILTER = 12;
 const NLM_F_REQUEST = 1, NLM_F_DUMP = 0x300;

@@ -3,6 +3,7 @@
 // policy as an NFT_MSG_TRACE message on NETLINK_NETFILTER's multicast group NFNLGRP_NFTRACE, in the
 // namespace where the hook runs. This is what `nft monitor trace` prints; here it is parsed into records.
 // The socket only receives, so the `netlink` package's RawNetlinkSocket is enough (as in firewall/watch.ts).
+import { attrMap as attrs } from '../kernel/netmsg.ts';
 import { RawNetlinkSocket } from 'netlink';
 import ipaddr from 'ipaddr.js';
 
@@ -40,19 +41,6 @@ export interface TraceEvent {
 
 function str(b: Buffer): string {
   return b.toString('latin1').replace(/\0.*$/s, '');
-}
-
-/** A netlink message's attributes from `from` to `to`, by type (nested flag cleared). */
-export function attrs(buf: Buffer, from: number, to = buf.length): Map<number, Buffer> {
-  const out = new Map<number, Buffer>();
-  let a = from;
-  while (a + 4 <= to) {
-    const len = buf.readUInt16LE(a);
-    if (len < 4 || a + len > to) break;
-    out.set(buf.readUInt16LE(a + 2) & 0x3fff, buf.subarray(a + 4, a + len));
-    a += (len + 3) & ~3;
-  }
-  return out;
 }
 
 function ipv4(b: Buffer, at: number): string {

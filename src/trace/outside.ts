@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import { RawNetlinkSocket } from 'netlink';
 import { Rtnl } from '../kernel/rtnl.ts';
+import { attrMap as attrs } from '../kernel/netmsg.ts';
 import { invalidParameter } from '../util/errors.ts';
 import { routeFor } from './routes.ts';
 
@@ -15,18 +16,6 @@ const RTM_NEWLINK = 16, RTM_GETLINK = 18, RTM_NEWNSID = 88, RTM_GETNSID = 90;
 const NLM_F_REQUEST = 1, NLMSG_ERROR = 2;
 const IFLA_IFNAME = 3, IFLA_LINK_NETNSID = 37;
 const NETNSA_NSID = 1, NETNSA_FD = 3;
-
-function attrs(buf: Buffer, from: number): Map<number, Buffer> {
-  const out = new Map<number, Buffer>();
-  let a = from;
-  while (a + 4 <= buf.length) {
-    const len = buf.readUInt16LE(a);
-    if (len < 4 || a + len > buf.length) break;
-    out.set(buf.readUInt16LE(a + 2) & 0x3fff, buf.subarray(a + 4, a + len));
-    a += (len + 3) & ~3;
-  }
-  return out;
-}
 
 /** One request, one answer (or the kernel's error) on a route socket of the daemon's namespace. */
 class RouteSocket {
